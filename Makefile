@@ -1,0 +1,55 @@
+# Two commands for a fresh machine with Python >= 3.11, git and make:
+#   make demo   run the incident playbook against the built-in sandbox
+#   make test   install everything from the lock and run lint, types, workflow checks and tests
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+# uv installs into .venv, only the versions and hashes pinned in uv.lock.
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: all install demo test lint typecheck workflows lock-check test-fast bench clean
+
+all: test
+
+# Bootstrap uv itself from PyPI, hash-checked, into a private tools venv.
+$(UV): requirements/bootstrap.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
+	touch $(UV)
+
+$(VENV)/.installed: $(UV) uv.lock pyproject.toml
+	$(UV) sync --locked --all-extras --quiet
+	touch $@
+
+install: $(VENV)/.installed
+
+lock-check: $(UV)
+	$(UV) lock --check
+
+demo: install
+	$(VENV)/bin/incidentops demo
+
+lint: install
+	$(VENV)/bin/ruff check scripts tests benchmarks
+	$(VENV)/bin/ruff format --check scripts tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+workflows: install
+	$(VENV)/bin/zizmor --offline .github/workflows
+
+test: lock-check install lint typecheck workflows
+	$(VENV)/bin/pytest -q
+
+test-fast: install
+	$(VENV)/bin/pytest -q -m "not slow and not act and not wrangler"
+
+bench: install
+	$(VENV)/bin/python benchmarks/declare.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

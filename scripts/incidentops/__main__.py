@@ -1,0 +1,5 @@
+import sys
+
+from incidentops.cli import main
+
+sys.exit(main())

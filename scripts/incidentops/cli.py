@@ -1,0 +1,67 @@
+"""Command line: parse arguments, call a flow, map its outcome to exit codes and GitHub annotations."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from incidentops import __version__
+from incidentops.errors import IncidentOpsError
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # a domain error: the message says what to do
+EXIT_USAGE = 2
+EXIT_BUG = 3  # anything else: a bug in incidentops
+
+
+def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
+    from incidentops.sandbox.serve import serve
+
+    return serve(
+        port=args.port, latency_ms=args.latency_ms, workdir=args.workdir, seed=args.seed, once=False
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incidentops",
+        description="GitOps incident response: incidents as markdown files in git, run from GitHub Actions.",
+    )
+    parser.add_argument("--version", action="version", version=f"incidentops {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sandbox = sub.add_parser("sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
+    serve = sandbox_sub.add_parser("serve", help="serve the emulated world on 127.0.0.1 until interrupted")
+    serve.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
+    serve.add_argument("--latency-ms", type=int, default=0, help="delay every response by this much")
+    serve.add_argument("--workdir", default=None, help="where to keep the bare repo (default: a temp dir)")
+    serve.add_argument("--seed", default=".", help="ops repository layout to seed from (default: .)")
+    serve.set_defaults(handler=_cmd_sandbox_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except IncidentOpsError as err:
+        print(f"::error::{_escape_annotation(str(err))}", flush=True)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _escape_annotation(message: str) -> str:
+    # Workflow commands end at a newline; GitHub documents %-encoding for these characters.
+    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

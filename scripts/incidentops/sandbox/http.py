@@ -1,0 +1,312 @@
+"""A small HTTP toolkit for the emulated services: routing, JSON, latency and fault injection.
+
+Every emulated API (GitHub, Cloudflare, demo services) is an `App`: a list of routes mapping
+(method, path pattern) to a handler that takes a `Request` and returns a `Response`. The server
+adds the cross-cutting behaviour tests rely on: `--latency-ms`, injected faults and a request log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # path below the app's mount prefix, percent-decoded per segment by the router
+    raw_path: str  # full request path as received, without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        """Decode the body as JSON; raise `HttpError(400)` when it is not."""
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise HttpError(400, {"message": f"Problems parsing JSON: {exc}"}) from exc
+
+    @property
+    def bearer(self) -> str | None:
+        auth = self.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() in ("bearer", "token") and token:
+            return token.strip()
+        return None
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # JSON-serialisable, or bytes/str sent as is
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> bytes:
+        if self.body is None:
+            return b""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        return json.dumps(self.body).encode()
+
+
+class HttpError(Exception):
+    """Raised by handlers to answer with an error status and body."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, body)
+        self.response = Response(status, body, headers or {})
+
+
+Handler = Callable[[Request], Response]
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    # "{name}" matches one path segment; "{name:path}" matches the rest, slashes included.
+    regex = re.sub(r"\{(\w+):path\}", r"(?P<\1>.+)", pattern)
+    regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", regex)
+    return re.compile(f"^{regex}/?$")
+
+
+class App:
+    """A set of routes; `dispatch` finds the handler or answers with `not_found`."""
+
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def route(self, method: str, pattern: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append((method.upper(), _compile(pattern), handler))
+            return handler
+
+        return register
+
+    def not_found(self, request: Request) -> Response:
+        return Response(404, {"message": "Not Found"})
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return Response(405, {"message": "Method Not Allowed"})
+
+    def dispatch(self, request: Request) -> Response:
+        path_matched = False
+        for method, regex, handler in self.routes:
+            match = regex.match(request.path)
+            if not match:
+                continue
+            path_matched = True
+            if method != request.method:
+                continue
+            request.params = {k: unquote(v) for k, v in match.groupdict().items()}
+            try:
+                return handler(request)
+            except HttpError as err:
+                return err.response
+        return self.method_not_allowed(request) if path_matched else self.not_found(request)
+
+
+@dataclass
+class Fault:
+    """An injected failure: matching requests get `status` (or a delay, or a dropped connection)."""
+
+    path: re.Pattern[str]
+    method: str | None = None
+    status: int | None = None
+    body: Any = None
+    retry_after: str | None = None
+    delay_ms: int = 0
+    drop: bool = False
+    count: int | None = 1  # None: every matching request, until cleared
+    hits: int = 0
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.method and self.method.upper() != method:
+            return False
+        if self.count is not None and self.hits >= self.count:
+            return False
+        return bool(self.path.search(path))
+
+
+@dataclass
+class LoggedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: str
+    status: int
+    at: float
+
+
+class Hub:
+    """Mount apps under path prefixes and share latency, faults and the request log between them."""
+
+    def __init__(self, latency_ms: int = 0) -> None:
+        self.latency_ms = latency_ms
+        self.mounts: list[tuple[str, App]] = []
+        self.faults: list[Fault] = []
+        self.log: list[LoggedRequest] = []
+        self.lock = threading.Lock()
+
+    def mount(self, prefix: str, app: App) -> None:
+        self.mounts.append((prefix.rstrip("/"), app))
+        self.mounts.sort(key=lambda m: len(m[0]), reverse=True)
+
+    def add_fault(self, spec: dict[str, Any]) -> Fault:
+        """Register a fault from the JSON of `POST /_sandbox/faults`."""
+        try:
+            fault = Fault(
+                path=re.compile(spec.get("path") or ".*"),
+                method=spec.get("method"),
+                status=spec.get("status"),
+                body=spec.get("body"),
+                retry_after=None if spec.get("retry_after") is None else str(spec["retry_after"]),
+                delay_ms=int(spec.get("delay_ms") or 0),
+                drop=bool(spec.get("drop", False)),
+                count=None if spec.get("count", 1) is None else int(spec.get("count", 1)),
+            )
+        except (re.error, TypeError, ValueError) as exc:
+            raise HttpError(400, {"message": f"bad fault spec: {exc}"}) from exc
+        with self.lock:
+            self.faults.append(fault)
+        return fault
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(method, path):
+                    fault.hits += 1
+                    return fault
+        return None
+
+    def handle(self, request: Request) -> Response:
+        for prefix, app in self.mounts:
+            if request.raw_path == prefix or request.raw_path.startswith(prefix + "/") or prefix == "":
+                request.path = request.raw_path[len(prefix) :] or "/"
+                return app.dispatch(request)
+        return Response(404, {"message": "Not Found"})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        return
+
+    def _serve(self) -> None:
+        hub = self.server.hub
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        request = Request(
+            method=self.command,
+            path=url.path,
+            raw_path=url.path,
+            query=parse_qs(url.query, keep_blank_values=True),
+            headers=headers,
+            body=body,
+        )
+        if hub.latency_ms:
+            time.sleep(hub.latency_ms / 1000)
+        fault = None if url.path.startswith("/_sandbox") else hub.take_fault(self.command, url.path)
+        if fault and fault.delay_ms:
+            time.sleep(fault.delay_ms / 1000)
+        if fault and fault.drop:
+            # Close without answering, as a reset connection or crashed proxy would.
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if fault and fault.status:
+            fault_headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+            response = Response(fault.status, fault.body or {"message": "injected fault"}, fault_headers)
+        else:
+            try:
+                response = hub.handle(request)
+            except HttpError as err:
+                response = err.response
+            except Exception as exc:  # a bug in the emulator: answer 500 and keep serving
+                response = Response(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})
+        payload = response.encode()
+        with hub.lock:
+            hub.log.append(
+                LoggedRequest(
+                    method=self.command,
+                    path=url.path,
+                    query=url.query,
+                    headers=headers,
+                    body=body.decode("utf-8", "replace"),
+                    status=response.status,
+                    at=time.time(),
+                )
+            )
+        self.send_response(response.status)
+        content_type = response.headers.get("Content-Type")
+        if content_type is None and not isinstance(response.body, (bytes, str)):
+            content_type = "application/json; charset=utf-8"
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for name, value in response.headers.items():
+            if name != "Content-Type":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], hub: Hub) -> None:
+        self.hub = hub
+        super().__init__(address, _Handler)
+
+
+class HttpServer:
+    """A threaded HTTP server on 127.0.0.1 serving a `Hub` in a background thread."""
+
+    def __init__(self, hub: Hub, port: int = 0) -> None:
+        self.hub = hub
+        self._server = _Server(("127.0.0.1", port), hub)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> HttpServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,145 @@
+"""The emulated world: GitHub and Cloudflare APIs on one 127.0.0.1 port, plus control endpoints.
+
+Mounts:
+  /api/v3      emulated GitHub REST API (backed by a real bare git repository)
+  /client/v4   emulated Cloudflare API
+  /_sandbox    control: recorded webhook events, injected faults, request log, contract violations
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from incidentops.sandbox.cloudflare import CloudflareEmulator
+from incidentops.sandbox.github import GitHubEmulator
+from incidentops.sandbox.http import App, Hub, HttpServer, Request, Response
+
+OWNER, REPO = "acme", "ops"
+
+# What a team's ops repository holds; the sandbox repo is seeded with this project's own copies.
+SEED_PATHS = (
+    "incidentops.yaml",
+    "templates",
+    "docs",
+    "deployments",
+    "incidents/README.md",
+    ".github",
+    "README.md",
+)
+
+
+def seed_tree(source: Path, target: Path) -> None:
+    """Copy the ops layout found in `source` into the work tree `target`."""
+    for rel in SEED_PATHS:
+        src = source / rel
+        dst = target / rel
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst)
+
+
+def _git(*args: str, cwd: Path) -> str:
+    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return result.stdout
+
+
+def create_bare_repo(workdir: Path, seed: Path) -> Path:
+    """Create `workdir/acme/ops.git` with one seed commit on `main`."""
+    bare = workdir / OWNER / f"{REPO}.git"
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    _git("init", "--bare", "-q", "-b", "main", str(bare), cwd=workdir)
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        tree = Path(tmp)
+        _git("init", "-q", "-b", "main", cwd=tree)
+        seed_tree(seed, tree)
+        (tree / "incidents").mkdir(exist_ok=True)
+        _git("add", "-A", cwd=tree)
+        _git(
+            "-c", "user.name=sandbox", "-c", "user.email=sandbox@incidentops.invalid",
+            "commit", "-q", "--allow-empty", "-m", "Seed the ops repository",
+            cwd=tree,
+        )
+        _git("push", "-q", str(bare), "main", cwd=tree)
+    return bare
+
+
+class Sandbox:
+    """Start and stop the whole emulated world; `info` is the ready line."""
+
+    def __init__(self, workdir: Path, seed: Path, latency_ms: int = 0, port: int = 0) -> None:
+        self.workdir = workdir
+        self.hub = Hub(latency_ms=latency_ms)
+        self.server = HttpServer(self.hub, port=port)
+        base = self.server.url
+        self.bare_repo = create_bare_repo(workdir, seed)
+        self.github = GitHubEmulator(
+            api_url=f"{base}/api/v3",
+            server_url=base,
+            owner=OWNER,
+            repo=REPO,
+            bare_repo=self.bare_repo,
+        )
+        self.cloudflare = CloudflareEmulator(api_base_url=f"{base}/client/v4")
+        self.hub.mount("/api/v3", self.github.app)
+        self.hub.mount("/client/v4", self.cloudflare.app)
+        self.hub.mount("/_sandbox", self._control_app())
+
+    def start(self) -> Sandbox:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        base = self.server.url
+        return {
+            "github_api_url": f"{base}/api/v3",
+            "github_server_url": base,
+            "repository": f"{OWNER}/{REPO}",
+            "bare_repo": str(self.bare_repo),
+            "actions_token": GitHubEmulator.ACTIONS_TOKEN,
+            "cloudflare_api_base_url": f"{base}/client/v4",
+            "cloudflare_account_id": self.cloudflare.account_id,
+            "cloudflare_api_token": self.cloudflare.token,
+            "control_url": f"{base}/_sandbox",
+        }
+
+    def _control_app(self) -> App:
+        app = App()
+
+        @app.route("GET", "/events")
+        def events(request: Request) -> Response:
+            since = int(request.arg("since", "0") or 0)
+            return Response(200, self.github.events[since:])
+
+        @app.route("POST", "/faults")
+        def add_fault(request: Request) -> Response:
+            spec = request.json() or {}
+            fault = self.hub.add_fault(spec)
+            return Response(201, {"path": fault.path.pattern, "count": fault.count})
+
+        @app.route("DELETE", "/faults")
+        def clear_faults(request: Request) -> Response:
+            with self.hub.lock:
+                self.hub.faults.clear()
+            return Response(204)
+
+        @app.route("GET", "/requests")
+        def requests(request: Request) -> Response:
+            with self.hub.lock:
+                return Response(200, [asdict(entry) for entry in self.hub.log])
+
+        @app.route("GET", "/violations")
+        def violations(request: Request) -> Response:
+            return Response(200, self.github.violations + self.cloudflare.violations)
+
+        return app
