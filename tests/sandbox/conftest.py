@@ -1,0 +1,75 @@
+"""A running GitHub emulator over a fresh bare repository, for the sandbox tests."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from incidentops.sandbox.github import GitHubEmulator
+from incidentops.sandbox.http import HttpServer, Hub
+
+
+@dataclass
+class GitHubWorld:
+    api_url: str
+    server_url: str
+    emulator: GitHubEmulator
+    hub: Hub
+    bare_repo: Path
+
+
+def _git(*args: str, cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_bare_repo(workdir: Path) -> Path:
+    """Create `workdir/acme/ops.git` with one seed commit on `main` holding a README and incidents/."""
+    seed = workdir / "seed"
+    (seed / "incidents").mkdir(parents=True)
+    (seed / "README.md").write_text("# acme ops\n")
+    (seed / "incidents" / "README.md").write_text("Incident records live here.\n")
+    try:
+        from incidentops.sandbox.server import create_bare_repo
+    except ImportError:  # the Cloudflare half of the sandbox may not be importable yet
+        create_bare_repo = None
+    if create_bare_repo is not None:
+        return create_bare_repo(workdir, seed)
+    bare = workdir / "acme" / "ops.git"
+    bare.parent.mkdir(parents=True)
+    _git("init", "--bare", "-q", "-b", "main", str(bare), cwd=workdir)
+    _git("init", "-q", "-b", "main", cwd=seed)
+    _git("add", "-A", cwd=seed)
+    _git(
+        "-c",
+        "user.name=sandbox",
+        "-c",
+        "user.email=sandbox@example.invalid",
+        "commit",
+        "-qm",
+        "Seed",
+        cwd=seed,
+    )
+    _git("push", "-q", str(bare), "main", cwd=seed)
+    return bare
+
+
+@pytest.fixture
+def github_world(tmp_path: Path) -> Iterator[GitHubWorld]:
+    """Serve a fresh `GitHubEmulator` on 127.0.0.1 under `/api/v3`."""
+    bare = make_bare_repo(tmp_path)
+    hub = Hub()
+    server = HttpServer(hub)
+    base = server.url
+    emulator = GitHubEmulator(
+        api_url=f"{base}/api/v3", server_url=base, owner="acme", repo="ops", bare_repo=bare
+    )
+    hub.mount("/api/v3", emulator.app)
+    server.start()
+    try:
+        yield GitHubWorld(f"{base}/api/v3", base, emulator, hub, bare)
+    finally:
+        server.stop()
