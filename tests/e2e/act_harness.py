@@ -1,0 +1,260 @@
+"""Run the real workflow files under act, offline, against the sandbox.
+
+Two halves:
+- outside the network namespace (`run_scenario`): find the tools, pre-warm a uv cache from uv.lock while
+  PyPI is still reachable, then start `act_scenario.py` under `unshare -n` with only loopback up;
+- inside it (`run_act`, used by act_scenario.py): run act on the host runner with every action the
+  workflow uses mapped to a stub in tests/act-stubs, and the sandbox's URLs and tokens passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+STUBS_DIR = REPO_ROOT / "tests" / "act-stubs"
+SCENARIO_SCRIPT = Path(__file__).with_name("act_scenario.py")
+
+# The stub that stands in for each action a workflow may use (act cannot clone from GitHub offline).
+STUBS = {
+    "actions/checkout": STUBS_DIR / "checkout",
+    "astral-sh/setup-uv": STUBS_DIR / "setup-uv",
+}
+
+# Every runs-on label needs a mapping; an unmapped one makes act skip the job and still exit 0.
+PLATFORMS = ("ubuntu-latest",)
+
+# What the CI of the ops repo installs: the runtime dependencies only, the way the workflow does it.
+UV_SYNC_ARGS = ("sync", "--locked", "--no-dev", "--no-editable", "--quiet")
+
+# Variables from the caller that must not leak into act's host runner (it inherits our environment).
+_LEAKY_PREFIXES = ("UV_", "GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV", "PIP_", "PYTHONPATH", "ACT_")
+
+
+@dataclass(frozen=True)
+class Tools:
+    """Host binaries the act runs need."""
+
+    act: Path
+    uv: Path
+    python: Path  # the interpreter the pre-warmed cache was built for
+    uv_cache_dir: Path
+
+
+@dataclass(frozen=True)
+class ActResult:
+    returncode: int
+    output: str
+    seconds: float
+    command: list[str]
+
+
+def find_tools() -> Tools:
+    """Locate act, uv, the base interpreter and the uv cache; raise FileNotFoundError if missing."""
+    bindir = Path(sys.executable).parent
+    act = _first_existing([bindir / "act", shutil.which("act")])
+    uv = _first_existing(
+        [
+            os.environ.get("INCIDENTOPS_ACT_UV"),
+            REPO_ROOT / ".tools" / "bin" / "uv",
+            bindir / "uv",
+            shutil.which("uv"),
+        ]
+    )
+    python = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    cache_env = os.environ.get("INCIDENTOPS_ACT_UV_CACHE")
+    if cache_env:
+        cache_dir = Path(cache_env)
+    else:
+        # The host's own uv cache: `make install` has already filled it from the same lock.
+        out = subprocess.run([str(uv), "cache", "dir"], capture_output=True, text=True, check=True)
+        cache_dir = Path(out.stdout.strip())
+    return Tools(act=act, uv=uv, python=python, uv_cache_dir=cache_dir)
+
+
+def _first_existing(candidates: list[Any]) -> Path:
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise FileNotFoundError(f"none of these exist: {[str(c) for c in candidates if c]}")
+
+
+def prewarm_uv_cache(tools: Tools, project: Path = REPO_ROOT) -> float:
+    """Install the runtime deps from uv.lock once into a scratch venv so the same cache works offline."""
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="act-prewarm-") as scratch:
+        env = clean_env()
+        env.update(
+            UV_CACHE_DIR=str(tools.uv_cache_dir),
+            UV_PROJECT_ENVIRONMENT=str(Path(scratch) / "venv"),
+            UV_PYTHON=str(tools.python),
+            UV_PYTHON_DOWNLOADS="never",
+        )
+        subprocess.run([str(tools.uv), *UV_SYNC_ARGS], cwd=project, env=env, check=True, timeout=600)
+    return time.monotonic() - started
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment without anything that would change how a workflow step behaves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
+    env.update(extra or {})
+    return env
+
+
+@cache
+def namespace_problem() -> str | None:
+    """Why no loopback-only network namespace can be made here, or None if it can."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare and ip (util-linux, iproute2) are needed to run act offline"
+    probe = subprocess.run(
+        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        return f"cannot create a network namespace (needs root): {probe.stderr.strip()}"
+    return None
+
+
+def workflow_uses(workflow: Path) -> list[str]:
+    """Every `uses:` of every step in a workflow file, in order."""
+    doc = YAML(typ="safe").load(workflow.read_text(encoding="utf-8"))
+    found: list[str] = []
+    for job in (doc.get("jobs") or {}).values():
+        for step in job.get("steps") or []:
+            if "uses" in step:
+                found.append(str(step["uses"]))
+    return found
+
+
+def local_repository_args(workflow: Path) -> list[str]:
+    """`--local-repository` flags mapping each action the workflow uses to its stub."""
+    args: list[str] = []
+    for uses in dict.fromkeys(workflow_uses(workflow)):
+        name, _, ref = uses.partition("@")
+        stub = STUBS.get(name)
+        if stub is None or not ref:
+            raise LookupError(f"{workflow.name} uses {uses!r}, which has no stub in {STUBS_DIR}")
+        args += ["--local-repository", f"{name}@{ref}={stub}"]
+    return args
+
+
+def run_act(
+    *,
+    workdir: Path,
+    event_name: str,
+    event_path: Path,
+    workflow: Path,
+    sandbox: dict[str, Any],
+    tools: Tools,
+    scratch: Path,
+    timeout: float = 300,
+) -> ActResult:
+    """Run one event through `workflow` with act on the host runner; never raises on act's failure."""
+    home = scratch / "home"
+    for sub in (home / ".config", home / ".cache"):
+        sub.mkdir(parents=True, exist_ok=True)
+    env = clean_env(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "ACT_DISABLE_VERSION_CHECK": "1",
+            "NO_COLOR": "1",
+        }
+    )
+    step_env = {
+        "GITHUB_API_URL": sandbox["github_api_url"],
+        "GITHUB_SERVER_URL": sandbox["github_server_url"],
+        "GITHUB_GRAPHQL_URL": sandbox["github_api_url"].removesuffix("/v3") + "/graphql",
+        "GITHUB_REPOSITORY": sandbox["repository"],
+        "CLOUDFLARE_API_BASE_URL": sandbox["cloudflare_api_base_url"],
+        "CLOUDFLARE_ACCOUNT_ID": sandbox["cloudflare_account_id"],
+        # For the stubs: where origin really lives, which uv and cache to use, for which interpreter.
+        "ACT_GIT_REMOTE": sandbox["bare_repo"],
+        "ACT_UV": str(tools.uv),
+        "ACT_UV_CACHE_DIR": str(tools.uv_cache_dir),
+        "ACT_PYTHON": str(tools.python),
+        "UV_NO_PROGRESS": "1",
+    }
+    command = [str(tools.act), event_name, "-e", str(event_path), "-W", str(workflow)]
+    for label in PLATFORMS:
+        command += ["-P", f"{label}=-self-hosted"]
+    command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
+    command += local_repository_args(workflow)
+    command += ["-s", f"GITHUB_TOKEN={sandbox['actions_token']}"]
+    command += ["-s", f"CLOUDFLARE_API_TOKEN={sandbox['cloudflare_api_token']}"]
+    for key, value in step_env.items():
+        command += ["--env", f"{key}={value}"]
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        returncode, output = proc.returncode, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        returncode, output = -1, partial + f"\n[harness] act timed out after {timeout} s"
+    return ActResult(returncode, output, time.monotonic() - started, command)
+
+
+def job_ran(output: str) -> bool:
+    """True if act actually started a job (a skipped job prints nothing at all)."""
+    return "Run Set up job" in output or re.search(r"Job (succeeded|failed)", output) is not None
+
+
+def run_scenario(scenario: str, out: Path, timeout: float = 600) -> dict[str, Any]:
+    """Pre-warm the uv cache, then run one act_scenario.py scenario in a loopback-only namespace."""
+    problem = namespace_problem()
+    if problem:
+        raise RuntimeError(problem)
+    tools = find_tools()
+    prewarm_seconds = prewarm_uv_cache(tools)
+    inner = [
+        sys.executable,
+        str(SCENARIO_SCRIPT),
+        "--scenario",
+        scenario,
+        "--out",
+        str(out),
+        "--act",
+        str(tools.act),
+        "--uv",
+        str(tools.uv),
+        "--python",
+        str(tools.python),
+        "--uv-cache-dir",
+        str(tools.uv_cache_dir),
+    ]
+    script = "ip link set lo up && exec " + shlex.join(inner)
+    proc = subprocess.run(
+        ["unshare", "-n", "sh", "-c", script],
+        cwd=REPO_ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if not out.is_file():
+        raise RuntimeError(
+            f"scenario {scenario} wrote no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
+    result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    result["prewarm_seconds"] = prewarm_seconds
+    result["scenario_exit"] = proc.returncode
+    result["scenario_stderr"] = proc.stderr[-5000:]
+    return result

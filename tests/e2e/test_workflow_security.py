@@ -1,0 +1,180 @@
+"""Static rules every workflow must keep, and zizmor as the security gate (offline)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ruamel.yaml import YAML
+
+from . import act_harness
+
+WORKFLOWS = act_harness.WORKFLOWS
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")  # the ones that write to main
+SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+ZIZMOR = Path(sys.executable).with_name("zizmor")
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    return doc
+
+
+def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_there_are_workflows() -> None:
+    names = {path.name for path in WORKFLOW_FILES}
+    assert {"incident.yml", "rollback.yml"} <= names
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path: Path) -> None:
+    uses = [str(step["uses"]) for step in steps(load(path)) if "uses" in step]
+    assert uses, "expected at least one action"
+    for ref in uses:
+        assert SHA_PIN.match(ref), f"{path.name}: {ref} is not pinned to a full commit SHA"
+    text = path.read_text(encoding="utf-8")
+    for ref in uses:
+        line = next(line for line in text.splitlines() if ref in line)
+        assert re.search(r"#\s*v\d+(\.\d+)*\s*$", line), (
+            f"{path.name}: no version comment on {line.strip()!r}"
+        )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*WORKFLOW_FILES, *sorted(act_harness.STUBS_DIR.glob("*/action.yml"))],
+    ids=lambda p: p.parent.name if p.name == "action.yml" else p.name,
+)
+def test_no_expression_is_expanded_inside_a_shell_script(path: Path) -> None:
+    doc = load(path)
+    all_steps = doc["runs"]["steps"] if "runs" in doc else steps(doc)
+    scripts = [str(step["run"]) for step in all_steps if "run" in step]
+    assert scripts
+    for script in scripts:
+        assert "${{" not in script, f"{path.name}: pass values through env:, not ${{{{ }}}} in run:\n{script}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_permissions_are_empty_at_the_top_and_explicit_per_job(path: Path) -> None:
+    doc = load(path)
+    assert "permissions" in doc and doc["permissions"] == {}, "top-level permissions must be {}"
+    allowed = {"contents", "issues", "pull-requests"}
+    for name, job in doc["jobs"].items():
+        assert "permissions" in job, f"job {name} has no permissions block"
+        assert set(job["permissions"]) <= allowed, f"job {name} asks for {job['permissions']}"
+        assert "timeout-minutes" in job, f"job {name} has no timeout"
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_writers_serialize_without_cancelling_and_start_from_the_live_tip(name: str) -> None:
+    doc = load(WORKFLOWS / name)
+    for job_name, job in doc["jobs"].items():
+        concurrency = job.get("concurrency") or doc.get("concurrency")
+        assert concurrency, f"{job_name}: no concurrency group"
+        assert concurrency["cancel-in-progress"] is False
+        assert "queue" not in concurrency, "act 0.2.89 rejects concurrency.queue"
+        assert job["permissions"] == {"contents": "write", "issues": "write", "pull-requests": "write"}
+        checkout = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+        assert checkout["with"]["ref"] == "main"
+        assert checkout["with"]["persist-credentials"] is False
+        run = next(s for s in job["steps"] if "handle-event" in str(s.get("run", "")))
+        assert run["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
+        assert run["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
+        assert "::add-mask::" in run["run"], "the derived git auth header must be masked"
+
+
+def test_concurrency_groups() -> None:
+    incident = load(WORKFLOWS / "incident.yml")["jobs"]["handle-event"]["concurrency"]
+    assert incident["group"] == "incident-${{ github.event.issue.number }}"
+    rollback = load(WORKFLOWS / "rollback.yml")["jobs"]["apply"]["concurrency"]
+    assert "${{" not in rollback["group"], "production rollbacks share one repository-wide group"
+
+
+def test_triggers() -> None:
+    incident = load(WORKFLOWS / "incident.yml")
+    # YAML 1.1 reads a bare `on` key as True; ruamel's safe loader keeps it as the string "on".
+    on = incident.get("on", incident.get(True))
+    assert on == {
+        "issues": {"types": ["labeled", "unlabeled", "closed", "reopened"]},
+        "issue_comment": {"types": ["created"]},
+    }
+    rollback = load(WORKFLOWS / "rollback.yml")
+    assert rollback.get("on", rollback.get(True)) == {"pull_request": {"types": ["closed"]}}
+    condition = rollback["jobs"]["apply"]["if"]
+    assert "github.event.pull_request.merged == true" in condition
+    assert "contains(github.event.pull_request.labels.*.name, 'rollback')" in condition
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_install_is_from_the_lock_with_the_pinned_uv(name: str) -> None:
+    doc = load(WORKFLOWS / name)
+    all_steps = steps(doc)
+    setup = next(s for s in all_steps if str(s.get("uses", "")).startswith("astral-sh/setup-uv@"))
+    bootstrap = (act_harness.REPO_ROOT / "requirements" / "bootstrap.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^uv==(\S+)", bootstrap, re.M)
+    assert pinned and setup["with"]["version"] == pinned.group(1)
+    assert setup["with"]["enable-cache"] is True
+    assert setup["with"]["cache-dependency-glob"] == "uv.lock"
+    installs = [s["run"] for s in all_steps if "uv sync" in str(s.get("run", ""))]
+    assert installs == ["uv sync --locked --no-dev --no-editable"]
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_every_action_has_an_act_stub(name: str) -> None:
+    flags = act_harness.local_repository_args(WORKFLOWS / name)
+    assert len(flags) == 2 * len(set(act_harness.workflow_uses(WORKFLOWS / name)))
+
+
+def test_the_only_zizmor_exception_is_the_reviewed_issue_comment_trigger() -> None:
+    ignores = [
+        (path.name, line.strip())
+        for path in WORKFLOW_FILES
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "zizmor: ignore" in line
+    ]
+    assert ignores == [
+        ("incident.yml", "issue_comment:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above")
+    ]
+    assert not (act_harness.REPO_ROOT / "zizmor.yml").exists(), "no repository-wide zizmor config is needed"
+
+
+def _zizmor(*targets: str | Path) -> subprocess.CompletedProcess[str]:
+    zizmor = ZIZMOR if ZIZMOR.is_file() else shutil.which("zizmor")
+    if zizmor is None:
+        pytest.fail("zizmor is not installed (it is in the dev group of uv.lock)")
+    env = act_harness.clean_env()
+    env.pop("GH_TOKEN", None)  # a token would switch on online audits
+    return subprocess.run(
+        [str(zizmor), "--offline", *map(str, targets)], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def test_zizmor_finds_nothing() -> None:
+    result = _zizmor(WORKFLOWS, WORKFLOWS.parent / "dependabot.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_would_catch_an_injected_expression(tmp_path: Path) -> None:
+    """The gate is not vacuous: the same workflow with event text in a script fails it."""
+    text = (WORKFLOWS / "incident.yml").read_text(encoding="utf-8")
+    bad = text.replace(
+        "      - name: Handle the event\n",
+        '      - name: Echo the title\n        run: echo "${{ github.event.issue.title }}"\n\n'
+        "      - name: Handle the event\n",
+    )
+    assert bad != text
+    target = tmp_path / ".github" / "workflows" / "incident.yml"
+    target.parent.mkdir(parents=True)
+    target.write_text(bad, encoding="utf-8")
+    result = _zizmor(target)
+    assert result.returncode == 14, result.stdout + result.stderr
+    assert "template-injection" in result.stdout
