@@ -18,8 +18,41 @@ EXIT_BUG = 3  # anything else: a bug in incidentops
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from incidentops.sandbox.serve import serve
 
-    return serve(
-        port=args.port, latency_ms=args.latency_ms, workdir=args.workdir, seed=args.seed, once=False
+    return serve(port=args.port, latency_ms=args.latency_ms, workdir=args.workdir, seed=args.seed, once=False)
+
+
+def _cmd_handle_event(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.dispatch import handle_from_env
+
+    runner = Runner(redact=Redactor.from_env(os.environ))
+    _, outcome = handle_from_env(os.environ)
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
+        runner.say(f"  - {step}")
+    if outcome.status != "skipped":
+        runner.annotate(outcome.level, outcome.message)
+    runner.summary(_summary(outcome))
+    runner.output("status", outcome.status)
+    if outcome.incident_id:
+        runner.output("incident_id", outcome.incident_id)
+    return outcome.exit_code
+
+
+def _summary(outcome: object) -> str:
+    from incidentops.render import render
+
+    headline = getattr(outcome, "message", "")
+    return render(
+        "summary-declare.md.j2",
+        None,
+        headline=headline,
+        incident=None,
+        path=getattr(outcome, "path", None),
+        steps=getattr(outcome, "steps", []),
     )
 
 
@@ -30,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"incidentops {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    handle = sub.add_parser(
+        "handle-event",
+        help="run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
+    )
+    handle.set_defaults(handler=_cmd_handle_event)
 
     sandbox = sub.add_parser("sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")

@@ -22,8 +22,15 @@ class ConfigError(IncidentOpsError):
 class ApiError(IncidentOpsError):
     """An outside API (GitHub, Cloudflare) answered with an error or could not be reached."""
 
-    def __init__(self, service: str, message: str, *, status: int | None = None, code: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(f"{service}: {message}", hint=hint)
         self.service = service
         self.status = status

@@ -1,0 +1,149 @@
+"""The only module that runs git: sync the workspace, commit a change, push with fetch-and-reapply on rejection.
+
+A rejected push is handled by fetching the new tip and re-applying our edit function to the files as they
+are now (a rebase of our one commit, without textual conflicts because the edit is re-computed). We never
+force-push: other incidents' commits and people's edits on the default branch are never lost.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from incidentops.errors import GitError
+
+BOT_NAME = "github-actions[bot]"
+BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+
+# An edit reads files through the callable and returns {path: new text}; empty means nothing to change.
+Edit = Callable[[Callable[[str], str | None]], Mapping[str, str]]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    sha: str | None  # None when the edit had nothing to change
+    attempts: int
+    changed: tuple[str, ...]
+
+
+class PushRejected(Exception):
+    """The remote refused our push (someone else pushed first, or a hook said no)."""
+
+
+class GitRepo:
+    """A working tree whose `origin` is the ops repository."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        branch: str = "main",
+        remote: str = "origin",
+        author: tuple[str, str] = (BOT_NAME, BOT_EMAIL),
+        max_attempts: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.workdir = workdir
+        self.branch = branch
+        self.remote = remote
+        self.author = author
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.commands: list[str] = []  # what was run, for the job summary and tests
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run one git command in the work tree (the single choke point for git)."""
+        env = dict(os.environ)
+        env.update(
+            GIT_AUTHOR_NAME=self.author[0],
+            GIT_AUTHOR_EMAIL=self.author[1],
+            GIT_COMMITTER_NAME=self.author[0],
+            GIT_COMMITTER_EMAIL=self.author[1],
+            GIT_TERMINAL_PROMPT="0",
+        )
+        self.commands.append("git " + " ".join(args))
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=self.workdir, env=env, capture_output=True, text=True, timeout=120
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed or not on PATH", hint="Install git and run again.") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(
+                f"git {args[0]} did not finish within 120 s", hint="Check the remote is reachable."
+            ) from exc
+        if check and result.returncode != 0:
+            raise GitError(
+                f"git {' '.join(args[:2])} failed: {result.stderr.strip()[-500:]}",
+                hint="Is this the ops repository checkout, with an 'origin' remote you may push to?",
+            )
+        return result
+
+    def sync(self) -> str:
+        """Move the work tree to the remote branch's current tip; return its sha."""
+        self.run("fetch", "--quiet", self.remote, self.branch)
+        self.run("checkout", "--quiet", "-B", self.branch, f"{self.remote}/{self.branch}")
+        self.run("reset", "--quiet", "--hard", f"{self.remote}/{self.branch}")
+        return self.run("rev-parse", "HEAD").stdout.strip()
+
+    def read(self, path: str) -> str | None:
+        """A file's text in the work tree, or None if it does not exist."""
+        full = self.workdir / path
+        try:
+            return full.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def _push(self) -> None:
+        result = self.run(
+            "push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{self.branch}", check=False
+        )
+        if result.returncode == 0:
+            return
+        text = (result.stdout + result.stderr).lower()
+        rejected_markers = (
+            "rejected",
+            "non-fast-forward",
+            "fetch first",
+            "failed to update ref",
+            "cannot lock ref",
+        )
+        if any(marker in text for marker in rejected_markers) or "hook declined" in text:
+            raise PushRejected(result.stderr.strip()[-300:])
+        raise GitError(
+            f"git push failed: {result.stderr.strip()[-500:]}",
+            hint="Check the workflow has 'contents: write' and the token may push to the default branch.",
+        )
+
+    def commit(self, edit: Edit, message: str) -> CommitResult:
+        """Apply `edit` on the latest tip, commit and push; on rejection re-apply on the new tip and retry."""
+        for attempt in range(1, self.max_attempts + 1):
+            self.sync()
+            changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
+            if not changes:
+                return CommitResult(None, attempt, ())
+            for path, text in changes.items():
+                full = self.workdir / path
+                full.parent.mkdir(parents=True, exist_ok=True)
+                full.write_text(text, encoding="utf-8")
+                self.run("add", "--", path)
+            self.run("commit", "--quiet", "--no-verify", "-m", message)
+            try:
+                self._push()
+            except PushRejected:
+                if attempt == self.max_attempts:
+                    break
+                # Someone pushed first; back off a little (jittered, so racing runs spread out) and re-apply.
+                self.sleep(min(0.2 * 2 ** (attempt - 1), 3.0) * random.uniform(0.5, 1.5))
+                continue
+            sha = self.run("rev-parse", "HEAD").stdout.strip()
+            return CommitResult(sha, attempt, tuple(changes))
+        raise GitError(
+            f"push to {self.branch} was rejected {self.max_attempts} times in a row",
+            hint="The default branch is changing very fast or is protected; re-run the job to try again "
+            "(nothing was lost: the change is re-computed from the event).",
+        )

@@ -1,0 +1,194 @@
+"""The only module that talks to the GitHub API (through PyGithub).
+
+Reads are retried by PyGithub (5xx, rate limits with Retry-After). Writes are not blindly retried, since a
+5xx can still have created the comment: each write looks up before it creates (comments carry a hidden
+marker) and reads again before it retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from github import Auth, Github, GithubException
+from github.GithubRetry import GithubRetry
+from github.Issue import Issue as GhIssue
+from github.IssueComment import IssueComment
+from github.Repository import Repository
+from requests.exceptions import RequestException
+
+from incidentops.errors import ApiError, IncidentOpsError
+
+T = TypeVar("T")
+DEFAULT_API_URL = "https://api.github.com"
+MAX_BODY = 60_000  # GitHub rejects bodies over 65 536 characters; keep a margin
+
+
+@dataclass(frozen=True)
+class PostedComment:
+    id: int
+    url: str
+    created: bool  # False when an earlier run had already posted it
+
+
+def truncate_body(body: str) -> str:
+    """Keep a comment under GitHub's size limit, saying so when text was cut."""
+    if len(body) <= MAX_BODY:
+        return body
+    return body[: MAX_BODY - 80] + "\n\n… (truncated: the full text is in the incident file)"
+
+
+def _describe(exc: GithubException) -> str:
+    data = exc.data if isinstance(exc.data, dict) else {}
+    message = data.get("message") or str(exc.data or "")
+    return f"HTTP {exc.status}: {message}".strip()
+
+
+class GitHubClient:
+    """Operations on one repository, as the product needs them."""
+
+    def __init__(
+        self,
+        token: str,
+        repository: str,
+        api_url: str = DEFAULT_API_URL,
+        retries: int = 3,
+        secondary_rate_wait: float = 60,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not token:
+            raise IncidentOpsError(
+                "GITHUB_TOKEN is not set",
+                hint="Pass `GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}` in the step's env.",
+            )
+        if "/" not in repository:
+            raise IncidentOpsError(f"GITHUB_REPOSITORY {repository!r} is not owner/name")
+        retry = (
+            GithubRetry(
+                total=retries,
+                backoff_factor=0.5,
+                secondary_rate_wait=secondary_rate_wait,
+                # Never re-send POST/PATCH: a 5xx may still have created the object.
+                allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
+                status_forcelist=[*range(500, 600), 429],
+            )
+            if retries
+            else None
+        )
+        self._gh = Github(
+            auth=Auth.Token(token),
+            base_url=api_url.rstrip("/"),
+            retry=retry,
+            timeout=20,
+            seconds_between_requests=0,
+            seconds_between_writes=0,
+            lazy=True,
+        )
+        self.repository = repository
+        self.sleep = sleep
+        self.calls = 0
+        self._repo: Repository | None = None
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        self.calls += 1
+        try:
+            return fn()
+        except GithubException as exc:
+            raise ApiError("GitHub", f"{what} failed: {_describe(exc)}", status=exc.status) from exc
+        except RequestException as exc:
+            raise ApiError(
+                "GitHub", f"{what} failed: {type(exc).__name__}", hint="GitHub may be down; re-run the job."
+            ) from exc
+
+    @property
+    def repo(self) -> Repository:
+        if self._repo is None:
+            self._repo = self._gh.get_repo(self.repository, lazy=True)
+        return self._repo
+
+    def issue(self, number: int) -> GhIssue:
+        return self._call(f"reading issue #{number}", lambda: self.repo.get_issue(number))
+
+    def role_of(self, login: str) -> str:
+        """The actor's repository role: admin, maintain, write, triage, read or none."""
+
+        def fetch() -> Any:
+            # PyGithub's get_collaborator_permission returns only the legacy value (maintain shows as
+            # write); the same response also carries the fine-grained role_name, which we need.
+            _, data = self.repo._requester.requestJsonAndCheck(
+                "GET", f"{self.repo.url}/collaborators/{login}/permission"
+            )
+            return data
+
+        try:
+            data = self._call(f"checking {login}'s permission", fetch)
+        except ApiError as err:
+            if err.status == 404:  # not a collaborator
+                return "none"
+            raise
+        if not isinstance(data, dict):
+            return "none"
+        return str(data.get("role_name") or data.get("permission") or "none")
+
+    def add_labels(self, number: int, *labels: str) -> None:
+        """Add labels (adding a label twice is harmless, so this write may be repeated)."""
+        issue = self.issue(number)
+        self._write(
+            f"labelling #{number}",
+            lambda: issue.add_to_labels(*labels),
+            lambda: all(self.issue_has_label(number, label) for label in labels),
+        )
+
+    def issue_has_label(self, number: int, label: str) -> bool:
+        issue = self.issue(number)
+        return self._call(
+            f"reading labels of #{number}", lambda: any(item.name == label for item in issue.get_labels())
+        )
+
+    def find_comment(self, number: int, marker: str) -> IssueComment | None:
+        """The bot's comment carrying `marker`, if an earlier run already posted it."""
+        issue = self.issue(number)
+
+        def scan() -> IssueComment | None:
+            for comment in issue.get_comments():
+                if marker in (comment.body or ""):
+                    return comment
+            return None
+
+        return self._call(f"reading comments of #{number}", scan)
+
+    def post_comment_once(self, number: int, marker: str, body: str) -> PostedComment:
+        """Post `body` unless a comment with `marker` exists; safe to call again for the same event."""
+        existing = self.find_comment(number, marker)
+        if existing is not None:
+            return PostedComment(existing.id, existing.html_url, created=False)
+        issue = self.issue(number)
+        text = truncate_body(body if marker in body else f"{marker}\n{body}")
+        created = self._write(
+            f"commenting on #{number}",
+            lambda: issue.create_comment(text),
+            lambda: self.find_comment(number, marker) is not None,
+        )
+        if created is None:  # it landed on an earlier attempt whose answer was lost
+            found = self.find_comment(number, marker)
+            assert found is not None
+            return PostedComment(found.id, found.html_url, created=True)
+        return PostedComment(created.id, created.html_url, created=True)
+
+    def _write(
+        self, what: str, do: Callable[[], T], landed: Callable[[], bool], attempts: int = 3
+    ) -> T | None:
+        """Run a non-idempotent write; after an ambiguous failure, check whether it landed before retrying."""
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._call(what, do)
+            except ApiError as err:
+                retryable = err.status is None or err.status >= 500 or err.status in (403, 429)
+                if not retryable or attempt == attempts:
+                    raise
+                self.sleep(min(2.0**attempt, 10.0))
+                if landed():
+                    return None
+        return None

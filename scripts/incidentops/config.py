@@ -1,0 +1,231 @@
+"""Load and validate `incidentops.yaml`; every error names the file, the key, what was found and what is expected."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from incidentops.errors import ConfigError
+
+CONFIG_FILE = "incidentops.yaml"
+
+# GitHub repository roles, weakest first; "none" is an outsider.
+ROLES = ("none", "read", "triage", "write", "maintain", "admin")
+ACTIONS = (
+    "declare",
+    "escalate",
+    "contain",
+    "lift",
+    "rollback_plan",
+    "rollback_apply",
+    "resolve",
+    "followup",
+    "note",
+)
+SERVICE_KINDS = ("worker", "pages")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    kind: str  # "worker" | "pages"
+    cloudflare_name: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    account_id: str
+    zone_id: str
+    base_urls: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Config:
+    severities: dict[str, str]  # label -> severity, e.g. "sev-1" -> "SEV-1"
+    incident_label: str
+    default_branch: str
+    incidents_dir: str
+    services: tuple[Service, ...]
+    environments: tuple[Environment, ...]
+    permissions: dict[str, str]  # action -> minimum role
+    source: str = CONFIG_FILE
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def service(self, name: str) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def environment(self, name: str) -> Environment | None:
+        return next((e for e in self.environments if e.name == name), None)
+
+    def severity_rank(self, severity: str) -> int:
+        """Lower is more severe: SEV-1 ranks 1."""
+        digits = re.sub(r"\D", "", severity)
+        return int(digits) if digits else 99
+
+    def allows(self, action: str, role: str) -> bool:
+        """Whether a repository `role` meets the configured minimum for `action`."""
+        needed = self.permissions.get(action, "admin")
+        return _role_rank(role) >= _role_rank(needed)
+
+
+def _role_rank(role: str) -> int:
+    return ROLES.index(role) if role in ROLES else 0
+
+
+class _Checker:
+    """Collects precise validation errors while walking the raw document."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.errors: list[str] = []
+
+    def error(self, key: str, found: Any, expected: str) -> None:
+        self.errors.append(f"{self.source}: {key}: found {found!r}, expected {expected}")
+
+    def mapping(self, value: Any, key: str, allowed: tuple[str, ...], required: tuple[str, ...]) -> dict:
+        if not isinstance(value, dict):
+            self.error(key, value, "a mapping")
+            return {}
+        for name in value:
+            if name not in allowed:
+                where = f"{key}.{name}" if key else str(name)
+                self.error(where, "an unknown key", f"one of {', '.join(allowed)}")
+        for name in required:
+            if name not in value:
+                where = f"{key}.{name}" if key else name
+                self.error(where, "nothing", "this required key")
+        return value
+
+    def string(self, value: Any, key: str, pattern: re.Pattern[str] | None = None, hint: str = "") -> str:
+        if not isinstance(value, str) or not value:
+            self.error(key, value, "a non-empty string")
+            return ""
+        if pattern and not pattern.match(value):
+            self.error(key, value, hint or f"a string matching {pattern.pattern}")
+        return value
+
+
+def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
+    """Validate a loaded YAML document and build a `Config`, or raise `ConfigError` listing every problem."""
+    check = _Checker(source)
+    top_keys = (
+        "version",
+        "severities",
+        "incident_label",
+        "default_branch",
+        "incidents_dir",
+        "services",
+        "environments",
+        "permissions",
+    )
+    doc = check.mapping(
+        data, "", top_keys, ("version", "severities", "services", "environments", "permissions")
+    )
+    if doc.get("version", 1) != 1:
+        check.error("version", doc.get("version"), "1")
+
+    severities: dict[str, str] = {}
+    raw_sev = doc.get("severities", {})
+    if isinstance(raw_sev, dict) and raw_sev:
+        for label, severity in raw_sev.items():
+            label_s = check.string(label, f"severities.{label}")
+            sev_s = check.string(
+                severity, f"severities.{label}", re.compile(r"^SEV-\d$"), "a severity like SEV-1"
+            )
+            severities[label_s] = sev_s
+    else:
+        check.error("severities", raw_sev, "a mapping of label to severity, e.g. sev-1: SEV-1")
+
+    services: list[Service] = []
+    raw_services = doc.get("services", [])
+    if not isinstance(raw_services, list) or not raw_services:
+        check.error("services", raw_services, "a non-empty list of services")
+        raw_services = []
+    seen: set[str] = set()
+    for i, raw in enumerate(raw_services):
+        key = f"services[{i}]"
+        item = check.mapping(raw, key, ("name", "kind", "cloudflare_name"), ("name", "kind"))
+        name = check.string(item.get("name"), f"{key}.name", _NAME, "a lower-case name like api-worker")
+        kind = item.get("kind")
+        if kind not in SERVICE_KINDS:
+            check.error(f"{key}.kind", kind, f"one of {', '.join(SERVICE_KINDS)}")
+        cf_name = check.string(item.get("cloudflare_name", name), f"{key}.cloudflare_name")
+        if name in seen:
+            check.error(f"{key}.name", name, "a name not used by another service")
+        seen.add(name)
+        services.append(Service(name=name, kind=str(kind), cloudflare_name=cf_name))
+
+    environments: list[Environment] = []
+    raw_envs = doc.get("environments", [])
+    if not isinstance(raw_envs, list) or not raw_envs:
+        check.error("environments", raw_envs, "a non-empty list of environments")
+        raw_envs = []
+    hex32 = re.compile(r"^[0-9a-f]{32}$")
+    for i, raw in enumerate(raw_envs):
+        key = f"environments[{i}]"
+        item = check.mapping(
+            raw, key, ("name", "account_id", "zone_id", "base_urls"), ("name", "account_id", "zone_id")
+        )
+        name = check.string(item.get("name"), f"{key}.name", _NAME, "a lower-case name like production")
+        account = check.string(item.get("account_id"), f"{key}.account_id", hex32, "a 32-character hex id")
+        zone = check.string(item.get("zone_id"), f"{key}.zone_id", hex32, "a 32-character hex id")
+        urls = item.get("base_urls", {})
+        base_urls: dict[str, str] = {}
+        if not isinstance(urls, dict):
+            check.error(f"{key}.base_urls", urls, "a mapping of name to URL")
+        else:
+            for url_name, url in urls.items():
+                base_urls[str(url_name)] = check.string(
+                    url, f"{key}.base_urls.{url_name}", re.compile(r"^https?://"), "an http(s) URL"
+                )
+        environments.append(Environment(name=name, account_id=account, zone_id=zone, base_urls=base_urls))
+
+    permissions: dict[str, str] = {}
+    raw_perms = check.mapping(doc.get("permissions", {}), "permissions", ACTIONS, ())
+    for action in ACTIONS:
+        role = raw_perms.get(action, "admin")
+        if role not in ROLES[1:]:
+            check.error(f"permissions.{action}", role, f"one of {', '.join(ROLES[1:])}")
+        permissions[action] = str(role)
+
+    if check.errors:
+        raise ConfigError(
+            "invalid configuration:\n  " + "\n  ".join(check.errors),
+            hint=f"Fix {source} and run again.",
+        )
+    return Config(
+        severities=severities,
+        incident_label=str(doc.get("incident_label", "incident")),
+        default_branch=str(doc.get("default_branch", "main")),
+        incidents_dir=str(doc.get("incidents_dir", "incidents")),
+        services=tuple(services),
+        environments=tuple(environments),
+        permissions=permissions,
+        source=source,
+    )
+
+
+def load_config(workspace: Path) -> Config:
+    """Read `incidentops.yaml` from the workspace root."""
+    path = workspace / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{CONFIG_FILE} not found in {workspace.name or workspace}",
+            hint="Run from the ops repository root (the workflow checks it out) or create the file.",
+        )
+    try:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise ConfigError(
+            f"{CONFIG_FILE} is not valid YAML: {exc}", hint="Fix the syntax and run again."
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{CONFIG_FILE} is not UTF-8 text: {exc}") from exc
+    return parse_config(data, CONFIG_FILE)

@@ -1,0 +1,267 @@
+"""The incident file: YAML front matter plus markdown sections, edited surgically.
+
+The machine owns the front matter keys it writes and the rows it appends; everything else belongs to
+people. Edits therefore work on text: setting a field rewrites only that key's line, appending a timeline
+row inserts one line at the end of the Timeline table. A human's edits anywhere else survive byte for byte,
+and every bot change is a one- or two-line diff in `git log -p`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from incidentops.core.timefmt import format_ts
+from incidentops.errors import IncidentOpsError
+
+FENCE = "---"
+# Keys in the order a new file lists them (design.md "The incident file").
+FIELD_ORDER = (
+    "id",
+    "title",
+    "severity",
+    "status",
+    "environment",
+    "started_at",
+    "declared_at",
+    "issue",
+    "commander",
+    "comms_owner",
+    "services",
+    "impact",
+    "tenant_isolation_risk",
+    "deploy_regression_suspected",
+    "security_impacting",
+    "risks",
+    "containment",
+    "rollback",
+    "verification",
+    "escalations",
+    "unknown_fields",
+    "resolved_at",
+    "closed_at",
+)
+
+
+class IncidentFileError(IncidentOpsError):
+    """An incident file cannot be read as front matter plus markdown."""
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    at: str  # UTC timestamp
+    who: str  # GitHub login, or "incidentops"
+    what: str
+    link: str = ""  # markdown link or command text
+    key: str = ""  # idempotency key of the event that produced the row
+
+
+def _dumper() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.default_flow_style = True
+    yaml.width = 1_000_000_000  # one line per key, whatever its length
+    return yaml
+
+
+_BIDI_AND_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_line(text: str, limit: int = 500) -> str:
+    """Make user text safe for a single-line field: no control or direction-override characters, bounded."""
+    text = _BIDI_AND_CONTROL.sub("", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    text = re.sub(r" {2,}", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def dump_field(key: str, value: Any) -> str:
+    """Render one front matter key as a single line of YAML (flow style), newline included."""
+    buffer = io.StringIO()
+    _dumper().dump({key: value}, buffer)
+    line = buffer.getvalue()
+    # The flow-style dumper wraps the whole mapping in braces: `{key: value}` -> `key: value`.
+    if line.startswith("{") and line.rstrip("\n").endswith("}"):
+        line = line.rstrip("\n")[1:-1] + "\n"
+    return line
+
+
+def _normalise(value: Any) -> Any:
+    # A human may write an unquoted timestamp; the rest of the code compares strings.
+    if isinstance(value, datetime):
+        return format_ts(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalise(v) for v in value]
+    return value
+
+
+def split(text: str) -> tuple[str, str]:
+    """Return (front matter text without fences, body) or raise `IncidentFileError`."""
+    if not text.startswith(FENCE + "\n"):
+        raise IncidentFileError("incident file does not start with a '---' front matter line")
+    end = text.find("\n" + FENCE + "\n", len(FENCE))
+    if end == -1:
+        if text.endswith("\n" + FENCE):
+            end = len(text) - len(FENCE) - 1
+        else:
+            raise IncidentFileError("incident file front matter has no closing '---' line")
+    return text[len(FENCE) + 1 : end + 1], text[end + len(FENCE) + 2 :]
+
+
+def read_fields(text: str) -> dict[str, Any]:
+    """Parse the front matter into plain Python values."""
+    front, _ = split(text)
+    try:
+        data = YAML(typ="safe").load(front)
+    except YAMLError as exc:
+        raise IncidentFileError(f"incident front matter is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise IncidentFileError("incident front matter is not a mapping of keys to values")
+    return _normalise(data)
+
+
+def _key_spans(front: str) -> dict[str, tuple[int, int]]:
+    """Line ranges [start, end) of each top-level key, continuation lines included."""
+    lines = front.split("\n")
+    spans: dict[str, tuple[int, int]] = {}
+    current: str | None = None
+    start = last = 0
+    for i, line in enumerate(lines):
+        match = re.match(r"^([A-Za-z_][\w-]*):(\s|$)", line)
+        if match:
+            if current is not None:
+                spans[current] = (start, last + 1)
+            current, start, last = match.group(1), i, i
+        elif line[:1].isspace() and line.strip() and current is not None:
+            last = i  # an indented continuation line belongs to the key above
+        elif line and current is not None:
+            # A top-level comment or anything else ends the key; humans' comments are never rewritten.
+            spans[current] = (start, last + 1)
+            current = None
+    if current is not None:
+        spans[current] = (start, last + 1)
+    return spans
+
+
+def set_fields(text: str, updates: dict[str, Any]) -> str:
+    """Rewrite only the lines of the given front matter keys (adding missing keys before the closing fence)."""
+    front, body = split(text)
+    lines = front.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    trailing = "\n"
+    for key, value in updates.items():
+        spans = _key_spans("\n".join(lines) + trailing)
+        new = dump_field(key, value).rstrip("\n").split("\n")
+        if key in spans:
+            start, end = spans[key]
+            if lines[start:end] != new:
+                lines[start:end] = new
+        else:
+            lines.extend(new)
+    new_text = FENCE + "\n" + "\n".join(lines) + trailing + FENCE + "\n" + body
+    read_fields(new_text)  # never write a file we could not read back
+    return new_text
+
+
+def render_front_matter(fields: dict[str, Any]) -> str:
+    """Front matter for a new file, keys in the documented order."""
+    ordered = [k for k in FIELD_ORDER if k in fields] + [k for k in fields if k not in FIELD_ORDER]
+    return "".join(dump_field(key, fields[key]) for key in ordered)
+
+
+def escape_cell(text: str) -> str:
+    """Make text safe inside one markdown table cell: one line, no pipes, no raw HTML."""
+    text = clean_line(text, limit=2000)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def event_marker(key: str) -> str:
+    """The hidden marker that records which event produced a row."""
+    return f"<!-- ev:{escape_cell(key).replace('--', '-')} -->"
+
+
+def format_row(row: TimelineRow) -> str:
+    """One timeline table line; the event key rides along as an invisible HTML comment."""
+    who = escape_cell(row.who)
+    if who and who != "incidentops" and not who.startswith("@"):
+        who = "@" + who
+    link = row.link  # already markdown built by our own code from trusted parts
+    marker = f" {event_marker(row.key)}" if row.key else ""
+    return f"| {escape_cell(row.at)} | {who} | {escape_cell(row.what)} | {link}{marker} |"
+
+
+def has_event(text: str, key: str) -> bool:
+    """Whether a row produced by this event is already in the file (re-runs replay events)."""
+    return event_marker(key) in text
+
+
+def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:
+    start = next((i for i, line in enumerate(lines) if line.strip() == f"## {title}"), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return start, end
+
+
+def append_table_row(text: str, section: str, row_line: str, header: str) -> str:
+    """Append a row to the table of a `## section`, creating the section or table if a human removed it."""
+    front, body = split(text)
+    lines = body.split("\n")
+    bounds = _section_bounds(lines, section)
+    if bounds is None:
+        if lines and lines[-1] == "":
+            lines.pop()
+        lines += ["", f"## {section}", "", header, "|" + "---|" * (header.count("|") - 1), row_line, ""]
+    else:
+        start, end = bounds
+        table_rows = [i for i in range(start + 1, end) if lines[i].startswith("|")]
+        if table_rows:
+            # Insert after the last line of the first table in the section.
+            first = table_rows[0]
+            last = first
+            while last + 1 < end and lines[last + 1].startswith("|"):
+                last += 1
+            lines.insert(last + 1, row_line)
+        else:
+            insert_at = end
+            while insert_at > start + 1 and lines[insert_at - 1] == "":
+                insert_at -= 1
+            block = ["", header, "|" + "---|" * (header.count("|") - 1), row_line]
+            lines[insert_at:insert_at] = block
+    return FENCE + "\n" + front + FENCE + "\n" + "\n".join(lines)
+
+
+TIMELINE_HEADER = "| time (UTC) | who | what | command / link |"
+
+
+def append_timeline(text: str, row: TimelineRow) -> str:
+    """Append one row to the Timeline table."""
+    return append_table_row(text, "Timeline", format_row(row), TIMELINE_HEADER)
+
+
+def timeline_rows(text: str) -> list[list[str]]:
+    """The Timeline table's data rows as lists of raw cell texts (for lint, reports and diagrams)."""
+    _, body = split(text)
+    lines = body.split("\n")
+    bounds = _section_bounds(lines, "Timeline")
+    if bounds is None:
+        return []
+    rows = []
+    for line in lines[bounds[0] + 1 : bounds[1]]:
+        if not line.startswith("|") or line.startswith("|---") or line.strip() == TIMELINE_HEADER:
+            continue
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        rows.append(cells)
+    return rows

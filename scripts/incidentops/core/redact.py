@@ -1,0 +1,49 @@
+"""Remove secrets from any text before it is written to git, a comment, a log or a job summary."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+MASK = "[redacted]"
+# Environment variables whose values are secrets wherever they appear.
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|PRIVATE_KEY|CREDENTIAL)", re.IGNORECASE)
+_SECRET_PREFIX = ("SMOKE_",)
+# Well-known token shapes, redacted even when we were not told the value.
+_PATTERNS = (
+    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),
+    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
+    re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{16,}"),
+    re.compile(r"(?i)(authorization\s*[:=]\s*)\S+(\s+\S+)?"),
+    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
+)
+MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
+
+
+@dataclass(frozen=True)
+class Redactor:
+    secrets: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], extra: Iterable[str] = ()) -> Redactor:
+        """Collect secret values from variables named like secrets (and SMOKE_* credentials)."""
+        values = [
+            value
+            for name, value in env.items()
+            if value and (_SECRET_NAME.search(name) or name.startswith(_SECRET_PREFIX))
+        ]
+        values.extend(extra)
+        unique = sorted({v for v in values if len(v) >= MIN_SECRET_LEN}, key=len, reverse=True)
+        return cls(tuple(unique))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            if pattern.pattern.startswith("(?i)(authorization"):
+                text = pattern.sub(lambda m: m.group(1) + MASK, text)
+            else:
+                text = pattern.sub(MASK, text)
+        return text

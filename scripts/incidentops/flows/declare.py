@@ -1,0 +1,200 @@
+"""Declare flow: a severity label on an issue becomes (or re-classifies) an incident file in git.
+
+parse the event → decide → check the actor's role → commit the file (keyed on the event, so a replay
+changes nothing) → label the issue → post one comment (found by its hidden marker before posting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from incidentops.adapters.git import GitRepo
+from incidentops.adapters.github import GitHubClient
+from incidentops.config import Config
+from incidentops.core import declare as core
+from incidentops.core import incidentfile as f
+from incidentops.core.events import Event
+from incidentops.core.form import read_intake
+from incidentops.core.redact import Redactor
+from incidentops.core.timefmt import format_ts
+from incidentops.render import render
+
+
+@dataclass
+class Ports:
+    """Everything a flow may touch, built once by the CLI (or a test)."""
+
+    config: Config
+    workspace: Path
+    github: GitHubClient
+    git: GitRepo
+    repository: str
+    server_url: str
+    redact: Redactor
+    clock: Callable[[], datetime]
+
+
+@dataclass
+class Outcome:
+    status: str  # declared | escalated | de-escalated | unchanged | skipped | refused
+    message: str
+    incident_id: str | None = None
+    path: str | None = None
+    steps: list[str] = field(default_factory=list)
+    exit_code: int = 0
+    level: str = "notice"  # annotation level for the message
+
+
+def file_url(ports: Ports, path: str) -> str:
+    return f"{ports.server_url.rstrip('/')}/{ports.repository}/blob/{ports.config.default_branch}/{path}"
+
+
+def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
+    """Tell the actor they lack the role, once per event; change nothing else."""
+    assert event.issue is not None
+    needed = ports.config.permissions[action]
+    marker = f"<!-- incidentops:refused:{f.escape_cell(event.key)} -->"
+    body = render(
+        "comment-refused.md.j2",
+        ports.workspace,
+        marker=marker,
+        actor=event.sender,
+        action=action,
+        needed=needed,
+        role=role,
+    )
+    posted = ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+    return Outcome(
+        "refused",
+        f"@{event.sender} has role {role!r}; {action} needs {needed!r}. Refusal comment "
+        + ("posted" if posted.created else "already posted")
+        + "; nothing written.",
+        steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
+        level="warning",
+    )
+
+
+def _row_for(text: str, key: str) -> str:
+    marker = f.event_marker(key)
+    return next((line for line in text.split("\n") if marker in line), "")
+
+
+def declare(event: Event, ports: Ports) -> Outcome:
+    """Handle an `issues` `labeled` event."""
+    decision = core.classify(event, ports.config)
+    if isinstance(decision, core.NotForUs):
+        return Outcome("skipped", f"not for us: {decision.reason}")
+    assert event.issue is not None
+    number = event.issue.number
+    inc_id = core.incident_id(number)
+    path = core.incident_path(ports.config, number)
+    ports.git.sync()
+    exists = ports.git.read(path) is not None
+    action = "escalate" if exists else "declare"
+    role = ports.github.role_of(event.sender)
+    if not ports.config.allows(action, role):
+        return refuse(event, ports, action, role)
+
+    now = ports.clock()
+    intake = read_intake(
+        event.issue.body,
+        tuple(s.name for s in ports.config.services),
+        tuple(e.name for e in ports.config.environments),
+        now=now,
+    )
+    produced: dict[str, str] = {}
+
+    def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
+        text = read(path)
+        if text is None:
+            produced["kind"] = "declared"
+            return {
+                path: ports.redact(
+                    core.new_incident_text(event, intake, decision.severity, now, ports.workspace)
+                )
+            }
+        if f.has_event(text, event.key):
+            produced["kind"] = "replay"
+            return {}
+        change = core.severity_change_text(text, event, decision.severity, now)
+        if change is None:
+            produced["kind"] = "same"
+            return {}
+        produced["kind"], produced["previous"] = "severity", change[1]
+        return {path: ports.redact(change[0])}
+
+    verb = "declare" if not exists else "re-classify"
+    result = ports.git.commit(edit, f"{inc_id}: {verb} {decision.severity} (@{event.sender}, #{number})")
+    steps = []
+    if result.sha:
+        steps.append(f"committed {path} ({result.sha[:12]}, push attempt {result.attempts})")
+    text = ports.git.read(path) or ""
+    fields = f.read_fields(text)
+    url = file_url(ports, path)
+
+    if not ports.github.issue_has_label(number, ports.config.incident_label):
+        ports.github.add_labels(number, ports.config.incident_label)
+        steps.append(f"labelled #{number} {ports.config.incident_label!r}")
+
+    kind = produced.get("kind")
+    row = _row_for(text, event.key)
+    if kind == "declared" or (kind == "replay" and "Declared" in row):
+        marker = f"<!-- incidentops:declared:{inc_id} -->"
+        body = render(
+            "comment-declared.md.j2",
+            ports.workspace,
+            marker=marker,
+            incident=fields,
+            file_url=url,
+            checklist=core.checklist_dicts(fields),
+            missing=fields.get("unknown_fields") or [],
+            problems=intake.problems,
+        )
+        posted = ports.github.post_comment_once(number, marker, ports.redact(body))
+        if posted.created:
+            steps.append(f"posted the declaration comment ({posted.url})")
+        status = "declared" if kind == "declared" else "unchanged"
+        message = (
+            f"declared {inc_id} ({fields.get('severity')}) from #{number}"
+            if kind == "declared"
+            else f"{inc_id}: this event was already applied; nothing to do"
+        )
+    elif kind == "severity" or (kind == "replay" and row):
+        marker = f"<!-- incidentops:severity:{f.escape_cell(event.key)} -->"
+        previous = produced.get("previous") or _previous_from(fields, str(fields.get("severity")))
+        escalated = ports.config.severity_rank(str(fields.get("severity"))) < ports.config.severity_rank(
+            previous
+        )
+        body = render(
+            "comment-escalated.md.j2",
+            ports.workspace,
+            marker=marker,
+            incident=fields,
+            previous=previous,
+            escalated=escalated,
+            actor=event.sender,
+            at=format_ts(now),
+            file_url=url,
+        )
+        posted = ports.github.post_comment_once(number, marker, ports.redact(body))
+        if posted.created:
+            steps.append(f"posted the severity comment ({posted.url})")
+        status = ("escalated" if escalated else "de-escalated") if kind == "severity" else "unchanged"
+        message = (
+            f"{inc_id}: {previous} → {fields.get('severity')}"
+            if kind == "severity"
+            else f"{inc_id}: this event was already applied; nothing to do"
+        )
+    else:
+        status, message = "unchanged", f"{inc_id} is already {decision.severity}; nothing to do"
+    return Outcome(status, message, incident_id=inc_id, path=path, steps=steps)
+
+
+def _previous_from(fields: Mapping[str, object], current: str) -> str:
+    escalations = fields.get("escalations") or []
+    if isinstance(escalations, list) and escalations and isinstance(escalations[-1], dict):
+        return str(escalations[-1].get("from", current))
+    return current

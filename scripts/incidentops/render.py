@@ -1,0 +1,85 @@
+"""One jinja2 environment for every template; user text is data, escaped for where it lands.
+
+Templates live in the ops repository's `templates/` (teams may edit them); the package ships the same
+files as defaults. StrictUndefined turns a typo in a template into an error instead of an empty string,
+and autoescape is off because the output is markdown: each filter escapes for its own context.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from incidentops.core.incidentfile import clean_line, escape_cell
+from incidentops.errors import IncidentOpsError
+
+
+def _default_templates_dir() -> Path:
+    packaged = Path(__file__).parent / "_default_templates"
+    if packaged.is_dir():
+        return packaged
+    # Editable install or source checkout: the repository's own templates/.
+    return Path(__file__).resolve().parents[2] / "templates"
+
+
+def md_inline(value: Any) -> str:
+    """One line of user text inside markdown prose: no HTML, no line breaks, no heading or link tricks."""
+    text = clean_line(str(value), limit=500)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char in "\\`*_[]#|":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def quote_block(value: Any, limit: int = 20_000) -> str:
+    """Multi-line user text as a markdown blockquote, so it can never open a section or close front matter."""
+    text = str(value).replace("\r\n", "\n").replace("\r", "\n")
+    if len(text) > limit:
+        text = text[:limit] + "\n… (truncated; see the issue for the full text)"
+    text = "".join(ch for ch in text if ch == "\n" or ch == "\t" or ord(ch) >= 32)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "\n".join("> " + line if line else ">" for line in text.split("\n"))
+
+
+def code(value: Any) -> str:
+    """User text as inline code, with backticks neutralised."""
+    text = clean_line(str(value), limit=300).replace("`", "'")
+    return f"`{text}`"
+
+
+@lru_cache(maxsize=8)
+def environment(workspace: str | None) -> jinja2.Environment:
+    """The shared environment: the workspace's templates first, then the packaged defaults."""
+    search = [str(Path(workspace) / "templates")] if workspace else []
+    search.append(str(_default_templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["cell"] = escape_cell
+    env.filters["inline"] = md_inline
+    env.filters["quote"] = quote_block
+    env.filters["code"] = code
+    return env
+
+
+def render(name: str, workspace: Path | None = None, **context: Any) -> str:
+    """Render a template by file name with the given data."""
+    try:
+        template = environment(str(workspace) if workspace else None).get_template(name)
+        return template.render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise IncidentOpsError(
+            f"template {name} not found", hint="Restore it in templates/ (see the incidentops repository)."
+        ) from exc
+    except jinja2.TemplateError as exc:
+        raise IncidentOpsError(
+            f"template {name} failed to render: {exc}", hint="Fix the template in templates/ and run again."
+        ) from exc

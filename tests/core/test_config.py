@@ -1,0 +1,68 @@
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from incidentops.config import load_config, parse_config
+from incidentops.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def shipped() -> dict:
+    return YAML(typ="safe").load((ROOT / "incidentops.yaml").read_text())
+
+
+def test_shipped_config_has_the_five_playbook_services() -> None:
+    config = load_config(ROOT)
+    assert [(s.name, s.kind) for s in config.services] == [
+        ("api-worker", "worker"),
+        ("ingest-worker", "worker"),
+        ("queue-consumer", "worker"),
+        ("admin-pages", "pages"),
+        ("user-portal", "pages"),
+    ]
+    assert config.severities["sev-1"] == "SEV-1"
+    assert config.allows("declare", "triage") and not config.allows("declare", "read")
+    assert config.allows("rollback_apply", "admin") and not config.allows("rollback_apply", "write")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.update(colour="red"), "colour: found 'an unknown key'"),
+        (
+            lambda d: d["services"][1].update(kind="lambda"),
+            "services[1].kind: found 'lambda', expected one of worker, pages",
+        ),
+        (
+            lambda d: d["environments"][0].update(zone_id="abc"),
+            "environments[0].zone_id: found 'abc', expected a 32-character hex id",
+        ),
+        (lambda d: d["permissions"].update(declare="superuser"), "permissions.declare: found 'superuser'"),
+        (lambda d: d["permissions"].update(deploy="write"), "permissions.deploy: found 'an unknown key'"),
+        (
+            lambda d: d["severities"].update({"sev-4": "critical"}),
+            "severities.sev-4: found 'critical', expected a severity like SEV-1",
+        ),
+        (lambda d: d.pop("services"), "services: found 'nothing', expected this required key"),
+        (
+            lambda d: d["services"].append(dict(d["services"][0])),
+            "services[5].name: found 'api-worker', expected a name not used",
+        ),
+    ],
+)
+def test_each_error_names_the_file_the_key_what_was_found_and_expected(mutate, expected) -> None:  # type: ignore[no-untyped-def]
+    data = shipped()
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert "incidentops.yaml: " + expected in str(info.value)
+
+
+def test_missing_or_broken_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"incidentops\.yaml not found"):
+        load_config(tmp_path)
+    (tmp_path / "incidentops.yaml").write_text("services: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path)
