@@ -1,0 +1,1200 @@
+"""The emulated Cloudflare API: Workers versions and deployments, Pages, zone WAF rulesets.
+
+Shapes and error codes follow the project's Cloudflare reference (the API description, the SDK and
+what the real wrangler CLI was seen to send and need). Codes marked [guess] are not documented
+anywhere we could read; everything else is. Every JSON body in and out is checked against the
+OpenAPI subset shipped in `specs/`, and mismatches are kept in `violations` for the tests to assert on.
+
+`live_version`, `is_good` and `blocking_rule` let the demo services and analytics follow what is live.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from incidentops.sandbox import world as seed_world
+from incidentops.sandbox.http import App, HttpError, Request, Response
+from incidentops.sandbox.openapi import OpenApiSpec
+from incidentops.sandbox.world import Quality, World, iso
+
+SPEC_PATH = Path(__file__).parent / "specs" / "cloudflare-openapi-subset.json"
+
+# Error codes. Documented or widely seen ones first; the rest are our own choice.
+CODE_ROUTE = 7003
+CODE_NO_ROUTE = 7000
+CODE_METHOD = 7001  # [guess]
+CODE_MISSING_AUTH = 9106
+CODE_INVALID_JSON = 9207  # [guess]
+CODE_AUTH = 10000
+CODE_INVALID_TOKEN = 1000  # /user/tokens/verify with a bad token
+CODE_SCRIPT_NOT_FOUND = 10007
+CODE_RATE_LIMITED = 971
+CODE_SECRETS_CHANGED = 10220
+CODE_BAD_DEPLOYMENT = 10021  # [guess]
+CODE_VERSION_NOT_FOUND = 10223  # [guess]
+CODE_NOT_DEPLOYABLE = 10224  # [guess]
+CODE_DEPLOYMENT_NOT_FOUND = 10225  # [guess]
+CODE_DELETE_LIVE = 10226  # [guess]
+CODE_PAGES_PROJECT_NOT_FOUND = 8000007  # [guess]
+CODE_PAGES_DEPLOYMENT_NOT_FOUND = 8000009  # [guess]
+CODE_PAGES_ROLLBACK = 8000019  # [guess]
+CODE_RULESET_NOT_FOUND = 10003  # [guess]
+CODE_RULESET_INVALID = 20021  # [guess]
+
+DEPLOYABLE_WINDOW = 100  # only the newest 100 versions of a Worker can be deployed
+VERSIONS_PER_PAGE = 20  # [guess] default page size of the versions list
+PAGES_PER_PAGE = 25
+MESSAGE_LIMIT_BYTES = 1000
+WAF_PHASE = "http_request_firewall_custom"
+RULE_ACTIONS = {
+    "block",
+    "challenge",
+    "compress_response",
+    "execute",
+    "js_challenge",
+    "log",
+    "managed_challenge",
+    "redirect",
+    "rewrite",
+    "route",
+    "score",
+    "serve_error",
+    "set_config",
+    "skip",
+    "set_cache_settings",
+    "log_custom_field",
+    "ddos_dynamic",
+    "force_connection_close",
+}
+
+RATELIMIT_HEADERS = {"Ratelimit": '"default";r=50;t=30', "Ratelimit-Policy": '"burst";q=100;w=60'}
+
+
+def envelope_error(code: int, message: str) -> dict[str, Any]:
+    """Return a failure envelope, e.g. for a `body` of an injected fault."""
+    return {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+
+
+def rate_limit_fault(
+    path: str = ".*", *, retry_after: str | int = 1, count: int | None = 1, method: str | None = None
+) -> dict[str, Any]:
+    """Return a `Hub.add_fault` spec for a Cloudflare-shaped 429 (code 971, `Retry-After`)."""
+    return {
+        "path": path,
+        "method": method,
+        "status": 429,
+        "retry_after": str(retry_after),
+        "count": count,
+        "body": envelope_error(CODE_RATE_LIMITED, "Please wait and consider throttling your request speed"),
+    }
+
+
+def _fail(status: int, code: int, message: str, *more: tuple[int, str]) -> HttpError:
+    body = envelope_error(code, message)
+    body["errors"] += [{"code": c, "message": m} for c, m in more]
+    return HttpError(status, body)
+
+
+def _ok(result: Any, result_info: dict[str, Any] | None = None) -> Response:
+    body: dict[str, Any] = {"success": True, "errors": [], "messages": [], "result": result}
+    if result_info is not None:
+        body["result_info"] = result_info
+    return Response(200, body)
+
+
+def _page_info(page: int, per_page: int, count: int, total: int) -> dict[str, Any]:
+    return {
+        "page": page,
+        "per_page": per_page,
+        "count": count,
+        "total_count": total,
+        "total_pages": max(1, math.ceil(total / per_page)),
+    }
+
+
+def _int_arg(request: Request, name: str, default: int, *, low: int = 1, high: int = 1000) -> int:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise _fail(400, CODE_BAD_DEPLOYMENT, f"{name} must be an integer") from exc
+    return min(max(value, low), high)
+
+
+def _truncate_bytes(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode("utf-8", "ignore")
+
+
+# -- the spec, with the errata a faithful emulator has to work around -------------------------------
+
+
+def _deref(document: dict[str, Any], node: Any) -> Any:
+    seen = 0
+    while isinstance(node, dict) and isinstance(node.get("$ref"), str) and seen < 16:
+        target: Any = document
+        for part in node["$ref"][2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node, seen = target, seen + 1
+    return node
+
+
+def _read_only(document: dict[str, Any], prop: Any) -> bool:
+    prop = _deref(document, prop)
+    if not isinstance(prop, dict):
+        return False
+    if prop.get("readOnly") is True:
+        return True
+    return any(_read_only(document, part) for part in prop.get("allOf", []))
+
+
+def _fix_failures(node: Any) -> Any:
+    # The description's 4XX bodies are allOf(success body, failure body): the success half pins
+    # `success: true`, the failure half `success: false`, so no body could match. Keep the failure half.
+    if isinstance(node, list):
+        return [_fix_failures(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    parts = node.get("allOf")
+    if isinstance(parts, list):
+        failure = [p for p in parts if isinstance(p, dict) and str(p.get("$ref", "")).endswith("common-failure")]
+        if failure and len(parts) > 1:
+            return dict(failure[0])
+    return {key: _fix_failures(value) for key, value in node.items()}
+
+
+def _strip_read_only_required(document: dict[str, Any], node: Any) -> Any:
+    # OpenAPI: a required readOnly property is required in responses only; jsonschema does not know that.
+    if isinstance(node, list):
+        return [_strip_read_only_required(document, item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _strip_read_only_required(document, value) for key, value in node.items()}
+    props = node.get("properties")
+    if isinstance(node.get("required"), list) and isinstance(props, dict):
+        out["required"] = [n for n in node["required"] if not (n in props and _read_only(document, props[n]))]
+        if not out["required"]:
+            del out["required"]
+    return out
+
+
+def _patched_document(for_requests: bool) -> dict[str, Any]:
+    document = json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+    base = document["components"]["schemas"]["workers_deployments-base"]["properties"]["annotations"]
+    # The 2024 description says 50 characters; the current API truncates messages to 1000 bytes.
+    base["properties"]["workers/message"]["maxLength"] = MESSAGE_LIMIT_BYTES
+    document["paths"] = _fix_failures(document["paths"])
+    if for_requests:
+        document["components"] = _strip_read_only_required(document, document["components"])
+    return document
+
+
+_specs: dict[bool, OpenApiSpec] = {}
+_specs_lock = threading.Lock()
+
+
+def _spec(for_requests: bool) -> OpenApiSpec:
+    with _specs_lock:
+        if for_requests not in _specs:
+            _specs[for_requests] = OpenApiSpec(_patched_document(for_requests))
+        return _specs[for_requests]
+
+
+# -- a tiny reader of Cloudflare's rules language, enough for "is this request blocked?" -------------
+
+_TOKEN = re.compile(r'\s*(?:(?P<str>"(?:[^"\\]|\\.)*")|(?P<op>==|!=|&&|\|\||[(){},!])|(?P<word>[\w.]+))')
+
+
+def _tokens(expression: str) -> list[str]:
+    out, pos = [], 0
+    expression = expression.strip()
+    while pos < len(expression):
+        match = _TOKEN.match(expression, pos)
+        if not match or match.end() == pos:
+            raise ValueError(f"cannot read {expression[pos:]!r}")
+        out.append(match.group(0).strip())
+        pos = match.end()
+    return out
+
+
+def matches_expression(expression: str, fields: dict[str, str]) -> bool:
+    """Evaluate a rules-language expression (eq/ne/contains/in, starts_with/ends_with, and/or/not)."""
+    tokens = _tokens(expression)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take(expected: str | None = None) -> str:
+        nonlocal pos
+        token = peek()
+        if token is None or (expected is not None and token != expected):
+            raise ValueError(f"expected {expected or 'more'} in {expression!r}")
+        pos += 1
+        return token
+
+    def value() -> str:
+        token = take()
+        if token.startswith('"'):
+            return str(json.loads(token))
+        if token in fields:
+            return fields[token]
+        raise ValueError(f"unknown field or value {token!r}")
+
+    def atom() -> bool:
+        token = peek()
+        if token == "(":
+            take("(")
+            result = disjunction()
+            take(")")
+            return result
+        if token in ("starts_with", "ends_with"):
+            name = take()
+            take("(")
+            left = value()
+            take(",")
+            right = value()
+            take(")")
+            return left.startswith(right) if name == "starts_with" else left.endswith(right)
+        left = value()
+        op = take()
+        if op in ("eq", "=="):
+            return left == value()
+        if op in ("ne", "!="):
+            return left != value()
+        if op == "contains":
+            return value() in left
+        if op == "in":
+            take("{")
+            options = []
+            while peek() != "}":
+                options.append(value())
+            take("}")
+            return left in options
+        raise ValueError(f"unsupported operator {op!r}")
+
+    def negation() -> bool:
+        if peek() in ("not", "!"):
+            take()
+            return not negation()
+        return atom()
+
+    def conjunction() -> bool:
+        result = negation()
+        while peek() in ("and", "&&"):
+            take()
+            right = negation()
+            result = result and right
+        return result
+
+    def disjunction() -> bool:
+        result = conjunction()
+        while peek() in ("or", "||"):
+            take()
+            right = conjunction()
+            result = result or right
+        return result
+
+    result = disjunction()
+    if peek() is not None:
+        raise ValueError(f"unexpected {peek()!r} in {expression!r}")
+    return result
+
+
+# -- state -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    versions: list[seed_world.WorkerVersion]  # oldest first
+    deployments: list[dict[str, Any]]  # API shape, oldest first
+    secret_changes: list[seed_world.SecretChange] = field(default_factory=list)
+    next_deployment: int = 1
+
+
+@dataclass
+class _Pages:
+    name: str
+    id: str
+    created_on: datetime
+    deployments: list[seed_world.PagesDeployment]  # oldest first
+    canonical: str
+
+
+class _CloudflareApp(App):
+    """Routes plus Cloudflare's cross-cutting rules: auth, envelopes, rate-limit headers, validation."""
+
+    def __init__(self, emulator: CloudflareEmulator) -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    def not_found(self, request: Request) -> Response:
+        where = request.path
+        return _fail(
+            404,
+            CODE_ROUTE,
+            f"Could not route to {where}, perhaps your object identifier is invalid?",
+            (CODE_NO_ROUTE, "No route for that URI"),
+        ).response
+
+    def method_not_allowed(self, request: Request) -> Response:
+        return _fail(405, CODE_METHOD, f"Method {request.method} not allowed for {request.path}").response
+
+    def dispatch(self, request: Request) -> Response:
+        emulator = self.emulator
+        denied = emulator.check_auth(request)
+        if denied is not None:
+            response = denied
+        else:
+            with emulator.lock:
+                response = super().dispatch(request)
+        emulator.validate(request, response)
+        response.headers = {**RATELIMIT_HEADERS, **response.headers}
+        return response
+
+
+class CloudflareEmulator:
+    """A stateful, thread-safe Cloudflare API for one account and one zone, seeded from `world`."""
+
+    def __init__(
+        self,
+        api_base_url: str,
+        *,
+        world: World | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.api_base_url = api_base_url.rstrip("/")
+        self.account_id = seed_world.ACCOUNT_ID
+        self.zone_id = seed_world.ZONE_ID
+        self.zone_name = seed_world.ZONE_NAME
+        self.token = seed_world.API_TOKEN
+        self.violations: list[dict[str, Any]] = []
+        self.lock = threading.RLock()
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._last_time = datetime(2026, 11, 1, tzinfo=UTC)
+        self._ids = 0
+        self._quality: dict[tuple[str, str], Quality] = {}
+        self.workers: dict[str, _Worker] = {}
+        self.pages: dict[str, _Pages] = {}
+        self.rulesets: dict[str, dict[str, Any]] = {}  # id -> ruleset, API shape
+        self._seed(world or seed_world.seed())
+        self.app = _CloudflareApp(self)
+        self._routes()
+
+    # -- seeding and time ------------------------------------------------------------------------
+
+    def _seed(self, world: World) -> None:
+        moments: list[datetime] = []
+        for name, versions in world.worker_versions.items():
+            worker = _Worker(versions=list(versions), deployments=[])
+            worker.secret_changes = [c for c in world.secret_changes if c.service == name]
+            for version in versions:
+                self._quality[(name, version.id)] = version.quality
+                moments.append(version.created_on)
+            for dep in world.worker_deployments[name]:
+                worker.deployments.append(
+                    self._deployment_body(
+                        dep.id,
+                        dep.created_on,
+                        "wrangler",
+                        seed_world.PEOPLE[dep.author],
+                        [{"version_id": v, "percentage": p} for v, p in dep.versions],
+                        dep.message,
+                        dep.triggered_by,
+                    )
+                )
+                moments.append(dep.created_on)
+            worker.next_deployment = len(worker.deployments) + 1
+            self.workers[name] = worker
+        for name, deployments in world.pages_deployments.items():
+            for page in deployments:
+                self._quality[(name, page.id)] = page.quality
+                moments.append(page.created_on)
+            self.pages[name] = _Pages(
+                name=name,
+                id=seed_world.stable_id(name, "project"),
+                created_on=deployments[0].created_on - timedelta(days=30),
+                deployments=list(deployments),
+                canonical=world.live(name),
+            )
+        self._last_time = max(moments)
+
+    def now(self) -> datetime:
+        """Return the emulator's clock, never earlier than anything already recorded."""
+        with self.lock:
+            moment = max(self._clock(), self._last_time + timedelta(milliseconds=1))
+            self._last_time = moment
+            return moment
+
+    def _new_hex(self, kind: str) -> str:
+        with self.lock:
+            self._ids += 1
+            return uuid.uuid5(uuid.NAMESPACE_URL, f"incidentops-sandbox/{kind}/{self._ids}").hex
+
+    # -- questions the rest of the sandbox asks --------------------------------------------------
+
+    def live_version(self, service: str) -> str:
+        """Return the Worker version serving most traffic, or the canonical Pages deployment id."""
+        with self.lock:
+            if service in self.workers:
+                splits = self.workers[service].deployments[-1]["versions"]
+                return str(max(splits, key=lambda s: s["percentage"])["version_id"])
+            return self.pages[service].canonical
+
+    def is_good(self, service: str) -> bool:
+        """Tell whether everything serving traffic for `service` is a good build."""
+        with self.lock:
+            if service in self.workers:
+                splits = self.workers[service].deployments[-1]["versions"]
+                return all(self._quality[(service, s["version_id"])] == "good" for s in splits)
+            return self._quality[(service, self.pages[service].canonical)] == "good"
+
+    def quality(self, service: str, ident: str) -> Quality:
+        """Return the seeded quality of a Worker version or Pages deployment."""
+        with self.lock:
+            return self._quality[(service, ident)]
+
+    def active_block_rules(self) -> list[dict[str, Any]]:
+        """Return copies of the enabled `block` rules of the zone's custom WAF phase, in order."""
+        with self.lock:
+            ruleset = self._entrypoint(self.zone_id, WAF_PHASE)
+            rules = ruleset["rules"] if ruleset else []
+            return [copy.deepcopy(r) for r in rules if r.get("enabled", True) and r.get("action") == "block"]
+
+    def blocking_rule(self, host: str, path: str, method: str = "GET") -> dict[str, Any] | None:
+        """Return the first active block rule matching a request, or None; unreadable rules never match."""
+        fields = {
+            "http.host": host,
+            "http.request.uri.path": path,
+            "http.request.method": method.upper(),
+            "http.request.full_uri": f"https://{host}{path}",
+        }
+        for rule in self.active_block_rules():
+            try:
+                if matches_expression(str(rule.get("expression", "")), fields):
+                    return rule
+            except ValueError:
+                continue
+        return None
+
+    def add_versions(self, service: str, count: int = 1, *, quality: Quality = "good") -> list[str]:
+        """Upload `count` new versions of a Worker (not deployed); return their ids, oldest first."""
+        with self.lock:
+            worker = self.workers[service]
+            ids = []
+            for _ in range(count):
+                last = worker.versions[-1]
+                number = last.number + 1
+                version = replace(
+                    last,
+                    id=seed_world.stable_id(service, "version", str(number)),
+                    number=number,
+                    created_on=self.now(),
+                    quality=quality,
+                    message=f"Upload {number}",
+                    tag=f"v1.{number}.0",
+                    triggered_by="upload",
+                )
+                worker.versions.append(version)
+                self._quality[(service, version.id)] = quality
+                ids.append(version.id)
+            return ids
+
+    # -- cross-cutting ---------------------------------------------------------------------------
+
+    def check_auth(self, request: Request) -> Response | None:
+        """Answer 400/9106 without credentials and 403/10000 (401/1000 on verify) for a wrong token."""
+        token = request.bearer
+        if token is None and not request.headers.get("x-auth-key"):
+            return _fail(400, CODE_MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers").response
+        if token == self.token:
+            return None
+        if request.path.rstrip("/") == "/user/tokens/verify":
+            return _fail(401, CODE_INVALID_TOKEN, "Invalid API Token").response
+        return _fail(403, CODE_AUTH, "Authentication error").response
+
+    def validate(self, request: Request, response: Response) -> None:
+        """Check the request and response bodies against the API description; record mismatches."""
+        path = request.path
+        if _spec(False).match(request.method, path) is None:
+            return  # routes outside the description (e.g. /user, /memberships) are not checked
+        problems: list[tuple[str, list[str]]] = []
+        if request.body:
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                problems.append(("request", ["request body is not JSON"]))
+            else:
+                problems.append(("request", _spec(True).validate_request(request.method, path, body)))
+        if isinstance(response.body, dict):
+            problems.append(
+                (
+                    "response",
+                    _spec(False).validate_response(request.method, path, response.status, response.body),
+                )
+            )
+        for kind, errors in problems:
+            if errors:
+                with self.lock:
+                    self.violations.append({"method": request.method, "path": path, "kind": kind, "errors": errors})
+
+    # -- helpers shared by handlers ----------------------------------------------------------------
+
+    def _account(self, request: Request) -> None:
+        if request.params.get("account_id") != self.account_id:
+            raise _fail(
+                404,
+                CODE_ROUTE,
+                f"Could not route to {request.path}, perhaps your object identifier is invalid?",
+                (CODE_NO_ROUTE, "No route for that URI"),
+            )
+
+    def _zone(self, request: Request) -> str:
+        zone = request.params.get("zone_id", "")
+        if zone != self.zone_id:
+            raise _fail(
+                404,
+                CODE_ROUTE,
+                f"Could not route to {request.path}, perhaps your object identifier is invalid?",
+                (CODE_NO_ROUTE, "No route for that URI"),
+            )
+        return zone
+
+    def _worker(self, request: Request) -> tuple[str, _Worker]:
+        self._account(request)
+        name = request.params["script"]
+        worker = self.workers.get(name)
+        if worker is None:
+            raise _fail(404, CODE_SCRIPT_NOT_FOUND, "This Worker does not exist on your account.")
+        return name, worker
+
+    def _project(self, request: Request) -> _Pages:
+        self._account(request)
+        project = self.pages.get(request.params["project"])
+        if project is None:
+            raise _fail(
+                404,
+                CODE_PAGES_PROJECT_NOT_FOUND,
+                "Project not found. The specified project name does not match any of your existing projects.",
+            )
+        return project
+
+    @staticmethod
+    def _json(request: Request) -> Any:
+        if not request.body:
+            return None
+        try:
+            return json.loads(request.body)
+        except ValueError as exc:
+            raise _fail(400, CODE_INVALID_JSON, "Request body is invalid JSON") from exc
+
+    # -- Workers -----------------------------------------------------------------------------------
+
+    def _version_item(self, service: str, version: seed_world.WorkerVersion) -> dict[str, Any]:
+        email = seed_world.PEOPLE.get(version.author, seed_world.USER_EMAIL)
+        annotations = {"workers/triggered_by": version.triggered_by, "workers/tag": version.tag}
+        if version.triggered_by == "upload":
+            annotations["workers/message"] = version.message
+        return {
+            "id": version.id,
+            "number": version.number,
+            "metadata": {
+                "author_email": email,
+                "author_id": uuid.uuid5(uuid.NAMESPACE_DNS, email).hex,
+                "created_on": iso(version.created_on),
+                "modified_on": iso(version.created_on),
+                "source": "wrangler",
+                "hasPreview": False,
+            },
+            "annotations": annotations,
+        }
+
+    def _version_detail(self, service: str, version: seed_world.WorkerVersion) -> dict[str, Any]:
+        bindings: list[dict[str, Any]] = [{"type": "plain_text", "name": "ENVIRONMENT", "text": "production"}]
+        worker = self.workers[service]
+        for change in worker.secret_changes:
+            bindings += [{"type": "secret_text", "name": name} for name in change.names]
+        if service == "queue-consumer":
+            bindings.append({"type": "queue", "name": "EVENTS", "queue_name": "tenant-events"})
+        item = self._version_item(service, version)
+        item["resources"] = {
+            "bindings": bindings,
+            "script": {
+                "etag": uuid.uuid5(uuid.NAMESPACE_URL, f"etag/{version.id}").hex * 2,
+                "handlers": list(version.handlers),
+                "last_deployed_from": "wrangler",
+            },
+            "script_runtime": {
+                "compatibility_date": "2026-10-01",
+                "compatibility_flags": ["nodejs_compat"],
+                "usage_model": "standard",
+                "limits": {"cpu_ms": 50},
+            },
+        }
+        item["startup_time_ms"] = 12
+        return item
+
+    @staticmethod
+    def _deployment_body(
+        ident: str,
+        created: datetime,
+        source: str,
+        email: str,
+        versions: list[dict[str, Any]],
+        message: str | None,
+        triggered_by: str,
+    ) -> dict[str, Any]:
+        annotations = {"workers/triggered_by": triggered_by}
+        if message:
+            annotations["workers/message"] = message
+        return {
+            "id": ident,
+            "created_on": iso(created),
+            "source": source,
+            "strategy": "percentage",
+            "author_email": email,
+            "annotations": annotations,
+            "versions": versions,
+        }
+
+    def _find_version(self, service: str, worker: _Worker, version_id: str) -> seed_world.WorkerVersion:
+        for version in worker.versions:
+            if version.id == version_id:
+                return version
+        raise _fail(404, CODE_VERSION_NOT_FOUND, f"Version {version_id} of {service} was not found.")
+
+    def _create_deployment(self, request: Request) -> Response:
+        service, worker = self._worker(request)
+        body = self._json(request)
+        if not isinstance(body, dict):
+            raise _fail(400, CODE_BAD_DEPLOYMENT, "The request body must be a JSON object.")
+        if body.get("strategy") != "percentage":
+            raise _fail(400, CODE_BAD_DEPLOYMENT, "strategy must be 'percentage'.")
+        splits = body.get("versions")
+        if not isinstance(splits, list) or not 1 <= len(splits) <= 2:
+            raise _fail(400, CODE_BAD_DEPLOYMENT, "A deployment must have one or two versions.")
+        clean: list[dict[str, Any]] = []
+        for split in splits:
+            pct = split.get("percentage") if isinstance(split, dict) else None
+            vid = split.get("version_id") if isinstance(split, dict) else None
+            if not isinstance(vid, str) or isinstance(pct, bool) or not isinstance(pct, int | float):
+                raise _fail(400, CODE_BAD_DEPLOYMENT, "Each version needs a version_id and a percentage.")
+            if not 0.01 <= pct <= 100:
+                raise _fail(400, CODE_BAD_DEPLOYMENT, "percentage must be between 0.01 and 100.")
+            clean.append({"version_id": vid, "percentage": pct})
+        if len({s["version_id"] for s in clean}) != len(clean):
+            raise _fail(400, CODE_BAD_DEPLOYMENT, "A version may appear only once in a deployment.")
+        if abs(sum(s["percentage"] for s in clean) - 100) > 1e-9:
+            raise _fail(400, CODE_BAD_DEPLOYMENT, "Version percentages must add up to 100.")
+        deployable = {v.id for v in worker.versions[-DEPLOYABLE_WINDOW:]}
+        targets = [self._find_version(service, worker, s["version_id"]) for s in clean]
+        for target in targets:
+            if target.id not in deployable:
+                raise _fail(
+                    400,
+                    CODE_NOT_DEPLOYABLE,
+                    f"Version {target.id} is not deployable: only the "
+                    f"{DEPLOYABLE_WINDOW} most recent versions can be deployed.",
+                )
+        force = (request.arg("force") or "").lower() == "true"
+        live_ids = {s["version_id"] for s in worker.deployments[-1]["versions"]}
+        if not force and worker.secret_changes:
+            last_change = worker.secret_changes[-1]
+            stale = [t for t in targets if t.id not in live_ids and t.created_on < last_change.at]
+            if stale:
+                raise _fail(
+                    400,
+                    CODE_SECRETS_CHANGED,
+                    "A secret has changed since the version you are "
+                    "deploying was active. Add ?force=true to deploy it anyway. The following secrets "
+                    f"have changed: {', '.join(last_change.names)}",
+                )
+        annotations = body.get("annotations")
+        message = annotations.get("workers/message") if isinstance(annotations, dict) else None
+        message = _truncate_bytes(message, MESSAGE_LIMIT_BYTES) if isinstance(message, str) else None
+        newest_live = max(self._find_version(service, worker, v).created_on for v in live_ids)
+        rollback = all(t.created_on < newest_live for t in targets)
+        agent = request.headers.get("user-agent", "")
+        deployment = self._deployment_body(
+            seed_world.stable_id(service, "deployment", str(worker.next_deployment)),
+            self.now(),
+            "wrangler" if agent.startswith("wrangler") else "api",
+            seed_world.USER_EMAIL,
+            clean,
+            message,
+            "rollback" if rollback else "promotion",
+        )
+        worker.next_deployment += 1
+        worker.deployments.append(deployment)
+        return _ok(copy.deepcopy(deployment))
+
+    # -- Pages -------------------------------------------------------------------------------------
+
+    def _pages_body(self, project: _Pages, dep: seed_world.PagesDeployment) -> dict[str, Any]:
+        started = dep.created_on
+        ended = started + timedelta(minutes=2)
+        names = ["queued", "initialize", "clone_repo", "build", "deploy"]
+        stages = []
+        failed = dep.status == "failure"
+        for i, name in enumerate(names):
+            if failed and name == "deploy":
+                stages.append({"name": name, "started_on": None, "ended_on": None, "status": "idle"})
+                continue
+            status = "failure" if failed and name == "build" else "success"
+            at = started + timedelta(seconds=20 * i)
+            stages.append(
+                {
+                    "name": name,
+                    "started_on": iso(at),
+                    "ended_on": iso(at + timedelta(seconds=20)),
+                    "status": status,
+                }
+            )
+        latest = stages[3] if failed else stages[4]
+        base = f"{project.name}.pages.dev"
+        if dep.environment == "production":
+            aliases = [f"https://{base}"] if dep.id == project.canonical else None
+        else:
+            aliases = [f"https://{re.sub(r'[^a-z0-9]+', '-', dep.branch.lower())}.{base}"]
+        return {
+            "id": dep.id,
+            "short_id": dep.short_id,
+            "project_id": project.id,
+            "project_name": project.name,
+            "environment": dep.environment,
+            "url": f"https://{dep.short_id}.{base}",
+            "created_on": iso(dep.created_on),
+            "modified_on": iso(ended),
+            "aliases": aliases,
+            "latest_stage": latest,
+            "stages": stages,
+            "deployment_trigger": {
+                "type": "github:push",
+                "metadata": {
+                    "branch": dep.branch,
+                    "commit_hash": dep.commit_hash,
+                    "commit_message": dep.commit_message,
+                    "commit_dirty": False,
+                },
+            },
+            "build_config": self._build_config(),
+            "env_vars": {},
+            "source": {
+                "type": "github",
+                "config": {"owner": "acme", "repo_name": project.name, "production_branch": "main"},
+            },
+            "is_skipped": False,
+            "uses_functions": False,
+        }
+
+    @staticmethod
+    def _build_config() -> dict[str, Any]:
+        return {
+            "build_caching": True,
+            "build_command": "npm run build",
+            "destination_dir": "dist",
+            "root_dir": "",
+            "web_analytics_tag": None,
+            "web_analytics_token": None,
+        }
+
+    def _pages_deployment(self, project: _Pages, ident: str) -> seed_world.PagesDeployment:
+        for dep in project.deployments:
+            if dep.id == ident:
+                return dep
+        raise _fail(404, CODE_PAGES_DEPLOYMENT_NOT_FOUND, f"Deployment {ident} was not found.")
+
+    # -- rulesets ----------------------------------------------------------------------------------
+
+    def _entrypoint(self, zone: str, phase: str) -> dict[str, Any] | None:
+        for ruleset in self.rulesets.values():
+            if ruleset["_zone"] == zone and ruleset["phase"] == phase and ruleset["kind"] == "zone":
+                return ruleset
+        return None
+
+    @staticmethod
+    def _public(ruleset: dict[str, Any]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in ruleset.items() if not k.startswith("_")}
+
+    def _rule(
+        self, raw: Any, pointer: str, version: str, now: str, old: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        if not isinstance(raw, dict):
+            raise _ruleset_error(f"{pointer}: a rule must be an object", pointer)
+        merged = {
+            **(old or {}),
+            **{k: v for k, v in raw.items() if k not in ("id", "version", "last_updated", "position", "categories")},
+        }
+        action, expression = merged.get("action"), merged.get("expression")
+        if action not in RULE_ACTIONS:
+            raise _ruleset_error(f"unknown action {action!r}", f"{pointer}/action")
+        if not isinstance(expression, str) or not expression.strip():
+            raise _ruleset_error("a rule needs a non-empty expression", f"{pointer}/expression")
+        if action == "block" and "action_parameters" in merged:
+            response = (merged.get("action_parameters") or {}).get("response")
+            if response is not None:
+                status = response.get("status_code") if isinstance(response, dict) else None
+                if not isinstance(status, int) or not 400 <= status <= 499:
+                    raise _ruleset_error(
+                        "block response status_code must be between 400 and 499",
+                        f"{pointer}/action_parameters/response/status_code",
+                    )
+                if not response.get("content") or not response.get("content_type"):
+                    raise _ruleset_error(
+                        "block response needs content and content_type",
+                        f"{pointer}/action_parameters/response",
+                    )
+                if len(str(response["content"]).encode()) > 2048:
+                    raise _ruleset_error(
+                        "block response content is limited to 2 KB",
+                        f"{pointer}/action_parameters/response/content",
+                    )
+        ident = old["id"] if old else self._new_hex("rule")
+        rule = {
+            "id": ident,
+            "version": version,
+            "action": action,
+            "expression": expression,
+            "description": merged.get("description", ""),
+            "last_updated": now,
+            "ref": merged.get("ref") or ident,
+            "enabled": merged.get("enabled", True),
+        }
+        for extra in ("action_parameters", "logging"):
+            if extra in merged:
+                rule[extra] = merged[extra]
+        return rule
+
+    def _bump(self, ruleset: dict[str, Any]) -> tuple[str, str]:
+        version = str(int(ruleset["version"]) + 1)
+        now = iso(self.now())
+        ruleset["version"], ruleset["last_updated"] = version, now
+        return version, now
+
+    def _ruleset(self, request: Request) -> dict[str, Any]:
+        zone = self._zone(request)
+        ruleset = self.rulesets.get(request.params["ruleset_id"])
+        if ruleset is None or ruleset["_zone"] != zone:
+            raise _fail(404, CODE_RULESET_NOT_FOUND, "could not find ruleset")
+        return ruleset
+
+    @staticmethod
+    def _place(rules: list[dict[str, Any]], rule: dict[str, Any], position: Any) -> None:
+        if position is None:
+            rules.append(rule)
+            return
+        if not isinstance(position, dict) or len(position) != 1:
+            raise _ruleset_error("position must have exactly one of before, after or index", "/position")
+        ((key, value),) = position.items()
+        ids = [r["id"] for r in rules]
+        if key == "index" and isinstance(value, int) and value >= 1:
+            rules.insert(min(value - 1, len(rules)), rule)
+        elif key in ("before", "after") and value == "":
+            rules.insert(0 if key == "before" else len(rules), rule)
+        elif key in ("before", "after") and value in ids:
+            at = ids.index(value)
+            rules.insert(at if key == "before" else at + 1, rule)
+        else:
+            raise _ruleset_error(f"invalid position {position!r}", "/position")
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    def _routes(self) -> None:
+        app = self.app
+        prefix = "/accounts/{account_id}/workers/scripts/{script}"
+
+        @app.route("GET", "/user/tokens/verify")
+        def verify_token(request: Request) -> Response:
+            return _ok({"id": seed_world.TOKEN_ID, "status": "active"})
+
+        @app.route("GET", "/user")
+        def user(request: Request) -> Response:
+            return _ok(
+                {
+                    "id": seed_world.USER_ID,
+                    "email": seed_world.USER_EMAIL,
+                    "username": "deploy-bot",
+                    "first_name": None,
+                    "last_name": None,
+                    "two_factor_authentication_enabled": True,
+                    "suspended": False,
+                }
+            )
+
+        def account() -> dict[str, Any]:
+            return {
+                "id": self.account_id,
+                "name": seed_world.ACCOUNT_NAME,
+                "type": "standard",
+                "settings": {"enforce_twofactor": False},
+                "created_on": "2025-01-01T00:00:00.000000Z",
+            }
+
+        @app.route("GET", "/accounts")
+        def accounts(request: Request) -> Response:
+            return _ok([account()], _page_info(1, 20, 1, 1))
+
+        @app.route("GET", "/memberships")
+        def memberships(request: Request) -> Response:
+            member = {
+                "id": seed_world.stable_id("membership"),
+                "status": "accepted",
+                "account": account(),
+                "roles": ["Administrator"],
+            }
+            return _ok([member], _page_info(1, 20, 1, 1))
+
+        @app.route("GET", f"{prefix}/versions")
+        def list_versions(request: Request) -> Response:
+            service, worker = self._worker(request)
+            newest_first = list(reversed(worker.versions))
+            if (request.arg("deployable") or "").lower() == "true":
+                # Deployable versions ignore pagination: the window itself is the page.
+                window = newest_first[:DEPLOYABLE_WINDOW]
+                items = [self._version_item(service, v) for v in window]
+                return _ok({"items": items}, _page_info(1, DEPLOYABLE_WINDOW, len(items), len(items)))
+            page = _int_arg(request, "page", 1)
+            per_page = _int_arg(request, "per_page", VERSIONS_PER_PAGE, high=100)
+            chunk = newest_first[(page - 1) * per_page : page * per_page]
+            items = [self._version_item(service, v) for v in chunk]
+            return _ok({"items": items}, _page_info(page, per_page, len(items), len(newest_first)))
+
+        @app.route("GET", f"{prefix}/versions/{{version_id}}")
+        def get_version(request: Request) -> Response:
+            service, worker = self._worker(request)
+            version = self._find_version(service, worker, request.params["version_id"])
+            return _ok(self._version_detail(service, version))
+
+        @app.route("GET", f"{prefix}/deployments")
+        def list_deployments(request: Request) -> Response:
+            _, worker = self._worker(request)
+            return _ok({"deployments": copy.deepcopy(list(reversed(worker.deployments)))})
+
+        @app.route("POST", f"{prefix}/deployments")
+        def create_deployment(request: Request) -> Response:
+            return self._create_deployment(request)
+
+        @app.route("GET", f"{prefix}/deployments/{{deployment_id}}")
+        def get_deployment(request: Request) -> Response:
+            _, worker = self._worker(request)
+            for dep in worker.deployments:
+                if dep["id"] == request.params["deployment_id"]:
+                    return _ok(copy.deepcopy(dep))
+            raise _fail(404, CODE_DEPLOYMENT_NOT_FOUND, "Deployment not found.")
+
+        @app.route("DELETE", f"{prefix}/deployments/{{deployment_id}}")
+        def delete_deployment(request: Request) -> Response:
+            _, worker = self._worker(request)
+            ids = [dep["id"] for dep in worker.deployments]
+            wanted = request.params["deployment_id"]
+            if wanted not in ids:
+                raise _fail(404, CODE_DEPLOYMENT_NOT_FOUND, "Deployment not found.")
+            if wanted == ids[-1]:
+                raise _fail(
+                    400,
+                    CODE_DELETE_LIVE,
+                    "The latest deployment, which is actively serving traffic, cannot be deleted.",
+                )
+            worker.deployments.pop(ids.index(wanted))
+            return Response(200, {"success": True, "errors": [], "messages": []})
+
+        @app.route("GET", "/accounts/{account_id}/workers/services/{script}")
+        def get_service(request: Request) -> Response:
+            name, _ = self._worker(request)
+            tag = uuid.uuid5(uuid.NAMESPACE_URL, f"script/{name}").hex
+            return _ok(
+                {
+                    "id": name,
+                    "default_environment": {"environment": "production", "script": {"id": name, "tag": tag}},
+                }
+            )
+
+        pages = "/accounts/{account_id}/pages/projects/{project}"
+
+        @app.route("GET", pages)
+        def get_project(request: Request) -> Response:
+            project = self._project(request)
+            canonical = self._pages_deployment(project, project.canonical)
+            latest = project.deployments[-1]
+            return _ok(
+                {
+                    "id": project.id,
+                    "name": project.name,
+                    "subdomain": f"{project.name}.pages.dev",
+                    "domains": [f"{project.name}.pages.dev"],
+                    "production_branch": "main",
+                    "created_on": iso(project.created_on),
+                    "build_config": self._build_config(),
+                    "source": {
+                        "type": "github",
+                        "config": {"owner": "acme", "repo_name": project.name, "production_branch": "main"},
+                    },
+                    "canonical_deployment": self._pages_body(project, canonical),
+                    "latest_deployment": self._pages_body(project, latest),
+                }
+            )
+
+        @app.route("GET", f"{pages}/deployments")
+        def list_pages_deployments(request: Request) -> Response:
+            project = self._project(request)
+            env = request.arg("env")
+            if env not in (None, "", "production", "preview"):
+                raise _fail(400, CODE_PAGES_ROLLBACK, "env must be production or preview.")
+            chosen = [d for d in reversed(project.deployments) if not env or d.environment == env]
+            page = _int_arg(request, "page", 1)
+            per_page = _int_arg(request, "per_page", PAGES_PER_PAGE, high=100)
+            chunk = chosen[(page - 1) * per_page : page * per_page]
+            return _ok(
+                [self._pages_body(project, d) for d in chunk],
+                _page_info(page, per_page, len(chunk), len(chosen)),
+            )
+
+        @app.route("GET", f"{pages}/deployments/{{deployment_id}}")
+        def get_pages_deployment(request: Request) -> Response:
+            project = self._project(request)
+            return _ok(self._pages_body(project, self._pages_deployment(project, request.params["deployment_id"])))
+
+        @app.route("POST", f"{pages}/deployments/{{deployment_id}}/rollback")
+        def rollback_pages(request: Request) -> Response:
+            project = self._project(request)
+            target = self._pages_deployment(project, request.params["deployment_id"])
+            if not target.rollback_target:
+                why = "a preview deployment" if target.environment != "production" else "a failed build"
+                raise _fail(
+                    400,
+                    CODE_PAGES_ROLLBACK,
+                    f"Deployment {target.id} is {why}. You can only rollback to successful builds on production.",
+                )
+            project.canonical = target.id
+            return _ok(self._pages_body(project, target))
+
+        zone = "/zones/{zone_id}/rulesets"
+
+        @app.route("GET", zone)
+        def list_rulesets(request: Request) -> Response:
+            zone_id = self._zone(request)
+            items = [
+                {k: v for k, v in self._public(r).items() if k != "rules"}
+                for r in self.rulesets.values()
+                if r["_zone"] == zone_id
+            ]
+            return _ok(items)
+
+        @app.route("GET", f"{zone}/phases/{{phase}}/entrypoint")
+        def get_entrypoint(request: Request) -> Response:
+            ruleset = self._entrypoint(self._zone(request), request.params["phase"])
+            if ruleset is None:
+                raise _fail(
+                    404,
+                    CODE_RULESET_NOT_FOUND,
+                    f"could not find entrypoint ruleset in the '{request.params['phase']}' phase",
+                )
+            return _ok(self._public(ruleset))
+
+        @app.route("PUT", f"{zone}/phases/{{phase}}/entrypoint")
+        def put_entrypoint(request: Request) -> Response:
+            zone_id, phase = self._zone(request), request.params["phase"]
+            body = self._json(request)
+            if not isinstance(body, dict) or not isinstance(body.get("rules"), list):
+                raise _ruleset_error("the body needs a rules list", "/rules")
+            ruleset = self._entrypoint(zone_id, phase)
+            if ruleset is None:
+                ruleset = {
+                    "id": self._new_hex("ruleset"),
+                    "name": "default",
+                    "description": "",
+                    "kind": "zone",
+                    "phase": phase,
+                    "version": "0",
+                    "last_updated": "",
+                    "rules": [],
+                    "_zone": zone_id,
+                }
+            version = str(int(ruleset["version"]) + 1)
+            now = iso(self.now())
+            # PUT replaces the whole list; rules keep their id only when the body names it.
+            old = {r["id"]: r for r in ruleset["rules"]}
+            rules = [
+                self._rule(
+                    raw,
+                    f"/rules/{i}",
+                    version,
+                    now,
+                    old.get(raw.get("id")) if isinstance(raw, dict) else None,
+                )
+                for i, raw in enumerate(body["rules"])
+            ]
+            ruleset.update(rules=rules, version=version, last_updated=now)
+            for key in ("name", "description"):
+                if isinstance(body.get(key), str) and body[key]:
+                    ruleset[key] = body[key]
+            self.rulesets[ruleset["id"]] = ruleset
+            return _ok(self._public(ruleset))
+
+        @app.route("GET", f"{zone}/{{ruleset_id}}")
+        def get_ruleset(request: Request) -> Response:
+            return _ok(self._public(self._ruleset(request)))
+
+        @app.route("POST", f"{zone}/{{ruleset_id}}/rules")
+        def add_rule(request: Request) -> Response:
+            ruleset = self._ruleset(request)
+            body = self._json(request)
+            version = str(int(ruleset["version"]) + 1)
+            now = iso(self.now())
+            rule = self._rule(body, "", version, now)
+            rules = list(ruleset["rules"])
+            self._place(rules, rule, body.get("position"))
+            ruleset.update(rules=rules, version=version, last_updated=now)
+            return _ok(self._public(ruleset))
+
+        @app.route("PATCH", f"{zone}/{{ruleset_id}}/rules/{{rule_id}}")
+        def update_rule(request: Request) -> Response:
+            ruleset = self._ruleset(request)
+            rules = list(ruleset["rules"])
+            index = _rule_index(rules, request.params["rule_id"])
+            body = self._json(request)
+            if not isinstance(body, dict):
+                raise _ruleset_error("the body must be a rule object", "")
+            version = str(int(ruleset["version"]) + 1)
+            now = iso(self.now())
+            rule = self._rule(body, "", version, now, old=rules.pop(index))
+            if "position" in body:
+                self._place(rules, rule, body["position"])
+            else:
+                rules.insert(index, rule)
+            ruleset.update(rules=rules, version=version, last_updated=now)
+            return _ok(self._public(ruleset))
+
+        @app.route("DELETE", f"{zone}/{{ruleset_id}}/rules/{{rule_id}}")
+        def delete_rule(request: Request) -> Response:
+            ruleset = self._ruleset(request)
+            rules = list(ruleset["rules"])
+            rules.pop(_rule_index(rules, request.params["rule_id"]))
+            self._bump(ruleset)
+            ruleset["rules"] = rules
+            return _ok(self._public(ruleset))
+
+
+def _rule_index(rules: list[dict[str, Any]], rule_id: str) -> int:
+    for i, rule in enumerate(rules):
+        if rule["id"] == rule_id:
+            return i
+    raise _fail(404, CODE_RULESET_NOT_FOUND, f"could not find rule {rule_id}")
+
+
+def _ruleset_error(message: str, pointer: str) -> HttpError:
+    body = envelope_error(CODE_RULESET_INVALID, message)
+    if pointer:
+        body["errors"][0]["source"] = {"pointer": pointer}
+    return HttpError(400, body)
