@@ -95,6 +95,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug in incidentops: say so plainly, keep the traceback for the report
+        import traceback
+
+        print(
+            f"::error::incidentops failed unexpectedly ({type(exc).__name__}: {exc}). This is a bug in incidentops, "
+            "not in your input; nothing after this point was done. Re-running the job is safe.",
+            flush=True,
+        )
+        traceback.print_exc(file=sys.stderr)
+        return EXIT_BUG
 
 
 def _escape_annotation(message: str) -> str:

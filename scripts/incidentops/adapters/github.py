@@ -17,7 +17,7 @@ from github.GithubRetry import GithubRetry
 from github.Issue import Issue as GhIssue
 from github.IssueComment import IssueComment
 from github.Repository import Repository
-from requests.exceptions import RequestException
+from requests.exceptions import RequestException, RetryError
 
 from incidentops.errors import ApiError, IncidentOpsError
 
@@ -97,15 +97,24 @@ class GitHubClient:
             return fn()
         except GithubException as exc:
             raise ApiError("GitHub", f"{what} failed: {_describe(exc)}", status=exc.status) from exc
+        except RetryError as exc:
+            reason = getattr(exc.args[0], "reason", None) if exc.args else None
+            raise ApiError(
+                "GitHub",
+                f"{what} failed: gave up after retries ({reason or exc})",
+                hint="GitHub may be having an outage; re-running the job is safe.",
+            ) from exc
         except RequestException as exc:
             raise ApiError(
-                "GitHub", f"{what} failed: {type(exc).__name__}", hint="GitHub may be down; re-run the job."
+                "GitHub",
+                f"{what} failed: {type(exc).__name__}",
+                hint="GitHub could not be reached; re-running the job is safe.",
             ) from exc
 
     @property
     def repo(self) -> Repository:
         if self._repo is None:
-            self._repo = self._gh.get_repo(self.repository, lazy=True)
+            self._repo = self._gh.get_repo(self.repository)
         return self._repo
 
     def issue(self, number: int) -> GhIssue:
@@ -177,9 +186,7 @@ class GitHubClient:
             return PostedComment(found.id, found.html_url, created=True)
         return PostedComment(created.id, created.html_url, created=True)
 
-    def _write(
-        self, what: str, do: Callable[[], T], landed: Callable[[], bool], attempts: int = 3
-    ) -> T | None:
+    def _write(self, what: str, do: Callable[[], T], landed: Callable[[], bool], attempts: int = 3) -> T | None:
         """Run a non-idempotent write; after an ambiguous failure, check whether it landed before retrying."""
         for attempt in range(1, attempts + 1):
             try:
