@@ -190,3 +190,10 @@ def test_load_is_cached() -> None:
 def test_cloudflare_spec_loads() -> None:
     spec = OpenApiSpec.load(SPECS / "cloudflare-openapi-subset.json")
     assert spec.match("GET", "/zones/abc/rulesets/phases/http_request_firewall_custom/entrypoint") is not None
+
+
+def test_ambiguous_one_of_of_loose_objects_accepts_an_error_body(github: OpenApiSpec) -> None:
+    # GitHub's 409 for contents PUT is oneOf two all-optional objects; any error body matches both.
+    body = {"message": "a.txt does not match abc", "documentation_url": "https://docs.github.com/rest"}
+    assert github.validate_response("PUT", "/repos/acme/ops/contents/a.txt", 409, body) == []
+    assert github.validate_response("PUT", "/repos/acme/ops/contents/a.txt", 409, {"message": 3}) != []

@@ -87,9 +87,7 @@ def error(status: int, message: str, errors: list[JSON] | None = None) -> HttpEr
 
 def invalid(resource: str, field_name: str, code: str = "invalid", **extra: Any) -> HttpError:
     """A 422 "Validation Failed" naming the offending field."""
-    return error(
-        422, "Validation Failed", [{"resource": resource, "field": field_name, "code": code, **extra}]
-    )
+    return error(422, "Validation Failed", [{"resource": resource, "field": field_name, "code": code, **extra}])
 
 
 @dataclass
@@ -241,9 +239,7 @@ class GitHubEmulator:
 
     # -- plumbing: auth, validation, rate limits, events ---------------------------------------
 
-    def route(
-        self, method: str, pattern: str, need: str = "read", repo: bool = True
-    ) -> Callable[[Handler], Handler]:
+    def route(self, method: str, pattern: str, need: str = "read", repo: bool = True) -> Callable[[Handler], Handler]:
         """Register `handler` for `method pattern`, wrapped with auth, permission and validation."""
         full = f"/repos/{{owner}}/{{repo}}{pattern}" if repo else pattern
 
@@ -321,9 +317,7 @@ class GitHubEmulator:
         if isinstance(response.body, (bytes, str)):
             return
         # Undocumented error statuses (401, 403 on some routes) are still what GitHub sends.
-        if response.status >= 400 and not self.spec.documents_status(
-            request.method, request.path, response.status
-        ):
+        if response.status >= 400 and not self.spec.documents_status(request.method, request.path, response.status):
             return
         errors = self.spec.validate_response(request.method, request.path, response.status, response.body)
         if errors:
@@ -331,9 +325,7 @@ class GitHubEmulator:
 
     def _violation(self, request: Request, kind: str, errors: list[str]) -> None:
         with self.lock:
-            self.violations.append(
-                {"method": request.method, "path": request.path, "kind": kind, "errors": errors}
-            )
+            self.violations.append({"method": request.method, "path": request.path, "kind": kind, "errors": errors})
 
     def _rate_headers(self, login: str) -> dict[str, str]:
         with self.lock:
@@ -355,6 +347,7 @@ class GitHubEmulator:
             "action": action,
             **fields,
             "repository": self.repository_json(),
+            "organization": self.organization_json(),
             "sender": self.user_json(sender),
         }
         self.events.append(
@@ -366,6 +359,24 @@ class GitHubEmulator:
                 "payload": payload,
             }
         )
+
+    def organization_json(self) -> JSON:
+        """The owning organization as webhook payloads carry it."""
+        api = f"{self.api_url}/orgs/{self.owner}"
+        return {
+            "login": self.org.login,
+            "id": self.org.id,
+            "node_id": node_id("Organization", self.org.id),
+            "url": api,
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events",
+            "hooks_url": f"{api}/hooks",
+            "issues_url": f"{api}/issues",
+            "members_url": f"{api}/members{{/member}}",
+            "public_members_url": f"{api}/public_members{{/member}}",
+            "avatar_url": f"{self.server_url}/avatars/u/{self.org.id}?v=4",
+            "description": "",
+        }
 
     # -- URLs and JSON shapes ------------------------------------------------------------------
 
@@ -380,11 +391,7 @@ class GitHubEmulator:
     def user_json(self, user: User) -> JSON:
         """A simple-user object (also valid as a webhook `user`)."""
         api = f"{self.api_url}/users/{quote(user.login)}"
-        html = (
-            f"{self.server_url}/apps/github-actions"
-            if user.kind == "Bot"
-            else f"{self.server_url}/{user.login}"
-        )
+        html = f"{self.server_url}/apps/github-actions" if user.kind == "Bot" else f"{self.server_url}/{user.login}"
         return {
             "login": user.login,
             "id": user.id,
@@ -603,8 +610,8 @@ class GitHubEmulator:
             "performed_via_github_app": None,
             "state_reason": issue.state_reason,
         }
+        body["draft"] = issue.pull.draft if issue.pull else False
         if issue.pull:
-            body["draft"] = issue.pull.draft
             body["pull_request"] = {
                 "url": f"{self.repo_api}/pulls/{issue.number}",
                 "html_url": f"{self.repo_html}/pull/{issue.number}",
@@ -823,9 +830,7 @@ class GitHubEmulator:
     def _diff_entries(self, info: CommitInfo) -> list[JSON]:
         base = info.parents[0] if info.parents else None
         range_args = [base, info.sha] if base else ["--root", info.sha]
-        raw = self.git.git("diff-tree", "-r", "--no-commit-id", "-z", "--raw", *range_args).decode(
-            "utf-8", "replace"
-        )
+        raw = self.git.git("diff-tree", "-r", "--no-commit-id", "-z", "--raw", *range_args).decode("utf-8", "replace")
         numstat = self.git.git("diff-tree", "-r", "--no-commit-id", "-z", "--numstat", *range_args).decode(
             "utf-8", "replace"
         )
@@ -859,9 +864,7 @@ class GitHubEmulator:
         return entries
 
     def _entry_json(self, entry: TreeEntry, ref: str, with_content: bytes | None = None) -> JSON:
-        kind = {"tree": "dir", "commit": "submodule"}.get(
-            entry.kind, "symlink" if entry.mode == "120000" else "file"
-        )
+        kind = {"tree": "dir", "commit": "submodule"}.get(entry.kind, "symlink" if entry.mode == "120000" else "file")
         quoted = quote(entry.path)
         url = f"{self.repo_api}/contents/{quoted}?ref={quote(ref, safe='')}"
         git_url = f"{self.repo_api}/git/{'trees' if entry.kind == 'tree' else 'blobs'}/{entry.sha}"
@@ -1016,9 +1019,7 @@ class GitHubEmulator:
         issue.state_reason = None if issue.pull else (reason or "completed")
         if issue.pull:
             self._freeze(issue.pull)
-            self.emit(
-                "pull_request", "closed", sender, number=issue.number, pull_request=self.pull_json(issue)
-            )
+            self.emit("pull_request", "closed", sender, number=issue.number, pull_request=self.pull_json(issue))
         else:
             self.emit("issues", "closed", sender, issue=self.issue_json(issue, rest=False))
 
@@ -1148,9 +1149,7 @@ class GitHubEmulator:
             title, body = call.field("title"), call.field("body")
             self._check_text("Issue", title, body)
             moment = now_iso()
-            issue = Issue(
-                next(self._numbers), next(self._ids), str(title), body, call.user.login, moment, moment
-            )
+            issue = Issue(next(self._numbers), next(self._ids), str(title), body, call.user.login, moment, moment)
             # Without triage access GitHub silently drops labels, assignees and milestone.
             triage = rank(call.user.role) >= rank("triage")
             labels = self._label_names(call.field("labels") or []) if triage else []
@@ -1371,11 +1370,7 @@ class GitHubEmulator:
                 raise invalid("PullRequest", "title", "missing_field")
             self._check_text("PullRequest", title, body)
             for other in self.issues.values():
-                if (
-                    other.pull
-                    and other.state == "open"
-                    and (other.pull.head, other.pull.base) == (head_ref, base)
-                ):
+                if other.pull and other.state == "open" and (other.pull.head, other.pull.base) == (head_ref, base):
                     raise error(
                         422,
                         "Validation Failed",
@@ -1419,9 +1414,7 @@ class GitHubEmulator:
                 pull=pull,
             )
             self.issues[issue.number] = issue
-            self.emit(
-                "pull_request", "opened", call.user, number=issue.number, pull_request=self.pull_json(issue)
-            )
+            self.emit("pull_request", "opened", call.user, number=issue.number, pull_request=self.pull_json(issue))
             return Response(201, self.pull_json(issue))
 
         @self.route("GET", "/pulls/{number}")
@@ -1462,9 +1455,7 @@ class GitHubEmulator:
         if method == "rebase":
             raise error(405, "Rebase merges are not allowed on this repository.")
         title = call.field("commit_title") or (
-            issue.title
-            if method == "squash"
-            else f"Merge pull request #{issue.number} from {self.owner}/{pull.head}"
+            issue.title if method == "squash" else f"Merge pull request #{issue.number} from {self.owner}/{pull.head}"
         )
         detail = call.field("commit_message") or (issue.title if method == "merge" else "")
         message = f"{title}\n\n{detail}".rstrip()
@@ -1495,9 +1486,7 @@ class GitHubEmulator:
             call.user.login,
             moment,
         )
-        self.emit(
-            "pull_request", "closed", call.user, number=issue.number, pull_request=self.pull_json(issue)
-        )
+        self.emit("pull_request", "closed", call.user, number=issue.number, pull_request=self.pull_json(issue))
         return {"sha": info.sha, "merged": True, "message": "Pull Request successfully merged"}
 
     def _squash(self, pull: Pull, message: str, author: Identity, committer: Identity) -> CommitInfo | None:

@@ -32,10 +32,7 @@ def _rewrite_nullable(node: Any) -> Any:
         return [_rewrite_nullable(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {
-        key: (value if key in ("example", "examples") else _rewrite_nullable(value))
-        for key, value in node.items()
-    }
+    out = {key: (value if key in ("example", "examples") else _rewrite_nullable(value)) for key, value in node.items()}
     if out.get("nullable") is not True:
         return out
     del out["nullable"]
@@ -49,6 +46,45 @@ def _rewrite_nullable(node: Any) -> Any:
         # No type to extend (e.g. a bare allOf/oneOf/$ref): accept null as an alternative.
         return {"anyOf": [{"type": "null"}, out]}
     return out
+
+
+def _resolve_local(document: Any, node: Any) -> Any:
+    """Follow local `$ref`s from `node` to the schema they name."""
+    for _ in range(16):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            return node
+        node = document
+        for segment in ref[2:].split("/"):
+            node = node.get(segment.replace("~1", "/").replace("~0", "~"), {}) if isinstance(node, dict) else {}
+    return node
+
+
+def _loose_object(schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, dict) else None
+    return kind in ("object", ["object", "null"]) and not schema.get("required")
+
+
+def _relax_ambiguous_one_of(document: Any, node: Any) -> None:
+    """Turn a `oneOf` whose branches are all objects with no required field into `anyOf`.
+
+    Such branches accept the same bodies (GitHub's 409 is basic-error *or* rule-violation-error, both
+    all-optional), so `oneOf` would reject every body; GitHub means "any of these shapes".
+    """
+    if isinstance(node, list):
+        for item in node:
+            _relax_ambiguous_one_of(document, item)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key not in ("example", "examples"):
+            _relax_ambiguous_one_of(document, value)
+    branches = node.get("oneOf")
+    if not isinstance(branches, list) or len(branches) < 2 or "discriminator" in node:
+        return
+    if all(_loose_object(_resolve_local(document, b)) for b in branches):
+        node["anyOf"] = node.pop("oneOf")
 
 
 def _escape(segment: str) -> str:
@@ -94,6 +130,7 @@ class OpenApiSpec:
 
     def __init__(self, document: dict[str, Any], slash_params: frozenset[str] = SLASH_PARAMS) -> None:
         self.document: dict[str, Any] = _rewrite_nullable(document)
+        _relax_ambiguous_one_of(self.document, self.document)
         resource: Resource[Any] = DRAFT4.create_resource(self.document)
         self._registry: Registry[Any] = Registry().with_resource(_SPEC_URI, resource)
         self._validators: dict[str, Draft4Validator] = {}
