@@ -56,6 +56,14 @@ def _summary(outcome: object) -> str:
     )
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from incidentops.demo import run_demo
+
+    return run_demo(seed=Path(args.seed), keep=Path(args.keep) if args.keep else None)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incidentops",
@@ -69,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
     )
     handle.set_defaults(handler=_cmd_handle_event)
+
+    demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
+    demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")
+    demo.add_argument("--keep", metavar="DIR", help="keep the workspace and bare repository in DIR")
+    demo.set_defaults(handler=_cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND")
