@@ -7,6 +7,7 @@ adds the cross-cutting behaviour tests rely on: `--latency-ms`, injected faults 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -207,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _serve(self) -> None:
@@ -232,10 +233,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.drop:
             # Close without answering, as a reset connection or crashed proxy would.
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             return
         if fault and fault.status:
             fault_headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}

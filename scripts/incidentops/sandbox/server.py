@@ -17,7 +17,7 @@ from typing import Any
 
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.github import GitHubEmulator
-from incidentops.sandbox.http import App, Hub, HttpServer, Request, Response
+from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
 
 OWNER, REPO = "acme", "ops"
 
@@ -62,8 +62,15 @@ def create_bare_repo(workdir: Path, seed: Path) -> Path:
         (tree / "incidents").mkdir(exist_ok=True)
         _git("add", "-A", cwd=tree)
         _git(
-            "-c", "user.name=sandbox", "-c", "user.email=sandbox@incidentops.invalid",
-            "commit", "-q", "--allow-empty", "-m", "Seed the ops repository",
+            "-c",
+            "user.name=sandbox",
+            "-c",
+            "user.email=sandbox@incidentops.invalid",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "Seed the ops repository",
             cwd=tree,
         )
         _git("push", "-q", str(bare), "main", cwd=tree)
