@@ -16,14 +16,15 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from incidentops.sandbox import world as seed_world
-from incidentops.sandbox.http import App, HttpError, Request, Response
+from incidentops.sandbox.http import App, HttpError, HttpServer, Hub, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 from incidentops.sandbox.world import Quality, World, iso
 
@@ -194,6 +195,12 @@ def _patched_document(for_requests: bool) -> dict[str, Any]:
     base = document["components"]["schemas"]["workers_deployments-base"]["properties"]["annotations"]
     # The 2024 description says 50 characters; the current API truncates messages to 1000 bytes.
     base["properties"]["workers/message"]["maxLength"] = MESSAGE_LIMIT_BYTES
+    # Each rule position branch ({before}, {after}, {index}) requires nothing, so every position object
+    # matched all three and failed `oneOf`; a branch is meant to carry its own key.
+    position = document["components"]["requestBodies"]["rulesets_Rule"]["content"]["application/json"]["schema"]
+    for branch in position["allOf"][1]["properties"]["position"]["oneOf"]:
+        own = branch["allOf"][1]
+        own["required"] = list(own["properties"])
     document["paths"] = _fix_failures(document["paths"])
     if for_requests:
         document["components"] = _strip_read_only_required(document, document["components"])
@@ -1198,3 +1205,30 @@ def _ruleset_error(message: str, pointer: str) -> HttpError:
     if pointer:
         body["errors"][0]["source"] = {"pointer": pointer}
     return HttpError(400, body)
+
+
+@dataclass
+class Served:
+    """A running emulator on its own 127.0.0.1 port (for tests and the wrangler runner)."""
+
+    emulator: CloudflareEmulator
+    hub: Hub
+    server: HttpServer
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.server.url}/client/v4"
+
+
+@contextmanager
+def serving(latency_ms: int = 0, **options: Any) -> Iterator[Served]:
+    """Serve only the emulated Cloudflare API at `/client/v4` on a free port until the block ends."""
+    hub = Hub(latency_ms=latency_ms)
+    server = HttpServer(hub)
+    emulator = CloudflareEmulator(api_base_url=f"{server.url}/client/v4", **options)
+    hub.mount("/client/v4", emulator.app)
+    server.start()
+    try:
+        yield Served(emulator, hub, server)
+    finally:
+        server.stop()
