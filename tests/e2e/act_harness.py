@@ -162,6 +162,7 @@ def run_act(
     tools: Tools,
     scratch: Path,
     timeout: float = 300,
+    verbose: bool = False,
 ) -> ActResult:
     """Run one event through `workflow` with act on the host runner; never raises on act's failure."""
     home = scratch / "home"
@@ -191,6 +192,8 @@ def run_act(
         "UV_NO_PROGRESS": "1",
     }
     command = [str(tools.act), event_name, "-e", str(event_path), "-W", str(workflow)]
+    if verbose:
+        command.append("--verbose")  # the only way act says why it skipped a job
     for label in PLATFORMS:
         command += ["-P", f"{label}=-self-hosted"]
     command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
@@ -214,6 +217,11 @@ def run_act(
 def job_ran(output: str) -> bool:
     """True if act actually started a job (a skipped job prints nothing at all)."""
     return "Run Set up job" in output or re.search(r"Job (succeeded|failed)", output) is not None
+
+
+def skipped_by_if(output: str) -> bool:
+    """True if act (run with --verbose) reports skipping a job because its `if:` was false."""
+    return re.search(r"Skipping job '[^']+' due to", output) is not None
 
 
 def run_scenario(scenario: str, out: Path, timeout: float = 600) -> dict[str, Any]:

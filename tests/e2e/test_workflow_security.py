@@ -44,9 +44,7 @@ def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path: Path)
     text = path.read_text(encoding="utf-8")
     for ref in uses:
         line = next(line for line in text.splitlines() if ref in line)
-        assert re.search(r"#\s*v\d+(\.\d+)*\s*$", line), (
-            f"{path.name}: no version comment on {line.strip()!r}"
-        )
+        assert re.search(r"#\s*v\d+(\.\d+)*\s*$", line), f"{path.name}: no version comment on {line.strip()!r}"
 
 
 @pytest.mark.parametrize(
@@ -141,9 +139,7 @@ def test_the_only_zizmor_exception_is_the_reviewed_issue_comment_trigger() -> No
         for line in path.read_text(encoding="utf-8").splitlines()
         if "zizmor: ignore" in line
     ]
-    assert ignores == [
-        ("incident.yml", "issue_comment:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above")
-    ]
+    assert ignores == [("incident.yml", "issue_comment:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above")]
     assert not (act_harness.REPO_ROOT / "zizmor.yml").exists(), "no repository-wide zizmor config is needed"
 
 
