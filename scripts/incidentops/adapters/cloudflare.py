@@ -1,0 +1,691 @@
+"""The only module that talks to Cloudflare: Workers versions and deployments, Pages, zone WAF rulesets.
+
+An `httpx.AsyncClient` underneath, so the rollback of several services can run concurrently.
+Every response is unwrapped from Cloudflare's envelope into typed dataclasses; a failure becomes an
+`ApiError` carrying Cloudflare's first error code and message. Reads (and replace-style writes) are
+retried on 429, 5xx, timeouts and dropped connections with exponential back-off and full jitter,
+under a total deadline; other 4xx answers are never retried. Writes that create something
+(a Worker deployment, a Pages rollback, a new WAF rule) are not retried when the outcome is unknown:
+see `create_worker_deployment`. Every attempt is kept in `calls` for the incident timeline.
+The API token never appears in `calls`, in error messages or in `repr`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import httpx
+
+from incidentops.errors import ApiError, IncidentOpsError
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+WAF_PHASE = "http_request_firewall_custom"
+SERVICE = "Cloudflare"
+
+CODE_AUTH = 10000
+CODE_MISSING_AUTH = 9106
+CODE_SCRIPT_NOT_FOUND = 10007
+CODE_RATE_LIMITED = 971
+CODE_SECRETS_CHANGED = 10220
+_ROUTE_CODES = {7000, 7003}
+
+_HINTS = {
+    CODE_AUTH: "Check that CLOUDFLARE_API_TOKEN is valid and allowed to make this call.",
+    CODE_MISSING_AUTH: "Set CLOUDFLARE_API_TOKEN.",
+    CODE_SCRIPT_NOT_FOUND: "Check the Worker name and CLOUDFLARE_ACCOUNT_ID.",
+    CODE_SECRETS_CHANGED: (
+        "A secret changed since that version was live. Check the version works with today's secrets, "
+        "then repeat the rollback with force."
+    ),
+    CODE_RATE_LIMITED: "Cloudflare rate-limits the whole token for up to five minutes; try again later.",
+}
+_SECRET_PARAMS = ("token", "key", "secret", "signature", "password")
+
+
+# -- results -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One HTTP attempt, as the timeline shows it."""
+
+    method: str
+    path: str  # relative to the API base, query included (secret-looking parameters masked)
+    status: int | None  # None when no answer arrived
+    duration_ms: float
+    attempt: int
+    error: str | None = None  # the transport failure, when there was one
+
+    def describe(self) -> str:
+        """Render the call as one line, e.g. `POST /accounts/…/deployments -> 200 (31 ms)`."""
+        outcome = str(self.status) if self.status is not None else (self.error or "no response")
+        return f"{self.method} {self.path} -> {outcome} ({self.duration_ms:.0f} ms)"
+
+
+@dataclass(frozen=True)
+class WorkerVersion:
+    id: str
+    number: int | None
+    created_on: str
+    author_email: str | None
+    source: str | None
+    message: str | None
+    tag: str | None
+    triggered_by: str | None
+    # Only filled by `get_worker_version` (the list does not carry resources).
+    binding_names: tuple[str, ...] = ()
+    compatibility_date: str | None = None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> WorkerVersion:
+        """Build from a versions list item or a version detail."""
+        meta = data.get("metadata") or {}
+        notes = data.get("annotations") or {}
+        resources = data.get("resources") or {}
+        bindings = resources.get("bindings") or []
+        runtime = resources.get("script_runtime") or {}
+        number = data.get("number")
+        return cls(
+            id=str(data["id"]),
+            number=int(number) if isinstance(number, int | float) else None,
+            created_on=str(meta.get("created_on", "")),
+            author_email=meta.get("author_email"),
+            source=meta.get("source"),
+            message=notes.get("workers/message"),
+            tag=notes.get("workers/tag"),
+            triggered_by=notes.get("workers/triggered_by"),
+            binding_names=tuple(str(b.get("name")) for b in bindings if isinstance(b, Mapping)),
+            compatibility_date=runtime.get("compatibility_date"),
+        )
+
+
+@dataclass(frozen=True)
+class TrafficSplit:
+    version_id: str
+    percentage: float
+
+
+@dataclass(frozen=True)
+class WorkerDeployment:
+    id: str
+    created_on: str
+    source: str | None
+    strategy: str
+    author_email: str | None
+    message: str | None
+    triggered_by: str | None
+    versions: tuple[TrafficSplit, ...]
+
+    @property
+    def full_version_id(self) -> str | None:
+        """Return the version serving 100% of traffic, or None for a split deployment."""
+        for split in self.versions:
+            if split.percentage >= 100:
+                return split.version_id
+        return None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> WorkerDeployment:
+        """Build from a deployments list item or a single deployment."""
+        notes = data.get("annotations") or {}
+        return cls(
+            id=str(data["id"]),
+            created_on=str(data.get("created_on", "")),
+            source=data.get("source"),
+            strategy=str(data.get("strategy", "percentage")),
+            author_email=data.get("author_email"),
+            message=notes.get("workers/message"),
+            triggered_by=notes.get("workers/triggered_by"),
+            versions=tuple(
+                TrafficSplit(str(v["version_id"]), float(v["percentage"])) for v in data.get("versions") or []
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class PagesDeployment:
+    id: str
+    short_id: str | None
+    project_name: str | None
+    environment: str
+    url: str | None
+    created_on: str
+    stage_name: str | None
+    stage_status: str | None
+    branch: str | None
+    commit_hash: str | None
+    commit_message: str | None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def is_rollback_target(self) -> bool:
+        """Cloudflare only rolls back to successful production builds."""
+        return self.environment == "production" and self.stage_status == "success"
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> PagesDeployment:
+        """Build from a Pages deployment object."""
+        stage = data.get("latest_stage") or {}
+        trigger = (data.get("deployment_trigger") or {}).get("metadata") or {}
+        return cls(
+            id=str(data["id"]),
+            short_id=data.get("short_id"),
+            project_name=data.get("project_name"),
+            environment=str(data.get("environment", "")),
+            url=data.get("url"),
+            created_on=str(data.get("created_on", "")),
+            stage_name=stage.get("name"),
+            stage_status=stage.get("status"),
+            branch=trigger.get("branch"),
+            commit_hash=trigger.get("commit_hash"),
+            commit_message=trigger.get("commit_message"),
+            aliases=tuple(data.get("aliases") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class PagesProject:
+    id: str
+    name: str
+    canonical_deployment: PagesDeployment | None
+    latest_deployment: PagesDeployment | None
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> PagesProject:
+        """Build from a Pages project object."""
+        canonical, latest = data.get("canonical_deployment"), data.get("latest_deployment")
+        return cls(
+            id=str(data.get("id", "")),
+            name=str(data["name"]),
+            canonical_deployment=PagesDeployment.from_api(canonical) if canonical else None,
+            latest_deployment=PagesDeployment.from_api(latest) if latest else None,
+        )
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    ref: str | None
+    description: str
+    expression: str
+    action: str
+    enabled: bool
+    version: str | None
+    action_parameters: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Rule:
+        """Build from a rule inside a ruleset."""
+        return cls(
+            id=str(data["id"]),
+            ref=data.get("ref"),
+            description=str(data.get("description") or ""),
+            expression=str(data.get("expression", "")),
+            action=str(data.get("action", "")),
+            enabled=bool(data.get("enabled", True)),
+            version=data.get("version"),
+            action_parameters=dict(data.get("action_parameters") or {}),
+        )
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    id: str
+    name: str
+    kind: str
+    phase: str
+    version: str
+    rules: tuple[Rule, ...]
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Ruleset:
+        """Build from a ruleset object."""
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            kind=str(data.get("kind", "")),
+            phase=str(data.get("phase", "")),
+            version=str(data.get("version", "")),
+            rules=tuple(Rule.from_api(r) for r in data.get("rules") or []),
+        )
+
+    def find(self, ref: str) -> Rule | None:
+        """Return the rule with this `ref` (how our own rules are tagged), if any."""
+        return next((rule for rule in self.rules if rule.ref == ref), None)
+
+
+def block_rule(
+    expression: str,
+    *,
+    description: str,
+    ref: str | None = None,
+    status: int = 403,
+    content: str = '{"error":"temporarily disabled"}',
+    content_type: str = "application/json",
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """Return the body of a WAF custom rule that answers matching requests with `status`."""
+    body: dict[str, Any] = {
+        "description": description,
+        "expression": expression,
+        "action": "block",
+        "enabled": enabled,
+        "action_parameters": {"response": {"status_code": status, "content": content, "content_type": content_type}},
+    }
+    if ref:
+        body["ref"] = ref
+    return body
+
+
+class AmbiguousWriteError(ApiError):
+    """A write may or may not have happened (timeout, 5xx, dropped connection): re-read before retrying."""
+
+
+# -- retry policy ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5  # seconds; the n-th back-off is drawn from [0, base * 2**(n-1)]
+    max_delay: float = 20.0
+    deadline: float = 60.0  # seconds for one call, all attempts and waits included
+    timeout: float = 15.0  # seconds for one attempt
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Return the seconds a `Retry-After` header asks for (delta seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+Safety = Literal["retry", "no-blind-retry"]
+
+
+class CloudflareClient:
+    """Async Cloudflare API client for one account; use as `async with CloudflareClient(...) as cf`."""
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        account_id: str,
+        base_url: str = DEFAULT_BASE_URL,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rng: Callable[[], float] = random.random,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not token:
+            raise IncidentOpsError("Cloudflare API token is empty.", hint="Set CLOUDFLARE_API_TOKEN.")
+        self.account_id = account_id
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.calls: list[ApiCall] = []
+        self._token = token
+        self._sleep = sleep
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._rng = rng
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + "/",
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "User-Agent": "incidentops/0.1",
+            },
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_env(
+        cls, account_id: str | None = None, env: Mapping[str, str] | None = None, **options: Any
+    ) -> CloudflareClient:
+        """Build a client from CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_BASE_URL."""
+        env = os.environ if env is None else env
+        token = env.get("CLOUDFLARE_API_TOKEN", "").strip()
+        if not token:
+            raise IncidentOpsError(
+                "CLOUDFLARE_API_TOKEN is not set.",
+                hint="Add it as a repository secret and pass it to the workflow step's env.",
+            )
+        account = account_id or env.get("CLOUDFLARE_ACCOUNT_ID", "").strip()
+        if not account:
+            raise IncidentOpsError(
+                "CLOUDFLARE_ACCOUNT_ID is not set and incidentops.yaml names no Cloudflare account.",
+                hint="Set cloudflare.account_id in incidentops.yaml or CLOUDFLARE_ACCOUNT_ID in the workflow.",
+            )
+        base_url = env.get("CLOUDFLARE_API_BASE_URL", "").strip() or DEFAULT_BASE_URL
+        return cls(token=token, account_id=account, base_url=base_url, **options)
+
+    def __repr__(self) -> str:
+        return f"CloudflareClient(base_url={self.base_url!r}, account_id={self.account_id!r})"
+
+    async def __aenter__(self) -> CloudflareClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- Workers -------------------------------------------------------------------------------
+
+    def _script(self, script: str) -> str:
+        return f"/accounts/{quote(self.account_id, safe='')}/workers/scripts/{quote(script, safe='')}"
+
+    async def list_worker_versions(self, script: str, *, deployable: bool = True) -> list[WorkerVersion]:
+        """List a Worker's versions, newest first.
+
+        With `deployable` (the default) Cloudflare returns only the versions a deployment may use,
+        its newest 100, in one page; an older version is not in the list and cannot be deployed.
+        """
+        path = f"{self._script(script)}/versions"
+        if deployable:
+            result, _ = await self._call("GET", path, params={"deployable": "true"})
+            return [WorkerVersion.from_api(item) for item in (result or {}).get("items", [])]
+        versions: list[WorkerVersion] = []
+        page = 1
+        while True:
+            result, info = await self._call("GET", path, params={"page": str(page), "per_page": "100"})
+            items = (result or {}).get("items", [])
+            versions += [WorkerVersion.from_api(item) for item in items]
+            total = (info or {}).get("total_count")
+            if not items or (isinstance(total, int) and len(versions) >= total) or total is None:
+                return versions
+            page += 1
+
+    async def get_worker_version(self, script: str, version_id: str) -> WorkerVersion:
+        """Fetch one version with its bindings and runtime settings."""
+        result, _ = await self._call("GET", f"{self._script(script)}/versions/{quote(version_id, safe='')}")
+        return WorkerVersion.from_api(result)
+
+    async def list_worker_deployments(self, script: str) -> list[WorkerDeployment]:
+        """List a Worker's deployments; the first is the one serving traffic now."""
+        result, _ = await self._call("GET", f"{self._script(script)}/deployments")
+        return [WorkerDeployment.from_api(item) for item in (result or {}).get("deployments", [])]
+
+    async def get_worker_deployment(self, script: str, deployment_id: str) -> WorkerDeployment:
+        """Fetch one deployment by id."""
+        path = f"{self._script(script)}/deployments/{quote(deployment_id, safe='')}"
+        result, _ = await self._call("GET", path)
+        return WorkerDeployment.from_api(result)
+
+    async def create_worker_deployment(
+        self, script: str, version_id: str, *, message: str, force: bool = False
+    ) -> WorkerDeployment:
+        """Deploy one version to 100% of traffic (a rollback, when the version is older).
+
+        Not idempotent, so not retried blindly: Cloudflare has no idempotency key, and a POST whose
+        answer was lost may have deployed already, or someone may have deployed since. Only a 429
+        (rejected before any work) or a connection that never opened is retried here. On a timeout,
+        a 5xx or a dropped connection this raises `AmbiguousWriteError`; the caller should re-read
+        `list_worker_deployments` and retry only if the first deployment is still the one it
+        replaced. `force=True` overrides Cloudflare's "a secret changed since this version" block
+        (code 10220) and must come from an explicit operator decision.
+        """
+        body = {
+            "strategy": "percentage",
+            "versions": [{"version_id": version_id, "percentage": 100}],
+            "annotations": {"workers/message": message},
+        }
+        params = {"force": "true"} if force else None
+        result, _ = await self._call(
+            "POST", f"{self._script(script)}/deployments", params=params, json=body, safety="no-blind-retry"
+        )
+        return WorkerDeployment.from_api(result)
+
+    # -- Pages -----------------------------------------------------------------------------------
+
+    def _project(self, project: str) -> str:
+        return f"/accounts/{quote(self.account_id, safe='')}/pages/projects/{quote(project, safe='')}"
+
+    async def get_pages_project(self, project: str) -> PagesProject:
+        """Fetch a Pages project with its canonical (live production) and latest deployments."""
+        result, _ = await self._call("GET", self._project(project))
+        return PagesProject.from_api(result)
+
+    async def list_pages_deployments(
+        self, project: str, *, env: Literal["production", "preview"] | None = None, max_items: int = 100
+    ) -> list[PagesDeployment]:
+        """List a project's deployments newest first, following pages up to `max_items`."""
+        found: list[PagesDeployment] = []
+        page = 1
+        while len(found) < max_items:
+            params = {"page": str(page), "per_page": "25"}
+            if env:
+                params["env"] = env
+            result, info = await self._call("GET", f"{self._project(project)}/deployments", params=params)
+            items = result or []
+            found += [PagesDeployment.from_api(item) for item in items]
+            pages = (info or {}).get("total_pages")
+            if not items or not isinstance(pages, int) or page >= pages:
+                break
+            page += 1
+        return found[:max_items]
+
+    async def get_pages_deployment(self, project: str, deployment_id: str) -> PagesDeployment:
+        """Fetch one Pages deployment."""
+        result, _ = await self._call("GET", f"{self._project(project)}/deployments/{quote(deployment_id, safe='')}")
+        return PagesDeployment.from_api(result)
+
+    async def rollback_pages_deployment(self, project: str, deployment_id: str) -> PagesDeployment:
+        """Make a successful production deployment live again.
+
+        Like `create_worker_deployment`, never retried blindly: on an unknown outcome this raises
+        `AmbiguousWriteError` and the caller re-reads `get_pages_project` to see what is canonical.
+        """
+        path = f"{self._project(project)}/deployments/{quote(deployment_id, safe='')}/rollback"
+        result, _ = await self._call("POST", path, safety="no-blind-retry")
+        return PagesDeployment.from_api(result)
+
+    # -- WAF custom rules ------------------------------------------------------------------------
+
+    def _rulesets(self, zone_id: str) -> str:
+        return f"/zones/{quote(zone_id, safe='')}/rulesets"
+
+    async def get_entrypoint_ruleset(self, zone_id: str, phase: str = WAF_PHASE) -> Ruleset | None:
+        """Fetch the zone's entry-point ruleset of a phase, or None when the zone has none yet."""
+        try:
+            result, _ = await self._call("GET", f"{self._rulesets(zone_id)}/phases/{quote(phase, safe='')}/entrypoint")
+        except ApiError as err:
+            if err.status == 404 and err.code not in _ROUTE_CODES:
+                return None
+            raise
+        return Ruleset.from_api(result)
+
+    async def put_entrypoint_ruleset(
+        self, zone_id: str, rules: Sequence[Mapping[str, Any]], phase: str = WAF_PHASE
+    ) -> Ruleset:
+        """Create or replace the entry-point ruleset; replaces every rule, so use only when there is none."""
+        path = f"{self._rulesets(zone_id)}/phases/{quote(phase, safe='')}/entrypoint"
+        result, _ = await self._call("PUT", path, json={"rules": [dict(r) for r in rules]})
+        return Ruleset.from_api(result)
+
+    async def add_rule(
+        self, zone_id: str, ruleset_id: str, rule: Mapping[str, Any], *, position: Mapping[str, Any] | None = None
+    ) -> Ruleset:
+        """Add one rule (at the end, or at `position`); returns the whole updated ruleset.
+
+        A repeated POST would add a second copy, so unknown outcomes raise `AmbiguousWriteError`:
+        re-read the ruleset and look for the rule's `ref` before trying again.
+        """
+        body = dict(rule)
+        if position is not None:
+            body["position"] = dict(position)
+        path = f"{self._rulesets(zone_id)}/{quote(ruleset_id, safe='')}/rules"
+        result, _ = await self._call("POST", path, json=body, safety="no-blind-retry")
+        return Ruleset.from_api(result)
+
+    async def update_rule(self, zone_id: str, ruleset_id: str, rule_id: str, changes: Mapping[str, Any]) -> Ruleset:
+        """Change fields of one rule (e.g. `{"enabled": False}`); returns the whole updated ruleset."""
+        path = f"{self._rulesets(zone_id)}/{quote(ruleset_id, safe='')}/rules/{quote(rule_id, safe='')}"
+        result, _ = await self._call("PATCH", path, json=dict(changes))
+        return Ruleset.from_api(result)
+
+    async def set_rule_enabled(self, zone_id: str, ruleset_id: str, rule: Rule, enabled: bool) -> Ruleset:
+        """Turn one rule on or off, sending the whole rule (the API types a PATCH body by its `action`)."""
+        body: dict[str, Any] = {
+            "action": rule.action,
+            "expression": rule.expression,
+            "description": rule.description,
+            "enabled": enabled,
+        }
+        if rule.ref:
+            body["ref"] = rule.ref
+        if rule.action_parameters:
+            body["action_parameters"] = dict(rule.action_parameters)
+        return await self.update_rule(zone_id, ruleset_id, rule.id, body)
+
+    async def delete_rule(self, zone_id: str, ruleset_id: str, rule_id: str) -> Ruleset:
+        """Remove one rule; returns the whole updated ruleset."""
+        path = f"{self._rulesets(zone_id)}/{quote(ruleset_id, safe='')}/rules/{quote(rule_id, safe='')}"
+        result, _ = await self._call("DELETE", path)
+        return Ruleset.from_api(result)
+
+    # -- the one place requests are made ---------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        safety: Safety = "retry",
+    ) -> tuple[Any, dict[str, Any] | None]:
+        """Make one logical call with retries; return (result, result_info) or raise `ApiError`."""
+        policy = self.retry
+        shown = path + (f"?{urlencode(_masked(params))}" if params else "")
+        started = self._clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = policy.deadline - (self._clock() - started)
+            timeout = max(0.001, min(policy.timeout, remaining))
+            before = self._clock()
+            try:
+                response = await self._http.request(method, path.lstrip("/"), params=params, json=json, timeout=timeout)
+            except httpx.TransportError as exc:
+                elapsed = (self._clock() - before) * 1000
+                self.calls.append(ApiCall(method, shown, None, elapsed, attempt, type(exc).__name__))
+                never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                what = self._redact(f"{method} {shown}: no answer from Cloudflare ({type(exc).__name__}: {exc})")
+                if safety == "no-blind-retry" and not never_sent:
+                    raise AmbiguousWriteError(
+                        SERVICE,
+                        what,
+                        hint="The change may or may not have been made; read the current state before retrying.",
+                    ) from exc
+                failure = ApiError(SERVICE, what)
+                wait = self._backoff(attempt)
+            else:
+                elapsed = (self._clock() - before) * 1000
+                self.calls.append(ApiCall(method, shown, response.status_code, elapsed, attempt))
+                if response.status_code < 400:
+                    return self._unwrap(method, shown, response)
+                failure = self._failure(method, shown, response)
+                if response.status_code == 429:
+                    asked = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
+                    wait = asked + self._rng() * policy.base_delay if asked is not None else self._backoff(attempt)
+                elif response.status_code >= 500:
+                    if safety == "no-blind-retry":
+                        raise AmbiguousWriteError(
+                            SERVICE,
+                            failure.message.removeprefix(f"{SERVICE}: "),
+                            status=failure.status,
+                            code=failure.code,
+                            hint="The change may or may not have been made; read the current state before retrying.",
+                        )
+                    wait = self._backoff(attempt)
+                else:
+                    raise failure
+            if attempt >= policy.max_attempts:
+                raise _gave_up(failure, f"gave up after {attempt} attempts")
+            if self._clock() - started + wait > policy.deadline:
+                raise _gave_up(
+                    failure,
+                    f"gave up after {attempt} attempt(s): the next try ({wait:.1f} s away) would pass "
+                    f"the {policy.deadline:.0f} s deadline",
+                )
+            await self._sleep(wait)
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter: spreads out the five concurrent rollbacks instead of retrying in lockstep.
+        ceiling = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+        return self._rng() * ceiling
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _unwrap(self, method: str, shown: str, response: httpx.Response) -> tuple[Any, dict[str, Any] | None]:
+        if response.status_code in (204, 205) or not response.content:
+            return None, None
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ApiError(
+                SERVICE, f"{method} {shown}: malformed (non-JSON) response", status=response.status_code
+            ) from exc
+        if not isinstance(body, dict) or body.get("success") is not True:
+            raise self._failure(method, shown, response)
+        info = body.get("result_info")
+        return body.get("result"), info if isinstance(info, dict) else None
+
+    def _failure(self, method: str, shown: str, response: httpx.Response) -> ApiError:
+        code: int | None = None
+        message = response.reason_phrase or "request failed"
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            code = first.get("code") if isinstance(first.get("code"), int) else None
+            message = str(first.get("message") or message)
+        elif isinstance(body, dict) and isinstance(body.get("message"), str):
+            message = body["message"]
+        if response.status_code == 429 and code is None:
+            code = CODE_RATE_LIMITED
+        text = f"{method} {shown} failed: {message}" + (f" [code {code}]" if code else "")
+        text += f" (HTTP {response.status_code})"
+        hint = _HINTS.get(code) if code is not None else None
+        return ApiError(SERVICE, self._redact(text), status=response.status_code, code=code, hint=hint)
+
+
+def _gave_up(failure: ApiError, why: str) -> ApiError:
+    message = f"{failure.message.removeprefix(f'{SERVICE}: ')}; {why}"
+    error = ApiError(SERVICE, message, status=failure.status, code=failure.code, hint=failure.hint)
+    error.__cause__ = failure
+    return error
+
+
+def _masked(params: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("***" if any(s in k.lower() for s in _SECRET_PARAMS) else v) for k, v in params.items()}
