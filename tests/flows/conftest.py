@@ -99,7 +99,7 @@ class World:
         event: Event = parse_event(delivery["event"], json.loads(json.dumps(delivery["payload"])))
         return handle(event, self.ports(now))
 
-    def bare_log(self, path: str = "incidents") -> list[str]:
+    def bare_log(self, path: str = "incidents/INC-*") -> list[str]:
         out = git("log", "--format=%s", "main", "--", path, cwd=Path(self.info["bare_repo"]))
         return [line for line in out.split("\n") if line]
 

@@ -8,6 +8,7 @@ Mounts:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from incidentops.core.ledger import render_ledger
+from incidentops.sandbox import world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.github import GitHubEmulator
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
@@ -45,13 +48,14 @@ def seed_tree(source: Path, target: Path) -> None:
             shutil.copy2(src, dst)
 
 
-def _git(*args: str, cwd: Path) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    full_env = {**os.environ, **env} if env else None
+    result = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=full_env)
     return result.stdout
 
 
-def create_bare_repo(workdir: Path, seed: Path) -> Path:
-    """Create `workdir/acme/ops.git` with one seed commit on `main`."""
+def create_bare_repo(workdir: Path, seed: Path, with_ledger_history: bool = True) -> Path:
+    """Create `workdir/acme/ops.git`: a seed commit on `main`, then the ledger's history as people made it."""
     bare = workdir / OWNER / f"{REPO}.git"
     bare.parent.mkdir(parents=True, exist_ok=True)
     _git("init", "--bare", "-q", "-b", "main", str(bare), cwd=workdir)
@@ -59,6 +63,8 @@ def create_bare_repo(workdir: Path, seed: Path) -> Path:
         tree = Path(tmp)
         _git("init", "-q", "-b", "main", cwd=tree)
         seed_tree(seed, tree)
+        if with_ledger_history:  # the ledger arrives through its own history below
+            (tree / world.LEDGER_PATH).unlink(missing_ok=True)
         (tree / "incidents").mkdir(exist_ok=True)
         _git("add", "-A", cwd=tree)
         _git(
@@ -73,8 +79,35 @@ def create_bare_repo(workdir: Path, seed: Path) -> Path:
             "Seed the ops repository",
             cwd=tree,
         )
+        if with_ledger_history:
+            _commit_ledger_history(tree)
         _git("push", "-q", str(bare), "main", cwd=tree)
     return bare
+
+
+def _commit_ledger_history(tree: Path) -> None:
+    """Replay the seeded world's ledger pins as commits, so a planner can search git history for good pins."""
+    ledger = tree / world.LEDGER_PATH
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    for message, author, at, doc in world.ledger_history():
+        ledger.write_text(render_ledger(doc), encoding="utf-8")
+        _git("add", world.LEDGER_PATH, cwd=tree)
+        _git(
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+            cwd=tree,
+            env={
+                "GIT_AUTHOR_NAME": author,
+                "GIT_AUTHOR_EMAIL": f"{author}@acme.example",
+                "GIT_AUTHOR_DATE": at,
+                "GIT_COMMITTER_NAME": author,
+                "GIT_COMMITTER_EMAIL": f"{author}@acme.example",
+                "GIT_COMMITTER_DATE": at,
+            },
+        )
 
 
 class Sandbox:
