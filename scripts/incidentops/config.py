@@ -125,9 +125,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "environments",
         "permissions",
     )
-    doc = check.mapping(
-        data, "", top_keys, ("version", "severities", "services", "environments", "permissions")
-    )
+    doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
         check.error("version", doc.get("version"), "1")
 
@@ -136,9 +134,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
     if isinstance(raw_sev, dict) and raw_sev:
         for label, severity in raw_sev.items():
             label_s = check.string(label, f"severities.{label}")
-            sev_s = check.string(
-                severity, f"severities.{label}", re.compile(r"^SEV-\d$"), "a severity like SEV-1"
-            )
+            sev_s = check.string(severity, f"severities.{label}", re.compile(r"^SEV-\d$"), "a severity like SEV-1")
             severities[label_s] = sev_s
     else:
         check.error("severities", raw_sev, "a mapping of label to severity, e.g. sev-1: SEV-1")
@@ -223,9 +219,7 @@ def load_config(workspace: Path) -> Config:
     try:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except YAMLError as exc:
-        raise ConfigError(
-            f"{CONFIG_FILE} is not valid YAML: {exc}", hint="Fix the syntax and run again."
-        ) from exc
+        raise ConfigError(f"{CONFIG_FILE} is not valid YAML: {exc}", hint="Fix the syntax and run again.") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE} is not UTF-8 text: {exc}") from exc
     return parse_config(data, CONFIG_FILE)

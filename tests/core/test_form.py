@@ -91,9 +91,7 @@ def test_no_response_and_unchecked_boxes_are_empty_and_listed_as_missing() -> No
 
 
 def test_crlf_fences_and_user_headings_are_handled() -> None:
-    body = FULL_BODY.replace("Seen by support at 03:20.", "### not a field\n```\ncode\n```").replace(
-        "\n", "\r\n"
-    )
+    body = FULL_BODY.replace("Seen by support at 03:20.", "### not a field\n```\ncode\n```").replace("\n", "\r\n")
     values = parse_form_body(body)
     assert "### not a field" in values["summary"]  # an unknown ### line stays with the field above
     assert values["environment"] == "production"

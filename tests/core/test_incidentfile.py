@@ -79,9 +79,7 @@ def test_human_comment_lines_in_front_matter_survive_updates() -> None:
 
 
 line_text = st.text(
-    alphabet=st.characters(
-        blacklist_categories=("Cs",), blacklist_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-    ),
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"),
     max_size=40,
 ).map(lambda s: s.replace("\n", " "))
 

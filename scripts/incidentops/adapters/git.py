@@ -73,9 +73,7 @@ class GitRepo:
         except FileNotFoundError as exc:
             raise GitError("git is not installed or not on PATH", hint="Install git and run again.") from exc
         except subprocess.TimeoutExpired as exc:
-            raise GitError(
-                f"git {args[0]} did not finish within 120 s", hint="Check the remote is reachable."
-            ) from exc
+            raise GitError(f"git {args[0]} did not finish within 120 s", hint="Check the remote is reachable.") from exc
         if check and result.returncode != 0:
             raise GitError(
                 f"git {' '.join(args[:2])} failed: {result.stderr.strip()[-500:]}",
@@ -99,9 +97,7 @@ class GitRepo:
             return None
 
     def _push(self) -> None:
-        result = self.run(
-            "push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{self.branch}", check=False
-        )
+        result = self.run("push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{self.branch}", check=False)
         if result.returncode == 0:
             return
         text = (result.stdout + result.stderr).lower()

@@ -120,15 +120,11 @@ def new_incident_text(
     at = fields["declared_at"]
     issue_link = link(f"issue #{event.issue.number}", event.issue.html_url)
     rows = [
-        f.TimelineRow(
-            at, event.sender, f"Declared {severity} (label {event.label})", issue_link, key=event.key
-        ),
+        f.TimelineRow(at, event.sender, f"Declared {severity} (label {event.label})", issue_link, key=event.key),
         f.TimelineRow(at, "incidentops", f"Incident commander: @{fields['commander']}", "", ""),
     ]
     if intake.started_at:
-        rows.insert(
-            0, f.TimelineRow(intake.started_at, event.issue.author or event.sender, "Impact started", "")
-        )
+        rows.insert(0, f.TimelineRow(intake.started_at, event.issue.author or event.sender, "Impact started", ""))
     text = render(
         "incident.md.j2",
         workspace,

@@ -60,9 +60,7 @@ def _issue(data: Any) -> Issue | None:
     if not isinstance(data, dict) or not isinstance(data.get("number"), int):
         return None
     labels = tuple(_str(label.get("name")) for label in data.get("labels") or [] if isinstance(label, dict))
-    assignees = tuple(
-        _str(user.get("login")) for user in data.get("assignees") or [] if isinstance(user, dict)
-    )
+    assignees = tuple(_str(user.get("login")) for user in data.get("assignees") or [] if isinstance(user, dict))
     if not assignees and isinstance(data.get("assignee"), dict):
         assignees = (_str(data["assignee"].get("login")),)
     return Issue(

@@ -217,8 +217,7 @@ def read_intake(
         parsed = parse_utc(str(started))
         if parsed is None:
             intake.problems.append(
-                f"Start time (UTC): could not read {str(started)[:80]!r} as a time "
-                "(expected e.g. 2026-11-27T03:12:09Z)"
+                f"Start time (UTC): could not read {str(started)[:80]!r} as a time (expected e.g. 2026-11-27T03:12:09Z)"
             )
         elif now is not None and parsed > now:
             intake.problems.append(f"Start time (UTC): {format_ts(parsed)} is in the future")
@@ -231,8 +230,7 @@ def read_intake(
     bad_routes = [r for r in intake.routes if not r.startswith("/")]
     if bad_routes:
         intake.problems.append(
-            "Impacted routes: expected paths starting with '/', ignored "
-            + ", ".join(repr(r) for r in bad_routes[:5])
+            "Impacted routes: expected paths starting with '/', ignored " + ", ".join(repr(r) for r in bad_routes[:5])
         )
         intake.routes = [r for r in intake.routes if r.startswith("/")]
     intake.tenants = _items(raw.get("tenants"))

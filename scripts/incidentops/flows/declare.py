@@ -111,11 +111,7 @@ def declare(event: Event, ports: Ports) -> Outcome:
         text = read(path)
         if text is None:
             produced["kind"] = "declared"
-            return {
-                path: ports.redact(
-                    core.new_incident_text(event, intake, decision.severity, now, ports.workspace)
-                )
-            }
+            return {path: ports.redact(core.new_incident_text(event, intake, decision.severity, now, ports.workspace))}
         if f.has_event(text, event.key):
             produced["kind"] = "replay"
             return {}
@@ -165,9 +161,7 @@ def declare(event: Event, ports: Ports) -> Outcome:
     elif kind == "severity" or (kind == "replay" and row):
         marker = f"<!-- incidentops:severity:{f.escape_cell(event.key)} -->"
         previous = produced.get("previous") or _previous_from(fields, str(fields.get("severity")))
-        escalated = ports.config.severity_rank(str(fields.get("severity"))) < ports.config.severity_rank(
-            previous
-        )
+        escalated = ports.config.severity_rank(str(fields.get("severity"))) < ports.config.severity_rank(previous)
         body = render(
             "comment-escalated.md.j2",
             ports.workspace,
