@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 from github import Auth, Github, GithubException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft7Validator
 
 from incidentops.sandbox.gitstore import GitStore, Identity, TreeEntry
@@ -114,25 +116,25 @@ def test_whole_incident_flow_with_pygithub(github_world: GitHubWorld) -> None:
 
 def test_contents_update_is_guarded_by_the_blob_sha(github_world: GitHubWorld) -> None:
     repo = client(github_world, "oncall-write").get_repo("acme/ops")
-    first = repo.create_file("deployments/checkout.yaml", "add", "version: 1\n")["content"]
-    second = repo.update_file("deployments/checkout.yaml", "bump", "version: 2\n", first.sha)["content"]
+    first = repo.create_file("services/checkout.yaml", "add", "version: 1\n")["content"]
+    second = repo.update_file("services/checkout.yaml", "bump", "version: 2\n", first.sha)["content"]
     assert second.sha != first.sha
 
     with pytest.raises(GithubException) as stale:
-        repo.update_file("deployments/checkout.yaml", "stale", "version: 3\n", first.sha)
+        repo.update_file("services/checkout.yaml", "stale", "version: 3\n", first.sha)
     assert stale.value.status == 409
 
     with http(github_world) as api:
         missing_sha = api.put(
-            "/contents/deployments/checkout.yaml",
+            "/contents/services/checkout.yaml",
             json={"message": "no sha", "content": base64.b64encode(b"x").decode()},
         )
         assert missing_sha.status_code == 422
-        listing = api.get("/contents/deployments")
+        listing = api.get("/contents/services")
         assert [(e["name"], e["type"]) for e in listing.json()] == [("checkout.yaml", "file")]
         assert api.get("/contents/nope.txt").status_code == 404
 
-    assert git("show", "main:deployments/checkout.yaml", cwd=github_world.bare_repo) == "version: 2"
+    assert git("show", "main:services/checkout.yaml", cwd=github_world.bare_repo) == "version: 2"
     assert github_world.emulator.violations == []
 
 
@@ -453,3 +455,83 @@ def test_listing_users_headers_and_pagination(github_world: GitHubWorld) -> None
         gh.get_user("nobody-here")
     assert unknown.value.status == 404
     assert github_world.emulator.violations == []
+
+
+def test_hostile_input_gets_client_errors_not_crashes(github_world: GitHubWorld) -> None:
+    commits_before = git("rev-list", "--count", "main", cwd=github_world.bare_repo)
+    with http(github_world) as api:
+        number = api.post("/issues", json={"title": "target"}).json()["number"]
+        content = base64.b64encode(b"x").decode()
+        answers = {
+            "nul in path": api.get("/contents/a%00b").status_code,
+            "dot-dot path": api.put(
+                "/contents/a/%2E%2E/escape.txt", json={"message": "m", "content": content}
+            ).status_code,
+            "git dir path": api.put("/contents/.git/config", json={"message": "m", "content": content}).status_code,
+            "bad base64": api.put("/contents/x.txt", json={"message": "m", "content": "@@@"}).status_code,
+            "unknown branch": api.put(
+                "/contents/x.txt", json={"message": "m", "content": content, "branch": "nope"}
+            ).status_code,
+            "bad milestone": api.patch(f"/issues/{number}", json={"milestone": "abc"}).status_code,
+            "blank title": api.post("/issues", json={"title": "   "}).status_code,
+            "blank comment": api.post(f"/issues/{number}/comments", json={"body": ""}).status_code,
+            "fork head": api.post("/pulls", json={"title": "t", "head": "evil:main", "base": "main"}).status_code,
+            "bad ref": api.post("/git/refs", json={"ref": "refs/heads/a..b", "sha": "0" * 40}).status_code,
+            "short ref": api.post("/git/refs", json={"ref": "main", "sha": "0" * 40}).status_code,
+            "no such issue": api.get("/issues/999999999999999999999").status_code,
+            "not a number": api.get("/issues/comments/abc").status_code,
+            "other repo": api.get(f"{github_world.api_url}/repos/acme/secret").status_code,
+            "unknown route": api.get("/wiki").status_code,
+            "not json": api.post("/issues", content=b"\x00\xff\xfe").status_code,
+            "json array": api.post("/issues", json=["title"]).status_code,
+        }
+    assert answers == {
+        "nul in path": 404,
+        "dot-dot path": 422,
+        "git dir path": 422,
+        "bad base64": 422,
+        "unknown branch": 404,
+        "bad milestone": 422,
+        "blank title": 422,
+        "blank comment": 422,
+        "fork head": 422,
+        "bad ref": 422,
+        "short ref": 422,
+        "no such issue": 404,
+        "not a number": 404,
+        "other repo": 404,
+        "unknown route": 404,
+        "not json": 400,
+        "json array": 422,
+    }
+    assert git("rev-list", "--count", "main", cwd=github_world.bare_repo) == commits_before
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=8,
+)
+fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "title": json_values,
+        "body": json_values,
+        "labels": json_values,
+        "assignees": json_values,
+        "state": json_values,
+        "milestone": json_values,
+    },
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=fields)
+def test_arbitrary_issue_bodies_never_break_the_emulator(github_world: GitHubWorld, body: dict[str, Any]) -> None:
+    with http(github_world, token="oncall-admin") as api:
+        created = api.post("/issues", json=body)
+        assert created.status_code in (201, 422), created.text
+        edited = api.patch("/issues/1", json=body)
+        assert edited.status_code in (200, 404, 422), edited.text
+    responses = [v for v in github_world.emulator.violations if v["kind"] == "response"]
+    assert responses == []

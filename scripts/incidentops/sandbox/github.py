@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
-from incidentops.sandbox.gitstore import CommitInfo, GitStore, Identity, RefMoved, TreeEntry, iso
+from incidentops.sandbox.gitstore import CommitInfo, GitError, GitStore, Identity, RefMoved, TreeEntry, iso
 from incidentops.sandbox.http import App, HttpError, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 
@@ -275,7 +275,13 @@ class GitHubEmulator:
                 raise self._forbidden(user, need)
         body = self._body(request)
         with self.lock:
-            return handler(Call(request, user, body))
+            try:
+                return handler(Call(request, user, body))
+            except (GitError, ValueError) as exc:
+                # Hostile names (NUL bytes, odd refs) make git refuse; GitHub answers those as bad input.
+                if request.method == "GET":
+                    raise error(404, "Not Found") from exc
+                raise error(422, "Validation Failed", []) from exc
 
     def _authenticate(self, request: Request) -> User:
         token = request.bearer
@@ -917,6 +923,10 @@ class GitHubEmulator:
         return found
 
     def _check_text(self, resource: str, title: Any = None, body: Any = None) -> None:
+        if isinstance(title, str) and not title.strip():
+            raise invalid(resource, "title", "missing_field")
+        if resource == "IssueComment" and isinstance(body, str) and not body.strip():
+            raise invalid(resource, "body", "missing_field")
         if isinstance(title, str) and len(title) > MAX_TITLE:
             raise error(
                 422,
@@ -1148,18 +1158,15 @@ class GitHubEmulator:
         def create_issue(call: Call) -> Response:
             title, body = call.field("title"), call.field("body")
             self._check_text("Issue", title, body)
-            moment = now_iso()
-            issue = Issue(next(self._numbers), next(self._ids), str(title), body, call.user.login, moment, moment)
             # Without triage access GitHub silently drops labels, assignees and milestone.
             triage = rank(call.user.role) >= rank("triage")
             labels = self._label_names(call.field("labels") or []) if triage else []
             logins = call.field("assignees") or ([call.field("assignee")] if call.field("assignee") else [])
             assignees = self._assignable(logins, strict=True) if triage else []
-            milestone = call.field("milestone")
-            if triage and milestone is not None:
-                if int(milestone) not in self.milestones:
-                    raise invalid("Issue", "milestone", value=milestone)
-                issue.milestone = int(milestone)
+            milestone = self._milestone_number(call.field("milestone")) if triage else None
+            moment = now_iso()
+            issue = Issue(next(self._numbers), next(self._ids), str(title), body, call.user.login, moment, moment)
+            issue.milestone = milestone
             self.issues[issue.number] = issue
             self.emit("issues", "opened", call.user, issue=self.issue_json(issue, rest=False))
             self._add_labels(issue, labels, call.user)
@@ -1278,11 +1285,17 @@ class GitHubEmulator:
             self._reopen(issue, call.user)
         return issue
 
-    def _milestone_change(self, call: Call, issue: Issue) -> int | None:
-        value = call.field("milestone")
-        number = None if value is None else int(value)
-        if number is not None and number not in self.milestones:
+    def _milestone_number(self, value: Any) -> int | None:
+        """Check a milestone number from a request body (None clears it)."""
+        if value is None:
+            return None
+        number = int(value) if str(value).isdigit() else 0
+        if number not in self.milestones:
             raise invalid("Issue", "milestone", value=value)
+        return number
+
+    def _milestone_change(self, call: Call, issue: Issue) -> int | None:
+        number = self._milestone_number(call.field("milestone"))
         if number != issue.milestone:
             old = self.milestones.get(issue.milestone or 0)
             issue.milestone = number
@@ -1358,7 +1371,9 @@ class GitHubEmulator:
         @self.route("POST", "/pulls")
         def create_pull(call: Call) -> Response:
             head = str(call.field("head"))
-            head_ref = head.split(":", 1)[1] if ":" in head else head
+            head_owner, _, head_ref = head.rpartition(":")
+            if head_owner and head_owner.lower() != self.owner.lower():
+                raise invalid("PullRequest", "head")  # forks do not exist in the sandbox
             base = str(call.field("base"))
             head_sha, base_sha = self.git.branch_sha(head_ref), self.git.branch_sha(base)
             if base_sha is None:
@@ -1590,7 +1605,7 @@ class GitHubEmulator:
         if not path or any(part in ("", ".", "..", ".git") for part in path.split("/")):
             raise invalid("Content", "path")
         try:
-            content = base64.b64decode(str(call.field("content")), validate=True)
+            content = base64.b64decode("".join(str(call.field("content")).split()), validate=True)
         except (binascii.Error, ValueError) as exc:
             raise error(422, "content is not valid Base64") from exc
         branch = str(call.field("branch") or self.default_branch)
