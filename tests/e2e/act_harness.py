@@ -9,11 +9,13 @@ Two halves:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -62,6 +64,27 @@ class ActResult:
     output: str
     seconds: float
     command: list[str]
+
+
+def run_bounded(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+    """Run a command in its own process group; on timeout end that whole group (act's step processes,
+    the scenario's sandbox), not only the direct child. Returns (exit code or -1, stdout + stderr)."""
+    proc = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out + err
+    except subprocess.TimeoutExpired:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                out, err = proc.communicate(timeout=10)
+                break
+            except subprocess.TimeoutExpired:
+                out, err = "", ""
+        return -1, f"{out}{err}\n[harness] {Path(command[0]).name} timed out after {timeout} s"
 
 
 def find_tools() -> Tools:
@@ -203,14 +226,50 @@ def run_act(
     for key, value in step_env.items():
         command += ["--env", f"{key}={value}"]
     started = time.monotonic()
-    try:
-        proc = subprocess.run(
-            command, cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-        returncode, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        partial = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        returncode, output = -1, partial + f"\n[harness] act timed out after {timeout} s"
+    returncode, output = run_bounded(command, cwd=workdir, env=env, timeout=timeout)
+    return ActResult(returncode, output, time.monotonic() - started, command)
+
+
+def filter_run(*, workflow: Path, event_name: str, payload: dict[str, Any], tools: Tools, scratch: Path) -> ActResult:
+    """Does the job's `if:` let this payload through? Asked of act itself, on a copy of the workflow.
+
+    The copy keeps `on:` and every job's `if:` verbatim but replaces the steps with one `echo` (act's
+    `--dryrun` still executes run steps on the host runner, so it is no help). Runs in a loopback-only
+    namespace; `repository.full_name` in the payload names the repository.
+    """
+    yaml = YAML()
+    doc = yaml.load(workflow.read_text(encoding="utf-8"))
+    for job in doc["jobs"].values():
+        job["steps"] = [{"name": "filter passed", "run": "echo job-ran"}]
+    repo = scratch / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    copy = repo / ".github" / "workflows" / workflow.name
+    with copy.open("w", encoding="utf-8") as handle:
+        yaml.dump(doc, handle)
+    subprocess.run(["git", "init", "--quiet", str(repo)], check=True)
+    full_name = payload["repository"]["full_name"]
+    origin = f"https://github.com/{full_name}.git"
+    subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", origin], check=True)
+    event_path = scratch / "event.json"
+    event_path.write_text(json.dumps(payload), encoding="utf-8")
+    home = scratch / "home"
+    env = clean_env(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "ACT_DISABLE_VERSION_CHECK": "1",
+            "NO_COLOR": "1",
+        }
+    )
+    command = [str(tools.act), event_name, "--verbose", "-e", str(event_path), "-W", str(copy)]
+    for label in PLATFORMS:
+        command += ["-P", f"{label}=-self-hosted"]
+    command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
+    command += ["--env", f"GITHUB_REPOSITORY={full_name}"]
+    script = "ip link set lo up && exec " + shlex.join(command)
+    started = time.monotonic()
+    returncode, output = run_bounded(["unshare", "-n", "sh", "-c", script], cwd=repo, env=env, timeout=120)
     return ActResult(returncode, output, time.monotonic() - started, command)
 
 
@@ -248,21 +307,13 @@ def run_scenario(scenario: str, out: Path, timeout: float = 600) -> dict[str, An
         str(tools.uv_cache_dir),
     ]
     script = "ip link set lo up && exec " + shlex.join(inner)
-    proc = subprocess.run(
-        ["unshare", "-n", "sh", "-c", script],
-        cwd=REPO_ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
+    returncode, output = run_bounded(
+        ["unshare", "-n", "sh", "-c", script], cwd=REPO_ROOT, env=clean_env(), timeout=timeout
     )
     if not out.is_file():
-        raise RuntimeError(
-            f"scenario {scenario} wrote no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
+        raise RuntimeError(f"scenario {scenario} wrote no result (exit {returncode}):\n{output}")
     result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
     result["prewarm_seconds"] = prewarm_seconds
-    result["scenario_exit"] = proc.returncode
-    result["scenario_stderr"] = proc.stderr[-5000:]
+    result["scenario_exit"] = returncode
+    result["scenario_output"] = output[-5000:]
     return result

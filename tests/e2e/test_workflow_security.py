@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -174,3 +175,122 @@ def test_zizmor_would_catch_an_injected_expression(tmp_path: Path) -> None:
     result = _zizmor(target)
     assert result.returncode == 14, result.stdout + result.stderr
     assert "template-injection" in result.stdout
+
+
+# --- the job-level `if:` filters, evaluated by act itself on the real expressions ---------------------
+
+FIXTURES = act_harness.REPO_ROOT / "tests" / "fixtures" / "webhooks"
+
+
+def payload(name: str, **changes: Any) -> dict[str, Any]:
+    """A real webhook payload with a few fields changed; keys like "issue.labels" reach into it."""
+    doc: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split(".")
+        node = doc
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return doc
+
+
+def labels(*names: str) -> list[dict[str, Any]]:
+    return [
+        {"id": i, "node_id": f"L{i}", "url": "", "name": n, "color": "ededed", "default": False, "description": None}
+        for i, n in enumerate(names, 1)
+    ]
+
+
+BOT_SENDER = {"login": "renovate[bot]", "id": 29139614, "type": "Bot"}
+FILTER_CASES = [
+    # (workflow, event, payload, should the job run?)
+    ("incident.yml", "issues", lambda: payload("issues.labeled"), True),
+    ("incident.yml", "issues", lambda: payload("issues.labeled", **{"label.name": "bug"}), False),
+    ("incident.yml", "issues", lambda: payload("issues.labeled", sender=BOT_SENDER), False),
+    ("incident.yml", "issues", lambda: payload("issues.labeled", action="unlabeled", **{"label.name": "sev-2"}), True),
+    ("incident.yml", "issues", lambda: payload("issues.closed", **{"issue.labels": labels("incident", "sev-2")}), True),
+    ("incident.yml", "issues", lambda: payload("issues.closed"), False),
+    (
+        "incident.yml",
+        "issue_comment",
+        lambda: payload(
+            "issue_comment.created", **{"comment.body": "/note rolled back", "issue.labels": labels("incident")}
+        ),
+        True,
+    ),
+    (
+        "incident.yml",
+        "issue_comment",
+        lambda: payload("issue_comment.created", **{"comment.body": "thanks all", "issue.labels": labels("incident")}),
+        False,
+    ),
+    ("incident.yml", "issue_comment", lambda: payload("issue_comment.created", **{"comment.body": "/note x"}), False),
+    (
+        "incident.yml",
+        "issue_comment",
+        lambda: payload(
+            "issue_comment.created",
+            **{"comment.body": "/note x", "issue.labels": labels("sev-1"), "issue.pull_request": {"url": "x"}},
+        ),
+        False,
+    ),
+    (
+        "rollback.yml",
+        "pull_request",
+        lambda: payload("pull_request.closed.merged", **{"pull_request.labels": labels("rollback")}),
+        True,
+    ),
+    (
+        "rollback.yml",
+        "pull_request",
+        lambda: payload("pull_request.closed.unmerged", **{"pull_request.labels": labels("rollback")}),
+        False,
+    ),
+    ("rollback.yml", "pull_request", lambda: payload("pull_request.closed.merged"), False),
+    (
+        "rollback.yml",
+        "pull_request",
+        lambda: payload(
+            "pull_request.closed.merged",
+            **{"pull_request.labels": labels("rollback"), "pull_request.head.repo.full_name": "mallory/Hello-World"},
+        ),
+        False,
+    ),
+]
+FILTER_IDS = [
+    "sev-1 labeled",
+    "bug labeled",
+    "bot labels",
+    "sev-2 unlabeled",
+    "incident closed",
+    "other issue closed",
+    "slash command",
+    "chat comment",
+    "command on a non-incident",
+    "comment on a PR",
+    "rollback merged",
+    "rollback closed unmerged",
+    "other PR merged",
+    "rollback from a fork",
+]
+
+
+@pytest.mark.act
+@pytest.mark.parametrize(("workflow", "event", "make", "runs"), FILTER_CASES, ids=FILTER_IDS)
+def test_job_filter(workflow: str, event: str, make: Any, runs: bool, tmp_path: Path) -> None:
+    problem = act_harness.namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    result = act_harness.filter_run(
+        workflow=WORKFLOWS / workflow,
+        event_name=event,
+        payload=make(),
+        tools=act_harness.find_tools(),
+        scratch=tmp_path,
+    )
+    assert result.returncode == 0, result.output
+    if runs:
+        assert "job-ran" in result.output and "Job succeeded" in result.output, result.output
+    else:
+        assert not act_harness.job_ran(result.output), result.output
+        assert act_harness.skipped_by_if(result.output), result.output
