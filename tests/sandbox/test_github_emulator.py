@@ -6,6 +6,7 @@ import base64
 import functools
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -535,3 +536,43 @@ def test_arbitrary_issue_bodies_never_break_the_emulator(github_world: GitHubWor
         assert edited.status_code in (200, 404, 422), edited.text
     responses = [v for v in github_world.emulator.violations if v["kind"] == "response"]
     assert responses == []
+
+
+def test_api_writes_racing_direct_pushes_all_land(github_world: GitHubWorld, tmp_path: Path) -> None:
+    work = tmp_path / "racer"
+    git("clone", "-q", str(github_world.bare_repo), str(work), cwd=tmp_path)
+    ident = ["-c", "user.name=dev", "-c", "user.email=dev@example.invalid"]
+    failures: list[BaseException] = []
+
+    def push_some() -> None:
+        try:
+            for n in range(4):
+                (work / f"pushed-{n}.txt").write_text(f"{n}\n")
+                git("add", "-A", cwd=work)
+                git(*ident, "commit", "-qm", f"push {n}", cwd=work)
+                for _ in range(20):  # a real client: fetch, rebase onto the API's commits, push again
+                    done = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=work, capture_output=True)
+                    if done.returncode == 0:
+                        break
+                    git(*ident, "pull", "-q", "--rebase", "origin", "main", cwd=work)
+                else:
+                    raise AssertionError("push never landed")
+        except BaseException as exc:
+            failures.append(exc)
+
+    def write_some() -> None:
+        try:
+            repo = client(github_world, "oncall-write").get_repo("acme/ops")
+            for n in range(6):
+                repo.create_file(f"api-{n}.txt", f"api {n}", f"{n}\n")
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=push_some), threading.Thread(target=write_some)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    tree = set(git("ls-tree", "--name-only", "main", cwd=github_world.bare_repo).split())
+    assert {f"pushed-{n}.txt" for n in range(4)} | {f"api-{n}.txt" for n in range(6)} <= tree

@@ -80,8 +80,8 @@ def node_id(kind: str, number: int) -> str:
 def error(status: int, message: str, errors: list[JSON] | None = None) -> HttpError:
     """Build the error GitHub answers with: message, documentation_url and, for 422, errors."""
     body: JSON = {"message": message, "documentation_url": DOCS}
-    if errors is not None:
-        body["errors"] = errors
+    if errors is not None or status == 422:
+        body["errors"] = errors or []
     return HttpError(status, body)
 
 
