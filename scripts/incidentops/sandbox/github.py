@@ -1534,7 +1534,7 @@ class GitHubEmulator:
             ref, sha = str(call.field("ref")), str(call.field("sha"))
             if not ref.startswith("refs/") or ref.count("/") < 2:
                 raise error(422, "ref must start with 'refs' and have at least two slashes.")
-            if self.git._run("check-ref-format", ref).returncode != 0:
+            if not self.git.valid_ref_name(ref):
                 raise error(422, f"{ref} is not a valid ref name.")
             if self.git.resolve(sha) is None or len(sha) != 40:
                 raise error(422, "Object does not exist")
@@ -1641,7 +1641,7 @@ class GitHubEmulator:
         except RefMoved as exc:
             raise error(409, f"{path} does not match: the branch kept moving") from exc
         entry = TreeEntry("100644", "blob", blob, len(content), path)
-        file_json = {k: v for k, v in self._entry_json(entry, branch).items()}
+        file_json = self._entry_json(entry, branch)
         return Response(
             200 if existed and existed[0] else 201,
             {"content": file_json, "commit": self._git_commit_json(info)},

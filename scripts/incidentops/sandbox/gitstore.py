@@ -163,6 +163,10 @@ class GitStore:
             message=message.rstrip("\n"),
         )
 
+    def valid_ref_name(self, ref: str) -> bool:
+        """Tell whether git accepts `ref` as a full ref name."""
+        return self._run("check-ref-format", ref).returncode == 0
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Tell whether `ancestor` is reachable from `descendant`."""
         return self._run("merge-base", "--is-ancestor", ancestor, descendant).returncode == 0
@@ -202,9 +206,7 @@ class GitStore:
         if result.returncode != 0:
             raise RefMoved(result.stderr.decode(errors="replace").strip())
 
-    def commit_tree(
-        self, tree: str, parents: list[str], message: str, author: Identity, committer: Identity
-    ) -> str:
+    def commit_tree(self, tree: str, parents: list[str], message: str, author: Identity, committer: Identity) -> str:
         """Write a commit object and return its sha."""
         now = datetime.now(UTC)
         stamp = f"{int(now.timestamp())} +0000"
