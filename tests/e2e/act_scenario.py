@@ -145,7 +145,7 @@ def add_tooling(bare_repo: Path, scratch: Path) -> str | None:
     return git("rev-parse", "HEAD", cwd=tree).strip()
 
 
-def prepare_workspace(bare_repo: Path, scratch: Path) -> Path:
+def prepare_workspace(bare_repo: Path, scratch: Path, workflow_name: str) -> Path:
     """A clone act runs in: origin names github.com (act reads the repository from it), pushes go local."""
     workspace = scratch / "workspace"
     git("clone", "--quiet", str(bare_repo), str(workspace))
@@ -153,7 +153,7 @@ def prepare_workspace(bare_repo: Path, scratch: Path) -> Path:
     git("config", "remote.origin.pushurl", str(bare_repo), cwd=workspace)
     target = workspace / ".github" / "workflows"
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(WORKFLOWS / "incident.yml", target / "incident.yml")
+    shutil.copy2(WORKFLOWS / workflow_name, target / workflow_name)
     return workspace
 
 
@@ -200,30 +200,12 @@ def act_record(result: ActResult) -> dict[str, Any]:
     }
 
 
-def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
-    info = sandbox.info
-    bare_repo = Path(info["bare_repo"])
-    record: dict[str, Any] = {"sandbox_info": info}
-    record["tooling_commit"] = add_tooling(bare_repo, scratch)
-    workspace = prepare_workspace(bare_repo, scratch)
-    before = git("--git-dir", str(bare_repo), "rev-parse", "main").strip()
-    record["main_before"] = before
-
-    gh = Github(
-        auth=Auth.Token(HUMAN_TOKEN),
-        base_url=info["github_api_url"],
-        retry=None,
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
-    repo = gh.get_repo(info["repository"])
+def label_issue(repo: Any, sandbox: SandboxProcess, label: str, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Open an incident issue from the form and add `label`; return the `issues` `labeled` delivery."""
     since = len(sandbox.get("/events"))
     issue = repo.create_issue(title=INCIDENT_TITLE, body=INCIDENT_BODY)
-    label = "bug" if scenario == "skip" else "sev-1"
     issue.add_to_labels(label)
-    record["issue_number"] = issue.number
-    record["label"] = label
-
+    record.update(issue_number=issue.number, label=label)
     event = find_event(
         sandbox,
         since,
@@ -234,18 +216,71 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
             and e["payload"].get("issue", {}).get("number") == issue.number
         ),
     )
+    return "issues", event
+
+
+def merge_rollback_pr(repo: Any, sandbox: SandboxProcess, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Open a pull request that changes the production ledger, label it `rollback`, merge it."""
+    branch = "incidentops/rollback-e2e"
+    path = "deployments/production.yaml"
+    repo.create_git_ref(f"refs/heads/{branch}", repo.get_branch("main").commit.sha)
+    current = repo.get_contents(path, ref=branch)
+    text = current.decoded_content.decode("utf-8") + "# rolled back by the e2e scenario\n"
+    repo.update_file(path, "Roll back api-worker", text, current.sha, branch=branch)
+    pull = repo.create_pull(
+        title="Roll back api-worker", body="Rollback for the e2e scenario.", head=branch, base="main"
+    )
+    pull.add_to_labels("rollback")
+    since = len(sandbox.get("/events"))
+    pull.merge(merge_method="merge")
+    record.update(issue_number=pull.number, label="rollback")
+    event = find_event(
+        sandbox,
+        since,
+        lambda e: (
+            e.get("event") == "pull_request"
+            and e.get("action") == "closed"
+            and e["payload"].get("pull_request", {}).get("merged") is True
+            and e["payload"].get("number") == pull.number
+        ),
+    )
+    return "pull_request", event
+
+
+def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
+    info = sandbox.info
+    bare_repo = Path(info["bare_repo"])
+    record: dict[str, Any] = {"sandbox_info": info}
+    record["tooling_commit"] = add_tooling(bare_repo, scratch)
+    workflow_name = "rollback.yml" if scenario == "rollback" else "incident.yml"
+    workspace = prepare_workspace(bare_repo, scratch, workflow_name)
+
+    gh = Github(
+        auth=Auth.Token(HUMAN_TOKEN),
+        base_url=info["github_api_url"],
+        retry=None,
+        seconds_between_requests=0,
+        seconds_between_writes=0,
+    )
+    repo = gh.get_repo(info["repository"])
+    if scenario == "rollback":
+        event_name, event = merge_rollback_pr(repo, sandbox, record)
+    else:
+        event_name, event = label_issue(repo, sandbox, "bug" if scenario == "skip" else "sev-1", record)
     event_path = scratch / "event.json"
     event_path.write_text(json.dumps(event["payload"]), encoding="utf-8")
     record["delivery"] = event.get("delivery")
+    before = git("--git-dir", str(bare_repo), "rev-parse", "main").strip()
+    record["main_before"] = before
 
     deliveries = 2 if scenario == "redeliver" else 1
     record["act_runs"] = []
     for attempt in range(deliveries):
         result = run_act(
             workdir=workspace,
-            event_name="issues",
+            event_name=event_name,
             event_path=event_path,
-            workflow=workspace / ".github" / "workflows" / "incident.yml",
+            workflow=workspace / ".github" / "workflows" / workflow_name,
             sandbox=info,
             tools=tools,
             scratch=scratch / f"act-{attempt}",
@@ -261,14 +296,15 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
         if name.rsplit("/", 1)[-1].startswith("INC-")
     ]
     record["comments"] = [
-        {"id": c.id, "user": c.user.login, "body": c.body} for c in repo.get_issue(issue.number).get_comments()
+        {"id": c.id, "user": c.user.login, "body": c.body}
+        for c in repo.get_issue(record["issue_number"]).get_comments()
     ]
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scenario", choices=["declare", "skip", "redeliver"], required=True)
+    parser.add_argument("--scenario", choices=["declare", "skip", "redeliver", "rollback"], required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--act", type=Path, required=True)
     parser.add_argument("--uv", type=Path, required=True)

@@ -128,3 +128,16 @@ def test_the_harness_cleans_up(scenarios: Any) -> None:
     result = scenarios("declare")
     assert result["sandbox_exit"] == 0, result.get("sandbox_stderr")
     assert not Path(result["scratch"]).exists()
+
+
+def test_merging_a_rollback_pr_runs_the_rollback_workflow(scenarios: Any) -> None:
+    """rollback.yml end to end: the merge event passes the job filter, the job checks out the merged tip,
+    installs from the lock and hands the event to the CLI. (What the rollback flow then does to Cloudflare
+    is tested with the flow itself; extend this once it lands.)"""
+    result = scenarios("rollback")
+    assert result["error"] is None, explain(result)
+    run = result["act_runs"][0]
+    assert_job_succeeded(result, run)
+    assert f"checked out main at {result['main_before']}" in run["output"], explain(result)
+    assert "incidentops: " in run["output"], explain(result)
+    assert result["violations"] == [], result["violations"]
