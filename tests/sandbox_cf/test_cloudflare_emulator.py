@@ -443,3 +443,18 @@ def test_a_response_that_breaks_the_description_is_recorded(cf: CloudflareApi) -
     cf.emulator.validate(request, Response(200, wrong))
     assert [(v["kind"], v["path"]) for v in cf.emulator.violations] == [("response", path)]
     cf.emulator.violations.clear()
+
+
+def test_a_method_the_api_does_not_have_is_405_and_a_request_violation(cf: CloudflareApi) -> None:
+    response = cf.send("DELETE", f"{scripts(cf, 'api-worker')}/versions")
+    assert response.status_code == 405 and error_codes(response) == [7001]
+    assert [(v["kind"], v["method"]) for v in cf.emulator.violations] == [("request", "DELETE")]
+    cf.emulator.violations.clear()
+
+
+def test_a_deployment_without_a_body_is_refused(cf: CloudflareApi) -> None:
+    response = cf.send("POST", f"{scripts(cf, 'api-worker')}/deployments")
+    assert response.status_code == 400
+    assert [v["errors"] for v in cf.emulator.violations] == [[f"POST {scripts(cf, 'api-worker')}/deployments: "
+                                                              "request body is required"]]  # fmt: skip
+    cf.emulator.violations.clear()

@@ -533,28 +533,29 @@ class CloudflareEmulator:
 
     def validate(self, request: Request, response: Response) -> None:
         """Check the request and response bodies against the API description; record mismatches."""
-        path = request.path
-        if _spec(False).match(request.method, path) is None:
+        path, method = request.path, request.method
+        spec = _spec(False)
+        if spec.match(method, path) is None:
             return  # routes outside the description (e.g. /user, /memberships) are not checked
-        problems: list[tuple[str, list[str]]] = []
+        body: Any = None
+        request_errors: list[str] = []
         if request.body:
             try:
                 body = json.loads(request.body)
             except ValueError:
-                problems.append(("request", ["request body is not JSON"]))
-            else:
-                problems.append(("request", _spec(True).validate_request(request.method, path, body)))
-        if isinstance(response.body, dict):
-            problems.append(
-                (
-                    "response",
-                    _spec(False).validate_response(request.method, path, response.status, response.body),
-                )
-            )
-        for kind, errors in problems:
-            if errors:
-                with self.lock:
-                    self.violations.append({"method": request.method, "path": path, "kind": kind, "errors": errors})
+                request_errors.append(f"{method} {path}: request body is not JSON")
+        if not request_errors:
+            request_errors = _spec(True).validate_request(method, path, body)
+        self._record(request, "request", request_errors)
+        # A method the description does not know is a request problem; there is no response schema to use.
+        described = any(spec.documents_status(method, path, status) for status in (200, response.status))
+        if described and isinstance(response.body, dict):
+            self._record(request, "response", spec.validate_response(method, path, response.status, response.body))
+
+    def _record(self, request: Request, kind: str, errors: list[str]) -> None:
+        if errors:
+            with self.lock:
+                self.violations.append({"method": request.method, "path": request.path, "kind": kind, "errors": errors})
 
     # -- helpers shared by handlers ----------------------------------------------------------------
 
