@@ -132,6 +132,12 @@ def prewarm_uv_cache(tools: Tools, project: Path = REPO_ROOT) -> float:
     return time.monotonic() - started
 
 
+@cache
+def _prewarm_once(tools: Tools) -> float:
+    """Pre-warm once per test session: the lock cannot change under a running session."""
+    return prewarm_uv_cache(tools)
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without anything that would change how a workflow step behaves."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
@@ -289,7 +295,7 @@ def run_scenario(scenario: str, out: Path, timeout: float = 600) -> dict[str, An
     if problem:
         raise RuntimeError(problem)
     tools = find_tools()
-    prewarm_seconds = prewarm_uv_cache(tools)
+    prewarm_seconds = _prewarm_once(tools)
     inner = [
         sys.executable,
         str(SCENARIO_SCRIPT),
