@@ -128,9 +128,12 @@ def test_install_is_from_the_lock_with_the_pinned_uv(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", EVENT_WORKFLOWS)
-def test_every_action_has_an_act_stub(name: str) -> None:
+def test_every_action_has_an_act_stub_and_every_runner_a_mapping(name: str) -> None:
     flags = act_harness.local_repository_args(WORKFLOWS / name)
     assert len(flags) == 2 * len(set(act_harness.workflow_uses(WORKFLOWS / name)))
+    # act skips a job on an unmapped runs-on label and still exits 0.
+    for job in load(WORKFLOWS / name)["jobs"].values():
+        assert job["runs-on"] in act_harness.PLATFORMS
 
 
 def test_the_only_zizmor_exception_is_the_reviewed_issue_comment_trigger() -> None:
