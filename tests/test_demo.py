@@ -24,4 +24,8 @@ def test_demo_prints_the_committed_incident_file_and_its_git_log(tmp_path: Path)
     assert "INC-0001: declare SEV-1 (@oncall-write, #1)" in out  # the git log
     bare = keep / "sandbox" / "acme" / "ops.git"
     log = subprocess.run(["git", "-C", str(bare), "log", "--format=%s", "main"], capture_output=True, text=True)
-    assert log.stdout.startswith("INC-0001: declare SEV-1")
+    subjects = log.stdout.split("\n")
+    assert subjects[:2] == [
+        "INC-0001: rollback PR #2 opened (@oncall-write)",
+        "INC-0001: declare SEV-1 (@oncall-write, #1)",
+    ]

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from github import Auth, Github
 
+from incidentops.adapters.cloudflare import CloudflareClient, RetryPolicy
 from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import GitHubClient
 from incidentops.config import Config, load_config
@@ -91,9 +92,25 @@ class World:
             git=GitRepo(self.workspace, sleep=lambda s: None),
             repository=self.info["repository"],
             server_url=self.info["github_server_url"],
-            redact=Redactor.from_env({"GITHUB_TOKEN": self.info["actions_token"]}),
+            redact=Redactor.from_env(
+                {"GITHUB_TOKEN": self.info["actions_token"], "CLOUDFLARE_API_TOKEN": self.info["cloudflare_api_token"]}
+            ),
             clock=lambda: now,
+            cloudflare=self.cloudflare,
         )
+
+    def cloudflare(self, account_id: str) -> CloudflareClient:
+        """A client for the emulated Cloudflare, with quick back-off so fault tests stay fast."""
+        return CloudflareClient(
+            token=self.info["cloudflare_api_token"],
+            account_id=account_id,
+            base_url=self.info["cloudflare_api_base_url"],
+            retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05, deadline=10, timeout=2),
+        )
+
+    def live(self, service: str) -> str:
+        """What the emulated Cloudflare serves for a service right now."""
+        return self.sandbox.cloudflare.live_version(service)
 
     def run(self, delivery: dict[str, Any], now: datetime = NOW) -> Outcome:
         event: Event = parse_event(delivery["event"], json.loads(json.dumps(delivery["payload"])))

@@ -30,6 +30,8 @@ def run_cli(world: World, delivery: dict | None, **overrides: str) -> subprocess
         "GITHUB_WORKSPACE": str(world.workspace),
         "GITHUB_STEP_SUMMARY": str(world.tmp / "summary.md"),
         "GITHUB_OUTPUT": str(world.tmp / "output.txt"),
+        "CLOUDFLARE_API_BASE_URL": world.info["cloudflare_api_base_url"],
+        "CLOUDFLARE_API_TOKEN": world.info["cloudflare_api_token"],
     }
     env.update(overrides)
     return subprocess.run(
@@ -52,6 +54,16 @@ def test_handle_event_declares_and_reports_to_the_job(world: World) -> None:
     outputs = (world.tmp / "output.txt").read_text().split("\n")
     assert "status=declared" in outputs and "incident_id=INC-0001" in outputs
     assert world.info["actions_token"] not in result.stdout + (world.tmp / "summary.md").read_text()
+    # The form suspected a deploy regression: the same run opened the rollback PR.
+    assert "INC-0001: rollback PR #2 opened for api-worker" in result.stdout
+
+
+def test_declaring_never_fails_for_want_of_a_cloudflare_token(world: World) -> None:
+    result = run_cli(world, labelled(world), CLOUDFLARE_API_TOKEN="")
+    assert result.returncode == 0
+    assert "rollback PR not opened: CLOUDFLARE_API_TOKEN is not set" in result.stdout
+    assert "::warning::declared INC-0001" in result.stdout
+    assert world.bare_log() == ["INC-0001: declare SEV-1 (@oncall-write, #1)"]
 
 
 def test_not_for_us_exits_zero_with_one_line(world: World) -> None:

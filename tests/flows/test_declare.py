@@ -9,10 +9,14 @@ from pathlib import Path
 
 from incidentops.config import parse_config
 from incidentops.core import incidentfile as f
-from tests.flows.conftest import NOW, ROOT, World, git
+from tests.flows.conftest import FORM_BODY, NOW, ROOT, World, git
+
+
+NO_ROLLBACK = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
 
 
 def declare(world: World, label: str = "sev-1", login: str = "oncall-write", **issue_kw: object) -> int:
+    issue_kw.setdefault("body", NO_ROLLBACK)
     number = world.open_incident(**issue_kw)  # type: ignore[arg-type]
     world.label(number, label, login)
     return number
@@ -31,7 +35,7 @@ def test_sev1_label_declares_an_incident_file_commit_label_and_one_comment(world
     assert fields["comms_owner"] is None
     assert fields["started_at"] == "2026-11-27T03:12:09Z" and fields["declared_at"] == "2026-11-27T03:14:40Z"
     assert fields["impact"]["routes"] == ["/v1/reports"] and fields["impact"]["tenants"] == ["t-100", "t-200"]
-    assert fields["tenant_isolation_risk"] is True
+    assert fields["tenant_isolation_risk"] is True and fields["deploy_regression_suspected"] is False
     assert any("Declared SEV-1" in row[2] for row in f.timeline_rows(text))
     assert world.bare_log(path) == [f"INC-{number:04d}: declare SEV-1 (@oncall-write, #{number})"]
 
@@ -169,3 +173,14 @@ def _shipped() -> dict:
     from ruamel.yaml import YAML
 
     return YAML(typ="safe").load((ROOT / "incidentops.yaml").read_text())
+
+
+def test_a_suspected_deploy_regression_also_opens_the_rollback_pr(world: World) -> None:
+    number = declare(world, body=FORM_BODY)
+    outcome = world.run(world.next_event("issues", "labeled"))
+    assert outcome.status == "declared"
+    assert any("rollback PR #" in step for step in outcome.steps), outcome.steps
+    pulls = list(world.repo().get_pulls(state="open"))
+    assert [p.head.ref for p in pulls] == [f"rollback/INC-{number:04d}"]
+    comments = world.comments(number)
+    assert len(comments) == 2 and "Rollback PR" in comments[1]

@@ -143,3 +143,34 @@ class GitRepo:
             hint="The default branch is changing very fast or is protected; re-run the job to try again "
             "(nothing was lost: the change is re-computed from the event).",
         )
+
+    def history(self, path: str, limit: int = 200) -> list[tuple[str, str]]:
+        """(commit sha, file text) for each commit that changed `path` on the current tip, newest first."""
+        shas = self.run("log", f"--max-count={limit}", "--format=%H", "HEAD", "--", path).stdout.split()
+        found = []
+        for sha in shas:
+            shown = self.run("show", f"{sha}:{path}", check=False)
+            if shown.returncode == 0:
+                found.append((sha, shown.stdout))
+        return found
+
+    def publish_branch(self, branch: str, edit: Edit, message: str) -> CommitResult:
+        """Commit `edit` on top of the default branch as `branch` and push it (our own branch, never main)."""
+        self.sync()
+        changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
+        if not changes:
+            return CommitResult(None, 1, ())
+        self.run("checkout", "--quiet", "-B", branch)
+        for path, text in changes.items():
+            full = self.workdir / path
+            full.parent.mkdir(parents=True, exist_ok=True)
+            full.write_text(text, encoding="utf-8")
+            self.run("add", "--", path)
+        self.run("commit", "--quiet", "--no-verify", "-m", message)
+        remote = self.run("ls-remote", "--heads", self.remote, branch).stdout.split()
+        # A stale branch of ours from a closed PR may exist; replace only that exact tip (lease), never main.
+        lease = [f"--force-with-lease=refs/heads/{branch}:{remote[0]}"] if remote else []
+        self.run("push", "--quiet", *lease, self.remote, f"HEAD:refs/heads/{branch}")
+        sha = self.run("rev-parse", "HEAD").stdout.strip()
+        self.run("checkout", "--quiet", self.branch)
+        return CommitResult(sha, 1, tuple(changes))

@@ -186,6 +186,27 @@ class GitHubClient:
             return PostedComment(found.id, found.html_url, created=True)
         return PostedComment(created.id, created.html_url, created=True)
 
+    def open_pull_for_branch(self, branch: str) -> Any | None:
+        """The open pull request whose head is `branch` in this repository, if any."""
+        owner = self.repository.split("/")[0]
+        pulls = self._call(
+            f"looking up pull requests from {branch}",
+            lambda: list(self.repo.get_pulls(state="open", head=f"{owner}:{branch}")),
+        )
+        return pulls[0] if pulls else None
+
+    def create_pull(self, title: str, body: str, head: str, base: str) -> Any:
+        """Open a pull request; a lost answer is resolved by looking the branch up again."""
+        created = self._write(
+            f"opening a pull request from {head}",
+            lambda: self.repo.create_pull(title=title, body=truncate_body(body), head=head, base=base),
+            lambda: self.open_pull_for_branch(head) is not None,
+        )
+        return created if created is not None else self.open_pull_for_branch(head)
+
+    def pull(self, number: int) -> Any:
+        return self._call(f"reading pull request #{number}", lambda: self.repo.get_pull(number))
+
     def _write(self, what: str, do: Callable[[], T], landed: Callable[[], bool], attempts: int = 3) -> T | None:
         """Run a non-idempotent write; after an ambiguous failure, check whether it landed before retrying."""
         for attempt in range(1, attempts + 1):

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import GitHubClient
 from incidentops.config import Config
@@ -35,6 +37,8 @@ class Ports:
     server_url: str
     redact: Redactor
     clock: Callable[[], datetime]
+    # Builds a Cloudflare client for an account id; None where no Cloudflare token is configured.
+    cloudflare: Callable[[str], CloudflareClient] | None = None
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Outcome:
     steps: list[str] = field(default_factory=list)
     exit_code: int = 0
     level: str = "notice"  # annotation level for the message
+    details: dict[str, Any] = field(default_factory=dict)  # flow-specific data for summaries and tests
 
 
 def file_url(ports: Ports, path: str) -> str:

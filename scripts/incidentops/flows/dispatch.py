@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
 from incidentops.config import load_config
+from incidentops.core import incidentfile as f
+from incidentops.core.declare import incident_path
 from incidentops.core.events import Event, load_event
 from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import utc_now
-from incidentops.flows.declare import Outcome, Ports, declare
+from incidentops.errors import IncidentOpsError
+from incidentops.flows.declare import Outcome, Ports, declare, refuse
+from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
 
 
 def ports_from_env(env: Mapping[str, str]) -> Ports:
@@ -25,6 +31,10 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
         repository=repository,
         api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
     )
+
+    def cloudflare(account_id: str) -> CloudflareClient:
+        return CloudflareClient.from_env(account_id=account_id, env=env)
+
     return Ports(
         config=config,
         workspace=workspace,
@@ -34,13 +44,71 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
         server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
         redact=Redactor.from_env(env),
         clock=utc_now,
+        cloudflare=cloudflare,
     )
+
+
+def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
+    """A declaration that suspects a deploy regression also opens the rollback PR (never failing the declare)."""
+    if outcome.status != "declared" or event.issue is None or not outcome.path:
+        return outcome
+    fields = f.read_fields(ports.git.read(outcome.path) or "")
+    if not fields.get("deploy_regression_suspected"):
+        return outcome
+    role = ports.github.role_of(event.sender)
+    if not ports.config.allows("rollback_plan", role):
+        outcome.steps.append(
+            f"rollback PR not opened: @{event.sender} has role {role}, rollback_plan needs "
+            f"{ports.config.permissions['rollback_plan']} (someone with it can comment /rollback)"
+        )
+        return outcome
+    try:
+        planned = open_rollback_pr(event, ports, event.issue.number, [], event.sender)
+    except IncidentOpsError as err:
+        outcome.steps.append(f"rollback PR not opened: {err} (comment /rollback to try again)")
+        outcome.level = "warning"
+        return outcome
+    outcome.steps.append(planned.message)
+    outcome.steps.extend(planned.steps)
+    return outcome
+
+
+COMMAND = re.compile(r"^\s*/([a-z][a-z-]*)\b[ \t]*(.*)$", re.MULTILINE)
+
+
+def on_comment(event: Event, ports: Ports) -> Outcome:
+    """Commands in issue comments (this slice: `/rollback [service …]`)."""
+    if event.issue is None or event.comment_body is None:
+        return Outcome("skipped", "not for us: the comment payload has no issue or body")
+    if event.action != "created":
+        return Outcome("skipped", f"not for us: comment {event.action} (only new comments are commands)")
+    if event.sender_is_bot:
+        return Outcome("skipped", "not for us: comment by a bot")
+    if event.issue.is_pull_request:
+        return Outcome("skipped", "not for us: a comment on a pull request")
+    match = COMMAND.search(event.comment_body)
+    if not match:
+        return Outcome("skipped", "not for us: the comment has no /command")
+    name, args = match.group(1), match.group(2)
+    if name != "rollback":
+        return Outcome("skipped", f"not for us: /{name} is not handled by this version")
+    if ports.git.sync() and ports.git.read(incident_path(ports.config, event.issue.number)) is None:
+        return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
+    role = ports.github.role_of(event.sender)
+    if not ports.config.allows("rollback_plan", role):
+        return refuse(event, ports, "rollback_plan", role)
+    services = [s for s in re.split(r"[\s,]+", args.strip()) if s]
+    return open_rollback_pr(event, ports, event.issue.number, services, event.sender)
 
 
 def handle(event: Event, ports: Ports) -> Outcome:
     """Run the flow for this event, or say plainly why there is none."""
     if event.name == "issues" and event.action == "labeled":
-        return declare(event, ports)
+        return _after_declare(event, ports, declare(event, ports))
+    if event.name == "issue_comment":
+        return on_comment(event, ports)
+    if event.name == "pull_request" and event.action == "closed":
+        return on_pull_request_closed(event, ports)
     return Outcome("skipped", f"not for us: no flow handles {event.name}.{event.action or '?'} yet")
 
 

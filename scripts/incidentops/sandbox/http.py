@@ -132,7 +132,8 @@ class Fault:
     body: Any = None
     retry_after: str | None = None
     delay_ms: int = 0
-    drop: bool = False
+    drop: bool = False  # close the connection before handling: the request never took effect
+    drop_response: bool = False  # handle the request, then close without answering: the answer is lost
     count: int | None = 1  # None: every matching request, until cleared
     hits: int = 0
 
@@ -180,6 +181,7 @@ class Hub:
                 retry_after=None if spec.get("retry_after") is None else str(spec["retry_after"]),
                 delay_ms=int(spec.get("delay_ms") or 0),
                 drop=bool(spec.get("drop", False)),
+                drop_response=bool(spec.get("drop_response", False)),
                 count=None if spec.get("count", 1) is None else int(spec.get("count", 1)),
             )
         except (re.error, TypeError, ValueError) as exc:
@@ -207,9 +209,17 @@ class Hub:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, each keep-alive answer waits ~40 ms for an ACK.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def _hang_up(self) -> None:
+        # Close without answering, as a reset connection or crashed proxy would.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _serve(self) -> None:
         hub = self.server.hub
@@ -231,10 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.delay_ms:
             time.sleep(fault.delay_ms / 1000)
         if fault and fault.drop:
-            # Close without answering, as a reset connection or crashed proxy would.
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+            self._hang_up()
             return
         if fault and fault.status:
             fault_headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
@@ -259,6 +266,9 @@ class _Handler(BaseHTTPRequestHandler):
                     at=time.time(),
                 )
             )
+        if fault and fault.drop_response:
+            self._hang_up()
+            return
         self.send_response(response.status)
         content_type = response.headers.get("Content-Type")
         if content_type is None and not isinstance(response.body, (bytes, str)):
@@ -292,7 +302,8 @@ class HttpServer:
     def __init__(self, hub: Hub, port: int = 0) -> None:
         self.hub = hub
         self._server = _Server(("127.0.0.1", port), hub)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval makes stop() quick (the default 0.5 s adds up across test fixtures).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def port(self) -> int:

@@ -1,0 +1,447 @@
+"""Rollback: plan (pick last known good, preflight, open a PR changing the ledger) and apply (reconcile on merge).
+
+Apply follows the read → verify → write → re-read recipe: a service whose live version already equals its
+pin is left alone (a re-run after success makes no write); a deployment POST is never blindly retried —
+after an ambiguous failure we read the live state again and retry only if nobody else deployed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
+from incidentops.config import Environment
+from incidentops.core import incidentfile as f
+from incidentops.core import rollback as core
+from incidentops.core.declare import incident_id, incident_path, link
+from incidentops.core.events import Event
+from incidentops.core.ledger import dump_ledger, load_ledger
+from incidentops.core.timefmt import format_ts
+from incidentops.errors import ApiError, IncidentOpsError
+from incidentops.flows.declare import Outcome, Ports, file_url, refuse
+from incidentops.render import render
+
+BRANCH_PREFIX = "rollback/"
+ROLLBACK_LABEL = "rollback"
+
+
+def ledger_path(env: str) -> str:
+    return f"deployments/{env}.yaml"
+
+
+def _environment(ports: Ports, fields: Mapping[str, Any]) -> Environment:
+    name = str(fields.get("environment") or "")
+    env = ports.config.environment(name) or ports.config.environment("production")
+    if env is None:
+        raise IncidentOpsError(
+            f"incident environment {name!r} is not configured and there is no 'production' environment",
+            hint="Add the environment to incidentops.yaml.",
+        )
+    return env
+
+
+def _cloudflare(ports: Ports, env: Environment) -> CloudflareClient:
+    if ports.cloudflare is None:
+        raise IncidentOpsError("no Cloudflare client configured", hint="Set CLOUDFLARE_API_TOKEN.")
+    return ports.cloudflare(env.account_id)
+
+
+def _history(ports: Ports, path: str) -> list[core.LedgerSnapshot]:
+    snapshots = []
+    for sha, text in ports.git.history(path):
+        try:
+            doc = load_ledger(text)
+        except Exception:  # a broken historical ledger is skipped, not fatal: older pins may still be good
+            continue
+        snapshots.append(core.LedgerSnapshot(sha, core.pins_from_doc(doc, sha)))
+    return snapshots
+
+
+async def _gather_facts(cf: CloudflareClient, ports: Ports, names: list[str]) -> dict[str, Any]:
+    async def one(name: str) -> tuple[str, Any]:
+        service = ports.config.service(name)
+        assert service is not None
+        if service.kind == "worker":
+            deployments, versions = await asyncio.gather(
+                cf.list_worker_deployments(service.cloudflare_name),
+                cf.list_worker_versions(service.cloudflare_name),
+            )
+            return name, core.WorkerFacts(
+                live_version=deployments[0].full_version_id if deployments else None,
+                deployments=tuple((d.created_on, d.full_version_id) for d in deployments),
+                deployable={v.id: (v.created_on, v.triggered_by) for v in versions},
+                secret_rotations=tuple(v.created_on for v in versions if v.triggered_by == "secret"),
+            )
+        project, deployments_list = await asyncio.gather(
+            cf.get_pages_project(service.cloudflare_name),
+            cf.list_pages_deployments(service.cloudflare_name),
+        )
+        return name, core.PagesFacts(
+            live_deployment=project.canonical_deployment.id if project.canonical_deployment else None,
+            deployments=tuple((d.id, d.created_on, d.environment, d.stage_status or "") for d in deployments_list),
+        )
+
+    async with cf:
+        pairs = await asyncio.gather(*(one(n) for n in names))
+    return dict(pairs)
+
+
+def _services_to_plan(ports: Ports, fields: Mapping[str, Any], requested: list[str]) -> list[str]:
+    known = [s.name for s in ports.config.services]
+    unknown = [name for name in requested if name not in known]
+    if unknown:
+        raise IncidentOpsError(f"unknown service(s): {', '.join(unknown)}", hint=f"Known services: {', '.join(known)}.")
+    if requested:
+        return list(dict.fromkeys(requested))
+    affected = [s for s in fields.get("services") or [] if s in known]
+    return affected or known
+
+
+def build_plan(ports: Ports, number: int, requested: list[str]) -> tuple[core.Plan, dict[str, Any], Environment]:
+    """Gather ledger history and live state, and plan every requested (or affected) service."""
+    ports.git.sync()
+    path = incident_path(ports.config, number)
+    text = ports.git.read(path)
+    if text is None:
+        raise IncidentOpsError(
+            f"no incident file {path}", hint="Declare the incident first (label the issue sev-1/2/3)."
+        )
+    fields = f.read_fields(text)
+    env = _environment(ports, fields)
+    names = _services_to_plan(ports, fields, requested)
+    history = _history(ports, ledger_path(env.name))
+    current = history[0].services if history else {}
+    facts = asyncio.run(_gather_facts(_cloudflare(ports, env), ports, names))
+    plan = core.Plan(incident_id(number))
+    for name in names:
+        service = ports.config.service(name)
+        assert service is not None
+        fact = facts[name]
+        if isinstance(fact, core.WorkerFacts):
+            plan.services.append(core.plan_worker(name, fact, history, current.get(name)))
+        else:
+            plan.services.append(core.plan_pages(name, fact, history, current.get(name)))
+    return plan, fields, env
+
+
+def plan_table(plan: core.Plan) -> list[dict[str, str]]:
+    return [
+        {
+            "service": s.service,
+            "live": s.live or "unknown",
+            "target": s.target or "—",
+            "why": s.why,
+            "preflight": s.preflight,
+        }
+        for s in plan.services
+    ]
+
+
+def open_rollback_pr(event: Event | None, ports: Ports, number: int, requested: list[str], actor: str) -> Outcome:
+    """Plan and open (or find) the rollback PR for incident #number, and note it in the incident file."""
+    inc = incident_id(number)
+    branch = BRANCH_PREFIX + inc
+    existing = ports.github.open_pull_for_branch(branch)
+    if existing is not None:
+        return Outcome(
+            "unchanged",
+            f"{inc}: rollback PR #{existing.number} is already open ({existing.html_url})",
+            incident_id=inc,
+            steps=[f"found open PR #{existing.number} from {branch}"],
+        )
+    plan, fields, env = build_plan(ports, number, requested)
+    now = ports.clock()
+    at = format_ts(now)
+    if not plan.actionable:
+        return Outcome(
+            "refused" if plan.refused else "unchanged",
+            f"{inc}: nothing to roll back: "
+            + ("; ".join(f"{s.service}: {s.preflight}" for s in plan.refused) or "every service is at its target"),
+            incident_id=inc,
+            steps=[f"{s.service}: {s.preflight}" for s in plan.services],
+            exit_code=1 if plan.refused else 0,
+            level="warning",
+        )
+    ledger = ledger_path(env.name)
+
+    def edit_ledger(read: Callable[[str], str | None]) -> Mapping[str, str]:
+        text = read(ledger)
+        if text is None:
+            raise IncidentOpsError(f"{ledger} does not exist", hint="Create the ledger for this environment.")
+        doc = core.ledger_with_targets(load_ledger(text), plan, actor, at)
+        return {ledger: dump_ledger(doc)}
+
+    names = ", ".join(s.service for s in plan.actionable)
+    result = ports.git.publish_branch(branch, edit_ledger, f"{inc}: roll back {names} to last known good")
+    marker = f"<!-- incidentops:rollback-pr:{inc} -->"
+    body = render(
+        "rollback-pr.md.j2",
+        ports.workspace,
+        marker=marker,
+        incident=fields,
+        incident_url=file_url(ports, incident_path(ports.config, number)),
+        rows=plan_table(plan),
+        refused=plan.refused,
+        ledger=ledger,
+        actor=actor,
+    )
+    pr = ports.github.create_pull(
+        f"Roll back {names} for {inc}", ports.redact(body), head=branch, base=ports.config.default_branch
+    )
+    ports.github.add_labels(pr.number, ROLLBACK_LABEL, ports.config.incident_label)
+    steps = [f"pushed {branch} ({(result.sha or '')[:12]})", f"opened PR #{pr.number} ({pr.html_url})"]
+
+    key = (event.key if event else f"manual-{at}") + ":rollback-plan"
+    path = incident_path(ports.config, number)
+
+    def edit_incident(read: Callable[[str], str | None]) -> Mapping[str, str]:
+        text = read(path)
+        if text is None or f.has_event(text, key):
+            return {}
+        current = f.read_fields(text)
+        rollback = dict(current.get("rollback") or {})
+        rollback["pr"] = pr.number
+        services = dict(rollback.get("services") or {})
+        for s in plan.actionable:
+            services[s.service] = {"from": s.live, "to": s.target, "status": "planned"}
+        rollback["services"] = services
+        text = f.set_fields(text, {"rollback": rollback})
+        row = f.TimelineRow(
+            at,
+            actor,
+            f"Rollback PR #{pr.number} opened: {names} to last known good",
+            link(f"PR #{pr.number}", pr.html_url),
+            key,
+        )
+        return {path: ports.redact(f.append_timeline(text, row))}
+
+    ports.git.commit(edit_incident, f"{inc}: rollback PR #{pr.number} opened (@{actor})")
+    comment_marker = f"<!-- incidentops:rollback-planned:{inc}:{pr.number} -->"
+    ports.github.post_comment_once(
+        number,
+        comment_marker,
+        ports.redact(
+            render(
+                "comment-rollback-planned.md.j2",
+                ports.workspace,
+                marker=comment_marker,
+                pr_number=pr.number,
+                pr_url=pr.html_url,
+                rows=plan_table(plan),
+            )
+        ),
+    )
+    return Outcome("planned", f"{inc}: rollback PR #{pr.number} opened for {names}", incident_id=inc, steps=steps)
+
+
+# -- apply ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ServiceResult:
+    service: str
+    kind: str
+    before: str | None
+    pin: str
+    status: str  # done | in-sync | failed | blocked
+    started: str = ""
+    ended: str = ""
+    calls: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+async def _apply_worker(cf: CloudflareClient, name: str, pin: core.Pin, message: str) -> tuple[str, str | None, str]:
+    deployments = await cf.list_worker_deployments(name)
+    live = deployments[0].full_version_id if deployments else None
+    if live == pin.version:
+        return "in-sync", live, "already live"
+    expected = deployments[0].id if deployments else None
+    for attempt in (1, 2):
+        try:
+            await cf.create_worker_deployment(name, pin.version, message=message, force=pin.force)
+            return "done", live, f"deployed {pin.version[:8]} at 100%" + (" (force)" if pin.force else "")
+        except AmbiguousWriteError:
+            # The answer was lost: look before trying again.
+            again = await cf.list_worker_deployments(name)
+            if again and again[0].full_version_id == pin.version:
+                return "done", live, f"deployed {pin.version[:8]} at 100% (confirmed by re-reading)"
+            if not again or again[0].id != expected:
+                return "blocked", live, "someone else deployed meanwhile; not overwriting it"
+            if attempt == 2:
+                raise
+    return "failed", live, "unreachable"
+
+
+async def _apply_pages(cf: CloudflareClient, name: str, pin: core.Pin) -> tuple[str, str | None, str]:
+    project = await cf.get_pages_project(name)
+    live = project.canonical_deployment.id if project.canonical_deployment else None
+    if live == pin.version:
+        return "in-sync", live, "already live"
+    for attempt in (1, 2):
+        try:
+            await cf.rollback_pages_deployment(name, pin.version)
+            return "done", live, f"rolled back to deployment {pin.version[:8]}"
+        except AmbiguousWriteError:
+            again = await cf.get_pages_project(name)
+            canonical = again.canonical_deployment.id if again.canonical_deployment else None
+            if canonical == pin.version:
+                return "done", live, f"rolled back to {pin.version[:8]} (confirmed by re-reading)"
+            if canonical != live:
+                return "blocked", live, "someone else deployed meanwhile; not overwriting it"
+            if attempt == 2:
+                raise
+    return "failed", live, "unreachable"
+
+
+async def _reconcile_all(
+    cf: CloudflareClient, ports: Ports, pins: dict[str, core.Pin], message: str
+) -> list[ServiceResult]:
+    async def one(name: str, pin: core.Pin) -> ServiceResult:
+        service = ports.config.service(name)
+        if service is None:
+            return ServiceResult(name, "?", None, pin.version, "failed", detail="not in incidentops.yaml")
+        started = format_ts(ports.clock())
+        mark = len(cf.calls)
+        try:
+            if service.kind == "worker":
+                status, before, detail = await _apply_worker(cf, service.cloudflare_name, pin, message)
+            else:
+                status, before, detail = await _apply_pages(cf, service.cloudflare_name, pin)
+        except ApiError as err:
+            status, before, detail = "failed", None, str(err)
+        ours = [c for c in cf.calls[mark:] if service.cloudflare_name in c.path]
+        return ServiceResult(
+            name,
+            service.kind,
+            before,
+            pin.version,
+            status,
+            started,
+            format_ts(ports.clock()),
+            [f"{c.method} {c.path} -> {c.status if c.status is not None else c.error}" for c in ours],
+            detail,
+        )
+
+    async with cf:
+        return list(await asyncio.gather(*(one(n, p) for n, p in pins.items())))
+
+
+def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outcome:
+    """Reconcile Cloudflare to the ledger on the default branch and record it in the incident file."""
+    ports.git.sync()
+    fields: dict[str, Any] = {}
+    path = incident_path(ports.config, number) if number is not None else None
+    text = ports.git.read(path) if path else None
+    if text is not None:
+        fields = f.read_fields(text)
+    env = _environment(ports, fields)
+    ledger = ledger_path(env.name)
+    ledger_text = ports.git.read(ledger)
+    if ledger_text is None:
+        raise IncidentOpsError(f"{ledger} does not exist on {ports.config.default_branch}")
+    pins = core.pins_from_doc(load_ledger(ledger_text), "HEAD")
+    inc = incident_id(number) if number is not None else "manual"
+    message = core.rollback_message(inc, key)
+    # Each service reconciles independently (one can fail while the others finish).
+    results = asyncio.run(_reconcile_all(_cloudflare(ports, env), ports, pins, message))
+    failed = [r for r in results if r.status in ("failed", "blocked")]
+    changed = [r for r in results if r.status == "done"]
+    steps = [f"{r.service}: {r.status} — {r.detail}" for r in results]
+
+    if path and text is not None:
+
+        def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
+            current_text = read(path)
+            if current_text is None:
+                return {}
+            current = f.read_fields(current_text)
+            rollback = dict(current.get("rollback") or {})
+            services = dict(rollback.get("services") or {})
+            new_text = current_text
+            for r in results:
+                if r.status == "in-sync" and r.service not in services:
+                    continue  # a service this incident never touched: no noise in its record
+                entry = dict(services.get(r.service) or {})
+                status = "done" if r.status == "in-sync" else r.status
+                if entry.get("status") == status:
+                    continue
+                entry.update({"from": entry.get("from", r.before), "to": r.pin, "status": status, "at": r.ended})
+                services[r.service] = entry
+                row_key = f"{key}:{r.service}:{r.status}"
+                if r.status != "in-sync" and not f.has_event(new_text, row_key):
+                    call = "; ".join(r.calls[-2:]) or "no API call"
+                    row = f.TimelineRow(
+                        r.ended,
+                        actor,
+                        f"Rollback {r.service}: {r.status} — {r.detail}",
+                        f"`{call}`",
+                        row_key,
+                    )
+                    new_text = f.append_timeline(new_text, row)
+            if not services:
+                return {}
+            rollback["services"] = services
+            new_text = f.set_fields(new_text, {"rollback": rollback})
+            return {path: ports.redact(new_text)}
+
+        ports.git.commit(edit, f"{inc}: rollback applied ({len(changed)} changed, {len(failed)} failed) (@{actor})")
+        table = [
+            {"service": r.service, "from": r.before or "?", "to": r.pin, "status": r.status, "detail": r.detail}
+            for r in results
+        ]
+        digest = ",".join(f"{r.service}={r.status}" for r in results if r.status != "in-sync")
+        if number is not None and digest:
+            marker = f"<!-- incidentops:rollback-applied:{f.escape_cell(key)}:{digest} -->"
+            ports.github.post_comment_once(
+                number,
+                marker,
+                ports.redact(
+                    render("comment-rollback-applied.md.j2", ports.workspace, marker=marker, rows=table, incident=inc)
+                ),
+            )
+    status = "failed" if failed else ("rolled-back" if changed else "unchanged")
+    message_text = (
+        f"{inc}: rollback incomplete — "
+        + ", ".join(f"{r.service} {r.status}" for r in failed)
+        + ". Re-run the job to retry only what is still off."
+        if failed
+        else f"{inc}: "
+        + (f"rolled back {', '.join(r.service for r in changed)}" if changed else "every service already at its pin")
+    )
+    return Outcome(
+        status,
+        message_text,
+        incident_id=inc,
+        path=path,
+        steps=steps,
+        exit_code=1 if failed else 0,
+        level="error" if failed else "notice",
+        details={"results": results},
+    )
+
+
+def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
+    """A merged PR labelled `rollback` from `rollback/INC-…`: check the merger's role, then apply."""
+    pr = event.raw.get("pull_request") or {}
+    labels = {label.get("name") for label in pr.get("labels") or [] if isinstance(label, dict)}
+    if not pr.get("merged"):
+        return Outcome("skipped", "not for us: the pull request was closed without merging")
+    if ROLLBACK_LABEL not in labels:
+        return Outcome("skipped", "not for us: the merged pull request is not labelled 'rollback'")
+    head = str((pr.get("head") or {}).get("ref") or "")
+    number = None
+    if head.startswith(BRANCH_PREFIX + "INC-"):
+        try:
+            number = int(head[len(BRANCH_PREFIX) + 4 :])
+        except ValueError:
+            number = None
+    merger = str((pr.get("merged_by") or {}).get("login") or event.sender)
+    role = ports.github.role_of(merger)
+    if not ports.config.allows("rollback_apply", role):
+        target = Event(event.name, event.action, merger, False, issue=event.issue, raw=event.raw)
+        return refuse(target, ports, "rollback_apply", role)
+    key = f"pr-{pr.get('number')}-{pr.get('merge_commit_sha') or ''}"
+    return apply_ledger(ports, number, merger, key)

@@ -1,0 +1,220 @@
+"""Rollback plan and apply against the sandbox: ledger history in real git, emulated Cloudflare over HTTP."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from incidentops.core import incidentfile as f
+from incidentops.core.ledger import load_ledger
+from incidentops.flows.rollback import apply_ledger, build_plan, open_rollback_pr
+from incidentops.sandbox import world as seeded
+from tests.flows.conftest import NOW, World, git
+
+FORM_NO_ROLLBACK = (
+    (Path(__file__).resolve().parents[1] / "fixtures/forms/full.md")
+    .read_text()
+    .replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
+)
+
+
+def version(service: str, number: int) -> str:
+    return seeded.stable_id(service, "version", str(number))
+
+
+def declared(world: World, services: str = "api-worker") -> int:
+    """An incident declared without the automatic rollback, for services of our choosing."""
+    body = FORM_NO_ROLLBACK.replace("### Affected services\n\napi-worker", f"### Affected services\n\n{services}")
+    number = world.open_incident(body=body)
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    return number
+
+
+def fault(world: World, **spec: object) -> None:
+    httpx.post(world.info["control_url"] + "/faults", json=spec).raise_for_status()
+
+
+def cf_writes(world: World) -> list[dict]:
+    log = httpx.get(world.info["control_url"] + "/requests").json()
+    return [r for r in log if r["method"] == "POST" and r["path"].startswith("/client/v4")]
+
+
+def merge(world: World, pr_number: int, login: str = "oncall-admin") -> dict:
+    world.repo(login).get_pull(pr_number).merge(merge_method="merge")
+    return world.next_event("pull_request", "closed")
+
+
+ALL = "api-worker, ingest-worker, queue-consumer, admin-pages, user-portal"
+
+
+def test_plan_picks_verified_ledger_pins_and_preflights_each_target(world: World) -> None:
+    number = declared(world, ALL)
+    plan, _, _ = build_plan(world.ports(), number, [])
+    by = {s.service: s for s in plan.services}
+    # Newest earlier verified pins from the ledger's git history:
+    assert by["api-worker"].target == version("api-worker", 2)
+    assert "last verified ledger pin" in by["api-worker"].why
+    assert by["ingest-worker"].target == version("ingest-worker", 3)
+    # queue-consumer's good version predates a secret rotation: refused until a person sets force.
+    qc = by["queue-consumer"]
+    assert qc.target == version("queue-consumer", 2) and not qc.ok
+    assert "set `force: true`" in qc.preflight
+    for pages in ("admin-pages", "user-portal"):
+        assert by[pages].ok and by[pages].live == world.live(pages) and by[pages].target != by[pages].live
+    assert {s.service for s in plan.actionable} == {"api-worker", "ingest-worker", "admin-pages", "user-portal"}
+
+
+def test_a_pin_only_unverified_in_newer_commits_is_still_found_in_older_history(world: World) -> None:
+    number = declared(world)
+    ws = Path(world.workspace)
+    git("pull", "-q", "origin", "main", cwd=ws)
+    ledger = ws / "deployments/production.yaml"
+    ledger.write_text(ledger.read_text().replace("set_by: carol", "set_by: erin"))  # a newer, unrelated edit
+    subprocess.run(
+        ["git", "-C", str(ws), "-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qam", "x"], check=True
+    )
+    git("push", "-q", "origin", "main", cwd=ws)
+    planned = build_plan(world.ports(), number, ["api-worker"])[0].services[0]
+    assert planned.target == version("api-worker", 2)
+
+
+def test_unknown_service_is_a_clear_error(world: World) -> None:
+    number = declared(world)
+    from incidentops.errors import IncidentOpsError
+
+    with pytest.raises(IncidentOpsError, match="unknown service"):
+        build_plan(world.ports(), number, ["mainframe"])
+
+
+def test_rollback_pr_once_then_merge_rolls_back_and_rerun_makes_no_write(world: World) -> None:
+    number = declared(world, "api-worker, admin-pages")
+    outcome = open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    assert outcome.status == "planned", outcome.message
+    pulls = list(world.repo().get_pulls(state="open"))
+    assert len(pulls) == 1
+    pr = pulls[0]
+    assert pr.head.ref == f"rollback/INC-{number:04d}"
+    assert {label.name for label in pr.labels} >= {"rollback", "incident"}
+    assert "| api-worker |" in pr.body and "preflight" in pr.body
+    # The PR changes only the two pins (one-line diffs), nothing else in the ledger.
+    diff = git(
+        "diff",
+        "main",
+        f"rollback/INC-{number:04d}",
+        "--",
+        "deployments/production.yaml",
+        cwd=Path(world.info["bare_repo"]),
+    )
+    changed = [line for line in diff.split("\n") if line.startswith(("+ ", "- ", "+  ", "-  "))]
+    assert sum(1 for line in changed if "version:" in line) == 4
+    # Asking twice gives the same PR.
+    again = open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    assert again.status == "unchanged" and f"#{pr.number}" in again.message
+    assert len(list(world.repo().get_pulls(state="open"))) == 1
+
+    before = {s: world.live(s) for s in ("api-worker", "admin-pages")}
+    result = world.run(merge(world, pr.number), now=NOW + timedelta(minutes=20))
+    assert result.status == "rolled-back", result.message
+    assert world.live("api-worker") == version("api-worker", 2) != before["api-worker"]
+    assert world.live("admin-pages") != before["admin-pages"] and world.sandbox.cloudflare.is_good("admin-pages")
+    text = world.bare_file(f"incidents/INC-{number:04d}.md")
+    rollback = f.read_fields(text)["rollback"]
+    assert rollback["pr"] == pr.number
+    assert rollback["services"]["api-worker"]["status"] == "done"
+    rows = [r for r in f.timeline_rows(text) if r[2].startswith("Rollback api-worker")]
+    assert rows and "POST /accounts/" in rows[0][3] and "/deployments" in rows[0][3]
+
+    writes = len(cf_writes(world))
+    rerun = world.run(world.next_event("pull_request", "closed"), now=NOW + timedelta(minutes=25))
+    assert rerun.status == "unchanged"
+    assert len(cf_writes(world)) == writes  # no deployment created by the re-run
+
+
+def test_partial_failure_then_rerun_converges(world: World) -> None:
+    number = declared(world, "api-worker, ingest-worker, user-portal")
+    open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    delivery = merge(world, pr.number)
+    fault(world, method="POST", path="/ingest-worker/deployments", status=500, count=None)
+    first = world.run(delivery)
+    assert first.status == "failed" and first.exit_code == 1
+    assert "ingest-worker failed" in first.message and "Re-run" in first.message
+    assert world.live("api-worker") == version("api-worker", 2)  # the others still finished
+    status = f.read_fields(world.bare_file(f"incidents/INC-{number:04d}.md"))["rollback"]["services"]
+    assert status["ingest-worker"]["status"] == "failed" and status["api-worker"]["status"] == "done"
+
+    httpx.delete(world.info["control_url"] + "/faults")
+    posts_before = len(cf_writes(world))
+    second = world.run(delivery, now=NOW + timedelta(minutes=1))
+    assert second.status == "rolled-back" and "ingest-worker" in second.message
+    new_posts = cf_writes(world)[posts_before:]
+    assert [p["path"].split("/")[-2] for p in new_posts] == ["ingest-worker"]  # only what was still off
+    status = f.read_fields(world.bare_file(f"incidents/INC-{number:04d}.md"))["rollback"]["services"]
+    assert status["ingest-worker"]["status"] == "done"
+
+
+def test_ambiguous_deploy_is_reread_not_blindly_reposted(world: World) -> None:
+    number = declared(world)
+    open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    delivery = merge(world, pr.number)
+    # The deployment lands but its answer is lost: the connection drops after the server acted.
+    fault(world, method="POST", path="/api-worker/deployments$", drop_response=True, count=1)
+    outcome = world.run(delivery)
+    assert outcome.status == "rolled-back", outcome.message
+    api_posts = [p for p in cf_writes(world) if "/api-worker/deployments" in p["path"]]
+    assert len(api_posts) == 1  # confirmed by re-reading, not posted twice
+    assert any("confirmed by re-reading" in step for step in outcome.steps), outcome.steps
+    assert world.live("api-worker") == version("api-worker", 2)
+
+
+def test_merge_by_someone_below_rollback_apply_is_refused(world: World) -> None:
+    number = declared(world)
+    open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    live = world.live("api-worker")
+    outcome = world.run(merge(world, pr.number, login="oncall-write"))  # write < maintain
+    assert outcome.status == "refused"
+    assert world.live("api-worker") == live and cf_writes(world) == []
+    assert "needs at least the **maintain** role" in list(world.repo().get_issue(pr.number).get_comments())[-1].body
+
+
+def test_force_set_by_a_person_unblocks_the_secret_change_case(world: World) -> None:
+    number = declared(world, "queue-consumer")
+    blocked = open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    assert blocked.status == "refused" and "force: true" in blocked.message
+    ws = Path(world.workspace)
+    git("pull", "-q", "origin", "main", cwd=ws)
+    ledger = ws / "deployments/production.yaml"
+    doc_text = ledger.read_text()
+    doc_text = doc_text.replace(
+        "  queue-consumer:\n    kind: worker\n", "  queue-consumer:\n    kind: worker\n    force: true\n"
+    )
+    ledger.write_text(doc_text)
+    assert load_ledger(doc_text)["services"]["queue-consumer"]["force"] is True
+    subprocess.run(
+        ["git", "-C", str(ws), "-c", "user.name=p", "-c", "user.email=p@x", "commit", "-qam", "force"], check=True
+    )
+    git("push", "-q", "origin", "main", cwd=ws)
+    planned = open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    assert planned.status == "planned", planned.message
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    result = world.run(merge(world, pr.number))
+    assert result.status == "rolled-back", result.message
+    assert world.live("queue-consumer") == version("queue-consumer", 2)
+    assert any("force=true" in p["query"] for p in cf_writes(world) if "queue-consumer" in p["path"])
+
+
+def test_apply_by_hand_matches_the_merge_path(world: World) -> None:
+    number = declared(world)
+    open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    world.repo("oncall-admin").get_pull(pr.number).merge(merge_method="merge")
+    outcome = apply_ledger(world.ports(), number, "oncall-admin", "manual-1")
+    assert outcome.status == "rolled-back"
+    assert world.live("api-worker") == version("api-worker", 2)
