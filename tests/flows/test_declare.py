@@ -11,7 +11,6 @@ from incidentops.config import parse_config
 from incidentops.core import incidentfile as f
 from tests.flows.conftest import FORM_BODY, NOW, ROOT, World, git
 
-
 NO_ROLLBACK = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
 
 
