@@ -218,3 +218,15 @@ def test_apply_by_hand_matches_the_merge_path(world: World) -> None:
     outcome = apply_ledger(world.ports(), number, "oncall-admin", "manual-1")
     assert outcome.status == "rolled-back"
     assert world.live("api-worker") == version("api-worker", 2)
+
+
+def test_rollback_comment_opens_the_pr_and_a_reader_is_refused(world: World) -> None:
+    number = declared(world, "api-worker, user-portal")
+    world.repo("reader").get_issue(number).create_comment("/rollback api-worker")
+    refused = world.run(world.next_event("issue_comment", "created"))
+    assert refused.status == "refused" and list(world.repo().get_pulls(state="open")) == []
+    world.repo("oncall-write").get_issue(number).create_comment("Rolling back the worker.\n/rollback api-worker")
+    outcome = world.run(world.next_event("issue_comment", "created"))
+    assert outcome.status == "planned", outcome.message
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    assert "| api-worker |" in pr.body and "| user-portal |" not in pr.body

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -12,12 +11,12 @@ from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
 from incidentops.config import load_config
 from incidentops.core import incidentfile as f
-from incidentops.core.declare import incident_path
 from incidentops.core.events import Event, load_event
 from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import utc_now
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome, Ports, declare, refuse
+from incidentops.flows.commands import on_comment
+from incidentops.flows.declare import Outcome, Ports, declare
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
 
 
@@ -71,34 +70,6 @@ def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
     outcome.steps.append(planned.message)
     outcome.steps.extend(planned.steps)
     return outcome
-
-
-COMMAND = re.compile(r"^\s*/([a-z][a-z-]*)\b[ \t]*(.*)$", re.MULTILINE)
-
-
-def on_comment(event: Event, ports: Ports) -> Outcome:
-    """Commands in issue comments (this slice: `/rollback [service …]`)."""
-    if event.issue is None or event.comment_body is None:
-        return Outcome("skipped", "not for us: the comment payload has no issue or body")
-    if event.action != "created":
-        return Outcome("skipped", f"not for us: comment {event.action} (only new comments are commands)")
-    if event.sender_is_bot:
-        return Outcome("skipped", "not for us: comment by a bot")
-    if event.issue.is_pull_request:
-        return Outcome("skipped", "not for us: a comment on a pull request")
-    match = COMMAND.search(event.comment_body)
-    if not match:
-        return Outcome("skipped", "not for us: the comment has no /command")
-    name, args = match.group(1), match.group(2)
-    if name != "rollback":
-        return Outcome("skipped", f"not for us: /{name} is not handled by this version")
-    if ports.git.sync() and ports.git.read(incident_path(ports.config, event.issue.number)) is None:
-        return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
-    role = ports.github.role_of(event.sender)
-    if not ports.config.allows("rollback_plan", role):
-        return refuse(event, ports, "rollback_plan", role)
-    services = [s for s in re.split(r"[\s,]+", args.strip()) if s]
-    return open_rollback_pr(event, ports, event.issue.number, services, event.sender)
 
 
 def handle(event: Event, ports: Ports) -> Outcome:

@@ -27,6 +27,10 @@ OWNER, REPO = "acme", "ops"
 # What a team's ops repository holds; the sandbox repo is seeded with this project's own copies.
 SEED_PATHS = (
     "incidentops.yaml",
+    "pyproject.toml",
+    "uv.lock",
+    "scripts",
+    ".gitignore",
     "templates",
     "docs",
     "deployments",
@@ -42,7 +46,7 @@ def seed_tree(source: Path, target: Path) -> None:
         src = source / rel
         dst = target / rel
         if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
+            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif src.is_file():
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
@@ -177,6 +181,17 @@ class Sandbox:
         def requests(request: Request) -> Response:
             with self.hub.lock:
                 return Response(200, [asdict(entry) for entry in self.hub.log])
+
+        @app.route("GET", "/cloudflare/live")
+        def live(request: Request) -> Response:
+            """What each emulated service serves right now, and whether that build is good."""
+            return Response(
+                200,
+                {
+                    name: {"version": self.cloudflare.live_version(name), "good": self.cloudflare.is_good(name)}
+                    for name in world.SERVICES
+                },
+            )
 
         @app.route("GET", "/violations")
         def violations(request: Request) -> Response:
