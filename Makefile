@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all install demo test lint typecheck workflows lock-check test-fast bench clean
+.PHONY: all install demo test lint typecheck workflows wrangler lock-check test-fast bench clean
 
 all: test
 
@@ -42,7 +42,15 @@ typecheck: install
 workflows: install
 	$(VENV)/bin/zizmor --offline .github/workflows
 
-test: lock-check install lint typecheck workflows
+# The real wrangler CLI (and the Node it needs), from the npm lock, for the wrangler compatibility test.
+WRANGLER_DIR := tests/e2e_wrangler
+$(WRANGLER_DIR)/node_modules/.installed: $(WRANGLER_DIR)/package-lock.json
+	cd $(WRANGLER_DIR) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+wrangler: $(WRANGLER_DIR)/node_modules/.installed
+
+test: lock-check install lint typecheck workflows wrangler
 	$(VENV)/bin/pytest -q
 
 test-fast: install
@@ -50,6 +58,7 @@ test-fast: install
 
 bench: install
 	$(VENV)/bin/python benchmarks/declare.py
+	$(VENV)/bin/python benchmarks/install.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

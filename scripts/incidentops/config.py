@@ -17,15 +17,19 @@ CONFIG_FILE = "incidentops.yaml"
 # GitHub repository roles, weakest first; "none" is an outsider.
 ROLES = ("none", "read", "triage", "write", "maintain", "admin")
 ACTIONS = (
-    "declare",
-    "escalate",
-    "contain",
-    "lift",
-    "rollback_plan",
-    "rollback_apply",
-    "resolve",
-    "followup",
-    "note",
+    "declare",  # a severity label on a new incident issue
+    "escalate",  # a severity relabel of an existing incident
+    "contain",  # /contain <route>: temporary deny response on production
+    "lift",  # /lift <route>
+    "rollback_plan",  # /rollback: open the rollback PR
+    "rollback_apply",  # merging the rollback PR (or `incidentops rollback apply`)
+    "resolve",  # /resolve, and closing the incident issue
+    "followup",  # /followup
+    "note",  # /note, /status
+    "assign",  # /ic, /comms
+    "decision",  # /decision
+    "evidence",  # /evidence, /security-impact, /risk
+    "smoke",  # /smoke
 )
 SERVICE_KINDS = ("worker", "pages")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
