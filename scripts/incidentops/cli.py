@@ -42,6 +42,61 @@ def _cmd_handle_event(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _incident_number(value: str) -> int:
+    digits = value.upper().removeprefix("INC-").lstrip("#")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not an incident id like INC-0042 or an issue number")
+    return int(digits)
+
+
+def _cmd_rollback_plan(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.flows.dispatch import ports_from_env
+    from incidentops.flows.rollback import build_plan, plan_table
+
+    ports = ports_from_env(os.environ)
+    plan, _, env = build_plan(ports, args.incident, args.service or [])
+    print(f"Rollback plan for {plan.incident} ({env.name}); nothing was changed.")
+    rows = plan_table(plan)
+    widths = {key: max(len(key), *(len(row[key]) for row in rows)) for key in ("service", "live", "target")}
+    print(f"{'service':<{widths['service']}}  {'live':<{widths['live']}}  {'target':<{widths['target']}}  preflight")
+    for row in rows:
+        print(
+            f"{row['service']:<{widths['service']}}  {row['live']:<{widths['live']}}  "
+            f"{row['target']:<{widths['target']}}  {row['preflight']}"
+        )
+        print(f"{'':<{widths['service']}}  why: {row['why']}")
+    return 0 if not plan.refused else 1
+
+
+def _cmd_rollback_apply(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.core.timefmt import format_ts, utc_now
+    from incidentops.flows.dispatch import ports_from_env
+    from incidentops.flows.rollback import apply_ledger
+
+    ports = ports_from_env(os.environ)
+    actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "operator"
+    role = ports.github.role_of(actor)
+    if not ports.config.allows("rollback_apply", role):
+        print(
+            f"::error::{actor} has role {role!r}; rollback_apply needs {ports.config.permissions['rollback_apply']!r}. "
+            "Nothing was changed."
+        )
+        return 1
+    key = os.environ.get("GITHUB_RUN_ID") or f"manual-{format_ts(utc_now())}"
+    outcome = apply_ledger(ports, args.incident, actor, f"run-{key}")
+    runner = Runner(redact=ports.redact)
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
+        runner.say(f"  - {step}")
+    runner.summary(_summary(outcome))
+    return outcome.exit_code
+
+
 def _summary(outcome: object) -> str:
     from incidentops.render import render
 
@@ -77,6 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
     )
     handle.set_defaults(handler=_cmd_handle_event)
+
+    rollback = sub.add_parser("rollback", help="plan or apply a rollback to the ledger's pins")
+    rollback_sub = rollback.add_subparsers(dest="rollback_command", metavar="ROLLBACK_COMMAND")
+    plan = rollback_sub.add_parser("plan", help="print the rollback plan for an incident; changes nothing")
+    plan.add_argument("--incident", required=True, type=_incident_number, help="INC-0042 or the issue number")
+    plan.add_argument("--service", action="append", help="limit to a service (repeatable)")
+    plan.set_defaults(handler=_cmd_rollback_plan)
+    apply = rollback_sub.add_parser(
+        "apply", help="reconcile Cloudflare to the ledger on the default branch (needs the rollback_apply role)"
+    )
+    apply.add_argument("--incident", type=_incident_number, help="record the rollback in this incident")
+    apply.set_defaults(handler=_cmd_rollback_apply)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")

@@ -112,3 +112,44 @@ def test_missing_or_broken_event_file(world: World) -> None:
     (world.tmp / "bad.json").write_text("{not json")
     result = run_cli(world, None, GITHUB_EVENT_PATH=str(world.tmp / "bad.json"))
     assert result.returncode == 1 and "is not valid JSON" in result.stdout
+
+
+def cli(world: World, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(world.tmp),
+        "GITHUB_REPOSITORY": world.info["repository"],
+        "GITHUB_API_URL": world.info["github_api_url"],
+        "GITHUB_SERVER_URL": world.info["github_server_url"],
+        "GITHUB_TOKEN": world.info["actions_token"],
+        "GITHUB_WORKSPACE": str(world.workspace),
+        "CLOUDFLARE_API_BASE_URL": world.info["cloudflare_api_base_url"],
+        "CLOUDFLARE_API_TOKEN": world.info["cloudflare_api_token"],
+    }
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "incidentops", *args], env=base, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_rollback_plan_prints_the_plan_and_changes_nothing(world: World) -> None:
+    number = world.open_incident(body=(Path(__file__).parents[1] / "fixtures/forms/full.md").read_text())
+    world.label(number, "sev-1")
+    world.run(world.next_event("issues", "labeled"))
+    log_before = world.bare_log()
+    result = cli(world, "rollback", "plan", "--incident", f"INC-{number:04d}", "--service", "queue-consumer")
+    assert result.returncode == 1, result.stdout + result.stderr  # a refused preflight is not a clean plan
+    assert "Rollback plan for INC-0001 (production); nothing was changed." in result.stdout
+    assert "queue-consumer" in result.stdout and "set `force: true`" in result.stdout
+    assert world.bare_log() == log_before
+    bad = cli(world, "rollback", "plan", "--incident", "INC-0001", "--service", "mainframe")
+    assert bad.returncode == 1 and "::error::unknown service(s): mainframe" in bad.stdout
+    assert "Traceback" not in bad.stderr
+
+
+def test_rollback_apply_by_hand_checks_the_operators_role(world: World) -> None:
+    result = cli(world, "rollback", "apply", GITHUB_ACTOR="oncall-write")
+    assert result.returncode == 1 and "rollback_apply needs 'maintain'" in result.stdout
+    ok = cli(world, "rollback", "apply", GITHUB_ACTOR="oncall-admin")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "every service already at its pin" in ok.stdout  # the ledger's pins are what is live
