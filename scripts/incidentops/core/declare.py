@@ -134,8 +134,7 @@ def new_incident_text(
         issue_url=event.issue.html_url,
         timeline=[f.format_row(r) for r in rows],
     )
-    f.read_fields(text)  # the template must produce a readable file
-    return text
+    return f.refresh_diagram(text)  # also proves the template produced a readable file
 
 
 def severity_change_text(text: str, event: Event, severity: str, now: datetime) -> tuple[str, str] | None:

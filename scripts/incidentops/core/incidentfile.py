@@ -247,8 +247,8 @@ TIMELINE_HEADER = "| time (UTC) | who | what | command / link |"
 
 
 def append_timeline(text: str, row: TimelineRow) -> str:
-    """Append one row to the Timeline table."""
-    return append_table_row(text, "Timeline", format_row(row), TIMELINE_HEADER)
+    """Append one row to the Timeline table and redraw the timeline diagram."""
+    return refresh_diagram(append_table_row(text, "Timeline", format_row(row), TIMELINE_HEADER))
 
 
 def timeline_rows(text: str) -> list[list[str]]:
@@ -265,3 +265,57 @@ def timeline_rows(text: str) -> list[list[str]]:
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         rows.append(cells)
     return rows
+
+
+DIAGRAM_SECTION = "Timeline diagram"
+DIAGRAM_MAX_ROWS = 60  # a picture of the last hour matters most; the table keeps everything
+
+
+def _diagram_text(text: str, limit: int = 70) -> str:
+    # Mermaid splits events on ':' and treats several characters as syntax; keep plain words only.
+    text = text.replace("\\|", "/").replace("&lt;", "‹").replace("&gt;", "›").replace("&amp;", "&")
+    text = re.sub(r"<!--.*?-->", "", text)
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # markdown link -> its text
+    text = re.sub(r"[^\w\s@./,'()+=→›‹&-]", " ", text)
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def mermaid_timeline(rows: list[list[str]], title: str) -> str:
+    """A Mermaid `timeline` block (GitHub renders it in the file view) from the Timeline table rows."""
+    lines = ["```mermaid", "timeline", f"    title {_diagram_text(title)} (UTC)"]
+    current_day = None
+    for cells in rows[-DIAGRAM_MAX_ROWS:]:
+        if len(cells) < 3:
+            continue
+        stamp = cells[0]
+        match = re.match(r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2}):(\d{2})Z$", stamp)
+        if not match:
+            continue
+        day, period = match.group(1), f"{match.group(2)}.{match.group(3)}.{match.group(4)}"
+        if day != current_day:
+            lines.append(f"    section {day}")
+            current_day = day
+        who = _diagram_text(cells[1], 30)
+        what = _diagram_text(cells[2])
+        lines.append(f"        {period} : {what}" + (f" ({who})" if who else ""))
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def refresh_diagram(text: str) -> str:
+    """Regenerate the machine-owned `## Timeline diagram` section from the Timeline table."""
+    front, body = split(text)
+    fields = read_fields(text)
+    title = str(fields.get("id") or "Incident")
+    block = mermaid_timeline(timeline_rows(text), title)
+    lines = body.split("\n")
+    bounds = _section_bounds(lines, DIAGRAM_SECTION)
+    section = [f"## {DIAGRAM_SECTION}", "", *block.split("\n"), ""]
+    if bounds is None:
+        timeline = _section_bounds(lines, "Timeline")
+        at = timeline[1] if timeline else len(lines)
+        lines[at:at] = section
+    else:
+        lines[bounds[0] : bounds[1]] = section
+    return FENCE + "\n" + front + FENCE + "\n" + "\n".join(lines)
