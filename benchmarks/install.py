@@ -1,11 +1,18 @@
 """How long the workflows' install step takes, against a plain `pip install .`.
 
-Both install the runtime dependencies and the incidentops package into a fresh environment, from a fresh
-copy of this checkout (as a runner's checkout is new every run, so uv must build the package each time):
+Both make incidentops runnable in a fresh environment from a fresh copy of this checkout (as a runner's
+checkout is new every run):
 
-  workflow  uv sync --locked --no-dev --no-editable     (what incident.yml and rollback.yml run; uv.lock,
-                                                         hash-checked; uv makes the venv itself)
-  pip       python -m venv DIR (not timed) && DIR/bin/pip install .   (resolves from PyPI)
+  workflow  uv sync --locked --no-dev --no-install-project   (what incident.yml and rollback.yml run: only
+                                                              the runtime dependencies uv.lock pins,
+                                                              hash-checked, nothing built; uv makes the
+                                                              venv itself; the CLI then runs from the
+                                                              checkout with PYTHONPATH=scripts)
+  pip       python -m venv DIR (not timed) && DIR/bin/pip install .   (resolves from PyPI, builds the
+                                                                       package with its build backend)
+
+After every install the result is run (`python -P -m incidentops --version` with PYTHONPATH=scripts for
+the workflow's way, the `incidentops` console script for pip's), so both really give a working CLI.
 
 pip runs with the machine's pip configuration switched off (PIP_CONFIG_FILE=/dev/null), as on a hosted
 runner. Caches are warm for both: one untimed warm-up round fills a private uv cache and a private pip cache, then
@@ -32,7 +39,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What building and locking the package needs; copied afresh for every install.
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "scripts", "templates")
-WORKFLOW_SYNC = ("sync", "--locked", "--no-dev", "--no-editable", "--quiet")
+HANDLE_EVENT_IMPORTS = "import incidentops.flows.dispatch, incidentops.render, github, httpx, jinja2, ruamel.yaml"
+WORKFLOW_SYNC = ("sync", "--locked", "--no-dev", "--no-install-project", "--quiet")
 
 
 def find_uv() -> Path:
@@ -92,10 +100,28 @@ def install_with_pip(python: Path, cache: Path, work: Path) -> float:
     return timed([pip, "install", "--quiet", "--disable-pip-version-check", "."], fresh_checkout(work / "src"), env)
 
 
-def check_installed(work: Path) -> None:
-    """Both installs must give a working console script, or the comparison means nothing."""
+def check_workflow_install(work: Path) -> None:
+    """The workflow's way must give a working CLI from the checkout, or the comparison means nothing."""
+    python = work / "venv" / "bin" / "python"
+    env = clean_env(PYTHONPATH=str(work / "src" / "scripts"))
+    subprocess.run(
+        [str(python), "-P", "-m", "incidentops", "--version"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+    # ... whose `handle-event` imports (PyGithub, httpx, ruamel.yaml, jinja2) resolve in the venv.
+    subprocess.run([str(python), "-P", "-c", HANDLE_EVENT_IMPORTS], check=True, env=env)
+    # Nothing was built or installed for the project itself: only its locked dependencies.
+    site = next((work / "venv" / "lib").glob("python*/site-packages"))
+    built = [p.name for p in site.iterdir() if p.name.lower().startswith("incidentops")]
+    if built:
+        raise SystemExit(f"the workflow install put the project into the venv: {built}")
+
+
+def check_pip_install(work: Path) -> None:
+    """pip's install must give a working console script."""
     script = work / "venv" / "bin" / "incidentops"
-    subprocess.run([str(script), "--version"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([str(script), "--version"], check=True, env=clean_env(), stdout=subprocess.DEVNULL)
+    python = work / "venv" / "bin" / "python"
+    subprocess.run([str(python), "-P", "-c", HANDLE_EVENT_IMPORTS], check=True, env=clean_env(), cwd=work)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
 
         warm_uv = install_with_uv(uv, python, uv_cache, fresh("warm-uv"))
         warm_pip = install_with_pip(python, pip_cache, fresh("warm-pip"))
-        check_installed(scratch / "warm-uv")
-        check_installed(scratch / "warm-pip")
+        check_workflow_install(scratch / "warm-uv")
+        check_pip_install(scratch / "warm-pip")
         print(f"warm-up (not counted): uv {warm_uv:.2f} s, pip {warm_pip:.2f} s")
 
         uv_times: list[float] = []
@@ -135,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         for round_no in range(1, args.rounds + 1):
             uv_s = install_with_uv(uv, python, uv_cache, fresh(f"uv-{round_no}"))
             pip_s = install_with_pip(python, pip_cache, fresh(f"pip-{round_no}"))
-            check_installed(scratch / f"uv-{round_no}")
-            check_installed(scratch / f"pip-{round_no}")
+            check_workflow_install(scratch / f"uv-{round_no}")
+            check_pip_install(scratch / f"pip-{round_no}")
             uv_times.append(uv_s)
             pip_times.append(pip_s)
             ratios.append(uv_s / pip_s)
             print(
-                f"round {round_no}: workflow (uv sync --locked) {uv_s:6.2f} s   pip install . {pip_s:6.2f} s   "
-                f"ratio {uv_s / pip_s:.3f}"
+                f"round {round_no}: workflow (uv sync --locked --no-install-project) {uv_s:6.2f} s   "
+                f"pip install . {pip_s:6.2f} s   ratio {uv_s / pip_s:.3f}"
             )
 
     ratio = statistics.median(ratios)

@@ -41,8 +41,8 @@ STUBS = {
 # Every runs-on label needs a mapping; an unmapped one makes act skip the job and still exit 0.
 PLATFORMS = ("ubuntu-latest",)
 
-# What the CI of the ops repo installs: the runtime dependencies only, the way the workflow does it.
-UV_SYNC_ARGS = ("sync", "--locked", "--no-dev", "--no-editable", "--quiet")
+# What the workflows install: the locked runtime dependencies only, never the project itself.
+UV_SYNC_ARGS = ("sync", "--locked", "--no-dev", "--no-install-project", "--quiet")
 
 # Variables from the caller that must not leak into act's host runner (it inherits our environment).
 _LEAKY_PREFIXES = ("UV_", "GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV", "PIP_", "PYTHONPATH", "ACT_")
@@ -211,8 +211,8 @@ def run_act(
         "GITHUB_SERVER_URL": sandbox["github_server_url"],
         "GITHUB_GRAPHQL_URL": sandbox["github_api_url"].removesuffix("/v3") + "/graphql",
         "GITHUB_REPOSITORY": sandbox["repository"],
+        # Where the emulated Cloudflare API lives; the account id comes from incidentops.yaml, as in production.
         "CLOUDFLARE_API_BASE_URL": sandbox["cloudflare_api_base_url"],
-        "CLOUDFLARE_ACCOUNT_ID": sandbox["cloudflare_account_id"],
         # For the stubs: where origin really lives, which uv and cache to use, for which interpreter.
         "ACT_GIT_REMOTE": sandbox["bare_repo"],
         "ACT_UV": str(tools.uv),

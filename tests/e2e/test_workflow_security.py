@@ -27,6 +27,11 @@ def load(path: Path) -> dict[str, Any]:
     return doc
 
 
+def triggers(doc: dict[Any, Any]) -> Any:
+    """The `on:` block (YAML 1.1 reads a bare `on` key as True; ruamel's safe loader keeps "on")."""
+    return doc["on"] if "on" in doc else doc[True]
+
+
 def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
 
@@ -100,14 +105,12 @@ def test_concurrency_groups() -> None:
 
 def test_triggers() -> None:
     incident = load(WORKFLOWS / "incident.yml")
-    # YAML 1.1 reads a bare `on` key as True; ruamel's safe loader keeps it as the string "on".
-    on = incident.get("on", incident.get(True))
-    assert on == {
+    assert triggers(incident) == {
         "issues": {"types": ["labeled", "unlabeled", "closed", "reopened"]},
         "issue_comment": {"types": ["created"]},
     }
     rollback = load(WORKFLOWS / "rollback.yml")
-    assert rollback.get("on", rollback.get(True)) == {"pull_request": {"types": ["closed"]}}
+    assert triggers(rollback) == {"pull_request": {"types": ["closed"]}}
     condition = rollback["jobs"]["apply"]["if"]
     assert "github.event.pull_request.merged == true" in condition
     assert "contains(github.event.pull_request.labels.*.name, 'rollback')" in condition
@@ -124,7 +127,47 @@ def test_install_is_from_the_lock_with_the_pinned_uv(name: str) -> None:
     assert setup["with"]["enable-cache"] is True
     assert setup["with"]["cache-dependency-glob"] == "uv.lock"
     installs = [s["run"] for s in all_steps if "uv sync" in str(s.get("run", ""))]
-    assert installs == ["uv sync --locked --no-dev --no-editable"]
+    # Only the locked, hash-checked runtime dependencies: the project itself is not built, because its
+    # build backend (hatchling) is not in uv.lock and building would download it unpinned.
+    assert installs == ["uv sync --locked --no-dev --no-install-project"]
+    install = next(s for s in all_steps if "uv sync" in str(s.get("run", "")))
+    assert install["env"]["UV_PYTHON_DOWNLOADS"] == "never"
+    # Nothing else installs or builds: no `uv run`/`uv pip`/`uvx` (they would build the project), no pip.
+    for step in all_steps:
+        script = str(step.get("run", ""))
+        for forbidden in ("uv run", "uv pip", "uvx", "pip install", "uv build", "uv tool"):
+            assert forbidden not in script, f"{name}: {forbidden!r} in step {step.get('name')!r}"
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_the_cli_runs_from_the_checkout_in_the_locked_environment(name: str) -> None:
+    all_steps = steps(load(WORKFLOWS / name))
+    install = next(s for s in all_steps if "uv sync" in str(s.get("run", "")))
+    handle = next(s for s in all_steps if "handle-event" in str(s.get("run", "")))
+    venv = "${{ runner.temp }}/incidentops-venv"
+    assert install["env"]["UV_PROJECT_ENVIRONMENT"] == handle["env"]["UV_PROJECT_ENVIRONMENT"] == venv
+    lines = [line.strip() for line in str(handle["run"]).splitlines() if line.strip()]
+    # The interpreter of the locked venv, the package from the checkout of main (templates/ too), and -P so
+    # that the working directory is not put in front of sys.path.
+    assert lines[-1] == (
+        'PYTHONPATH="$GITHUB_WORKSPACE/scripts" exec "$UV_PROJECT_ENVIRONMENT/bin/python"'
+        " -P -m incidentops handle-event"
+    )
+    assert (act_harness.REPO_ROOT / "scripts" / "incidentops" / "__main__.py").is_file()
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_git_gets_the_token_from_the_environment_only(name: str) -> None:
+    all_steps = steps(load(WORKFLOWS / name))
+    handle = next(s for s in all_steps if "handle-event" in str(s.get("run", "")))
+    script = str(handle["run"])
+    assert "export GIT_CONFIG_COUNT=1" in script
+    assert 'export GIT_CONFIG_KEY_0="http.${GITHUB_SERVER_URL}/.extraheader"' in script
+    assert script.index("::add-mask::$basic") < script.index("GIT_CONFIG_VALUE_0")
+    for step in all_steps:
+        text = str(step.get("run", ""))
+        assert "git config" not in text, "credentials must never be written to .git/config"
+        assert "GITHUB_TOKEN" not in str(step.get("env", {})) or step is handle, "only the last step has the token"
 
 
 @pytest.mark.parametrize("name", EVENT_WORKFLOWS)
