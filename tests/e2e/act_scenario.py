@@ -5,11 +5,21 @@ Run inside a loopback-only network namespace (see act_harness.run_scenario), e.g
     unshare -n sh -c 'ip link set lo up && exec python tests/e2e/act_scenario.py --scenario declare \
         --out result.json'
 
-It starts `incidentops sandbox serve`, plays the on-call engineer through the sandbox's GitHub API with
-PyGithub, takes the webhook payload the sandbox recorded for that action, and runs act with the real
-.github/workflows/incident.yml on it. It writes what came out (act's exit code and output, the incident
-commits in the bare repository, the issue's comments, the sandbox's request log and contract violations)
-to --out as JSON, and always stops the sandbox.
+It starts `incidentops sandbox serve` (whose repository is seeded with this project's package, lock and
+workflows, as a team's ops repository holds them), plays the people through the sandbox's GitHub API with
+PyGithub, takes each webhook payload the sandbox recorded for their actions, and runs act with the real
+.github/workflows/*.yml on it. Scenarios, one sandbox each:
+
+  declare    oncall-write opens the incident form and labels it sev-1     -> incident.yml
+  skip       the same with the label `bug`                               -> incident.yml (job skipped)
+  redeliver  declare, then the same delivery once more                    -> incident.yml twice
+  rollback   declare with "A deploy regression is suspected" ticked       -> incident.yml (opens the PR),
+             oncall-admin merges the rollback PR                          -> rollback.yml (re-deploys)
+  comment    declare, then oncall-write comments `/rollback api-worker`   -> incident.yml twice
+
+It writes what came out (every act run's exit code and output, the incident commits and file in the bare
+repository, the issue's comments, the rollback pull requests, Cloudflare's live versions, the sandbox's
+request log and contract violations) to --out as JSON, and always stops the sandbox.
 """
 
 from __future__ import annotations
@@ -31,12 +41,14 @@ from typing import Any
 from act_harness import REPO_ROOT, WORKFLOWS, ActResult, Tools, job_ran, run_act, skipped_by_if
 from github import Auth, Github
 
-HUMAN_TOKEN = "oncall-write"
-PUBLIC_ORIGIN = "https://github.com/acme/ops.git"
+HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
+ROLLBACK_APPROVER = "oncall-admin"  # merges the rollback PR (permissions.rollback_apply: maintain)
+EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")
+ROLLBACK_COMMENT = "Rolling back the worker.\n/rollback api-worker"
+SCENARIOS = ("declare", "skip", "redeliver", "rollback", "comment")
 
-# The project's own tooling: a team's ops repository is a copy of this project, so its main branch holds
-# the package and the lock the workflow installs from, beside the layout the sandbox seeds.
-TOOLING = ("pyproject.toml", "uv.lock", "README.md", ".gitignore", "scripts")
+Event = tuple[str, dict[str, Any]]  # (event name, the sandbox's recorded delivery)
+PUBLIC_ORIGIN = "https://github.com/acme/ops.git"
 
 INCIDENT_TITLE = "[Incident] Tenant data visible across tenants on /v1/reports"
 
@@ -78,6 +90,11 @@ api-worker
 
 - [ ] Tenant isolation is at risk
 - [ ] A deploy regression is suspected"""
+
+# The same form with "A deploy regression is suspected" ticked: declaring it also plans a rollback.
+REGRESSION_BODY = INCIDENT_BODY.replace(
+    "- [ ] A deploy regression is suspected", "- [x] A deploy regression is suspected"
+)
 
 
 class SandboxProcess:
@@ -126,34 +143,17 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def add_tooling(bare_repo: Path, scratch: Path) -> str | None:
-    """Commit the package and its lock to the sandbox repo's main, as a team's ops repo has them."""
-    tree = scratch / "tooling"
-    git("clone", "--quiet", str(bare_repo), str(tree))
-    for rel in TOOLING:
-        src, dst = REPO_ROOT / rel, tree / rel
-        if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src.is_file():
-            shutil.copy2(src, dst)
-    git("add", "-A", cwd=tree)
-    if not git("status", "--porcelain", cwd=tree).strip():
-        return None
-    identity = ["-c", "user.name=platform-team", "-c", "user.email=platform@acme.invalid"]
-    git(*identity, "commit", "--quiet", "-m", "Add the incidentops tooling", cwd=tree)
-    git("push", "--quiet", "origin", "HEAD:main", cwd=tree)
-    return git("rev-parse", "HEAD", cwd=tree).strip()
-
-
-def prepare_workspace(bare_repo: Path, scratch: Path, workflow_name: str) -> Path:
-    """A clone act runs in: origin names github.com (act reads the repository from it), pushes go local."""
+def prepare_workspace(bare_repo: Path, scratch: Path) -> Path:
+    """A clone act runs in: origin names github.com (act reads the repository from it), pushes go local.
+    It holds this checkout's event workflows, whatever the seeded repository has."""
     workspace = scratch / "workspace"
     git("clone", "--quiet", str(bare_repo), str(workspace))
     git("remote", "set-url", "origin", PUBLIC_ORIGIN, cwd=workspace)
     git("config", "remote.origin.pushurl", str(bare_repo), cwd=workspace)
     target = workspace / ".github" / "workflows"
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(WORKFLOWS / workflow_name, target / workflow_name)
+    for name in EVENT_WORKFLOWS:
+        shutil.copy2(WORKFLOWS / name, target / name)
     return workspace
 
 
@@ -200,12 +200,11 @@ def act_record(result: ActResult) -> dict[str, Any]:
     }
 
 
-def label_issue(repo: Any, sandbox: SandboxProcess, label: str, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Open an incident issue from the form and add `label`; return the `issues` `labeled` delivery."""
+def open_and_label(repo: Any, sandbox: SandboxProcess, label: str, body: str = INCIDENT_BODY) -> tuple[int, Event]:
+    """Open an incident issue from the form and add `label`; return its number and the `labeled` delivery."""
     since = len(sandbox.get("/events"))
-    issue = repo.create_issue(title=INCIDENT_TITLE, body=INCIDENT_BODY)
+    issue = repo.create_issue(title=INCIDENT_TITLE, body=body)
     issue.add_to_labels(label)
-    record.update(issue_number=issue.number, label=label)
     event = find_event(
         sandbox,
         since,
@@ -216,24 +215,29 @@ def label_issue(repo: Any, sandbox: SandboxProcess, label: str, record: dict[str
             and e["payload"].get("issue", {}).get("number") == issue.number
         ),
     )
-    return "issues", event
+    return issue.number, ("issues", event)
 
 
-def merge_rollback_pr(repo: Any, sandbox: SandboxProcess, record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """Open a pull request that changes the production ledger, label it `rollback`, merge it."""
-    branch = "incidentops/rollback-e2e"
-    path = "deployments/production.yaml"
-    repo.create_git_ref(f"refs/heads/{branch}", repo.get_branch("main").commit.sha)
-    current = repo.get_contents(path, ref=branch)
-    text = current.decoded_content.decode("utf-8") + "# rolled back by the e2e scenario\n"
-    repo.update_file(path, "Roll back api-worker", text, current.sha, branch=branch)
-    pull = repo.create_pull(
-        title="Roll back api-worker", body="Rollback for the e2e scenario.", head=branch, base="main"
-    )
-    pull.add_to_labels("rollback")
+def comment(repo: Any, sandbox: SandboxProcess, number: int, body: str) -> Event:
+    """Comment on issue #number; return the `issue_comment` `created` delivery."""
     since = len(sandbox.get("/events"))
-    pull.merge(merge_method="merge")
-    record.update(issue_number=pull.number, label="rollback")
+    created = repo.get_issue(number).create_comment(body)
+    event = find_event(
+        sandbox,
+        since,
+        lambda e: (
+            e.get("event") == "issue_comment"
+            and e.get("action") == "created"
+            and e["payload"].get("comment", {}).get("id") == created.id
+        ),
+    )
+    return "issue_comment", event
+
+
+def merge(repo: Any, sandbox: SandboxProcess, number: int) -> Event:
+    """Merge pull request #number; return the `pull_request` `closed` delivery."""
+    since = len(sandbox.get("/events"))
+    repo.get_pull(number).merge(merge_method="merge")
     event = find_event(
         sandbox,
         since,
@@ -241,70 +245,148 @@ def merge_rollback_pr(repo: Any, sandbox: SandboxProcess, record: dict[str, Any]
             e.get("event") == "pull_request"
             and e.get("action") == "closed"
             and e["payload"].get("pull_request", {}).get("merged") is True
-            and e["payload"].get("number") == pull.number
+            and e["payload"].get("number") == number
         ),
     )
     return "pull_request", event
 
 
-def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
-    info = sandbox.info
-    bare_repo = Path(info["bare_repo"])
-    record: dict[str, Any] = {"sandbox_info": info}
-    record["tooling_commit"] = add_tooling(bare_repo, scratch)
-    workflow_name = "rollback.yml" if scenario == "rollback" else "incident.yml"
-    workspace = prepare_workspace(bare_repo, scratch, workflow_name)
+def rollback_pulls(repo: Any) -> list[dict[str, Any]]:
+    """Every pull request (open or closed) from a `rollback/` branch, as the test reads them."""
+    return [
+        {
+            "number": pull.number,
+            "head": pull.head.ref,
+            "base": pull.base.ref,
+            "state": pull.state,
+            "merged": pull.merged,
+            "user": pull.user.login,
+            "labels": sorted(label.name for label in pull.labels),
+            "title": pull.title,
+            "body": pull.body,
+        }
+        for pull in repo.get_pulls(state="all")
+        if pull.head.ref.startswith("rollback/")
+    ]
 
-    gh = Github(
-        auth=Auth.Token(HUMAN_TOKEN),
-        base_url=info["github_api_url"],
-        retry=None,
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
-    repo = gh.get_repo(info["repository"])
-    if scenario == "rollback":
-        event_name, event = merge_rollback_pr(repo, sandbox, record)
-    else:
-        event_name, event = label_issue(repo, sandbox, "bug" if scenario == "skip" else "sev-1", record)
-    event_path = scratch / "event.json"
-    event_path.write_text(json.dumps(event["payload"]), encoding="utf-8")
-    record["delivery"] = event.get("delivery")
-    before = git("--git-dir", str(bare_repo), "rev-parse", "main").strip()
-    record["main_before"] = before
 
-    deliveries = 2 if scenario == "redeliver" else 1
-    record["act_runs"] = []
-    for attempt in range(deliveries):
+class Scenario:
+    """One sandbox, one workspace, and a log of every act run made in them."""
+
+    def __init__(self, sandbox: SandboxProcess, tools: Tools, scratch: Path, record: dict[str, Any]) -> None:
+        self.sandbox, self.tools, self.scratch, self.record = sandbox, tools, scratch, record
+        self.info = sandbox.info
+        self.bare_repo = Path(self.info["bare_repo"])
+        self.workspace = prepare_workspace(self.bare_repo, scratch)
+        record["act_runs"] = []
+
+    def repo(self, login: str) -> Any:
+        gh = Github(
+            auth=Auth.Token(login),
+            base_url=self.info["github_api_url"],
+            retry=None,
+            seconds_between_requests=0,
+            seconds_between_writes=0,
+        )
+        return gh.get_repo(self.info["repository"])
+
+    def main_sha(self) -> str:
+        return git("--git-dir", str(self.bare_repo), "rev-parse", "main").strip()
+
+    def act(self, workflow_name: str, event: Event, *, verbose: bool = False) -> dict[str, Any]:
+        """Hand one recorded delivery to act with the real `workflow_name`; log and return the run."""
+        event_name, delivery = event
+        index = len(self.record["act_runs"])
+        event_path = self.scratch / f"event-{index}.json"
+        event_path.write_text(json.dumps(delivery["payload"]), encoding="utf-8")
+        main_before = self.main_sha()
         result = run_act(
-            workdir=workspace,
+            workdir=self.workspace,
             event_name=event_name,
             event_path=event_path,
-            workflow=workspace / ".github" / "workflows" / workflow_name,
-            sandbox=info,
-            tools=tools,
-            scratch=scratch / f"act-{attempt}",
-            verbose=scenario == "skip",
+            workflow=self.workspace / ".github" / "workflows" / workflow_name,
+            sandbox=self.info,
+            tools=self.tools,
+            scratch=self.scratch / f"act-{index}",
+            verbose=verbose,
         )
-        record["act_runs"].append(act_record(result))
+        run = act_record(result)
+        run.update(
+            workflow=workflow_name,
+            event=event_name,
+            action=delivery.get("action"),
+            delivery=delivery.get("delivery"),
+            main_before=main_before,
+            main_after=self.main_sha(),
+        )
+        self.record["act_runs"].append(run)
+        return run
 
-    record["main_after"] = git("--git-dir", str(bare_repo), "rev-parse", "main").strip()
-    record["incident_commits"] = incident_commits(bare_repo, before)
+    def live(self) -> dict[str, Any]:
+        live: dict[str, Any] = self.sandbox.get("/cloudflare/live")
+        return live
+
+    def incident_text(self, number: int) -> str | None:
+        try:
+            return git("--git-dir", str(self.bare_repo), "show", f"main:incidents/INC-{number:04d}.md")
+        except subprocess.CalledProcessError:
+            return None
+
+
+def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
+    record: dict[str, Any] = {"sandbox_info": sandbox.info}
+    s = Scenario(sandbox, tools, scratch, record)
+    human = s.repo(HUMAN_TOKEN)
+    before = s.main_sha()
+    record["main_before"] = before
+
+    if scenario in ("declare", "skip", "redeliver"):
+        number, event = open_and_label(human, sandbox, "bug" if scenario == "skip" else "sev-1")
+        record.update(issue_number=number, delivery=event[1].get("delivery"))
+        for _ in range(2 if scenario == "redeliver" else 1):
+            s.act("incident.yml", event, verbose=scenario == "skip")
+    elif scenario == "rollback":
+        # The declaration itself suspects a deploy regression, so the same run plans the rollback.
+        record["live_before"] = s.live()
+        number, event = open_and_label(human, sandbox, "sev-1", REGRESSION_BODY)
+        record.update(issue_number=number, delivery=event[1].get("delivery"))
+        s.act("incident.yml", event)
+        record["live_planned"] = s.live()
+        pulls = [p for p in rollback_pulls(human) if p["state"] == "open"]
+        if len(pulls) != 1:
+            raise RuntimeError(f"expected one open rollback PR after the declaration, found {pulls}")
+        # The human approval: someone allowed to apply a rollback merges the PR.
+        s.act("rollback.yml", merge(s.repo(ROLLBACK_APPROVER), sandbox, pulls[0]["number"]))
+        record["live_after"] = s.live()
+    elif scenario == "comment":
+        number, event = open_and_label(human, sandbox, "sev-1")
+        record.update(issue_number=number, delivery=event[1].get("delivery"))
+        s.act("incident.yml", event)
+        record["incident_text_declared"] = s.incident_text(number)
+        record["live_before"] = s.live()
+        s.act("incident.yml", comment(human, sandbox, number, ROLLBACK_COMMENT))
+        record["live_after"] = s.live()
+    else:
+        raise ValueError(f"unknown scenario {scenario!r}")
+
+    record["main_after"] = s.main_sha()
+    record["incident_commits"] = incident_commits(s.bare_repo, before)
     record["incident_files"] = [
         name
-        for name in git("--git-dir", str(bare_repo), "ls-tree", "--name-only", "main", "incidents/").splitlines()
+        for name in git("--git-dir", str(s.bare_repo), "ls-tree", "--name-only", "main", "incidents/").splitlines()
         if name.rsplit("/", 1)[-1].startswith("INC-")
     ]
+    record["incident_text"] = s.incident_text(number)
     record["comments"] = [
-        {"id": c.id, "user": c.user.login, "body": c.body}
-        for c in repo.get_issue(record["issue_number"]).get_comments()
+        {"id": c.id, "user": c.user.login, "body": c.body} for c in human.get_issue(number).get_comments()
     ]
+    record["rollback_pulls"] = rollback_pulls(human)
     return record
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scenario", choices=["declare", "skip", "redeliver", "rollback"], required=True)
+    parser.add_argument("--scenario", choices=SCENARIOS, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--act", type=Path, required=True)
     parser.add_argument("--uv", type=Path, required=True)

@@ -7,68 +7,24 @@ commits that reached the sandbox's bare repository, and the comments on the issu
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import act_harness
+from .act_results import (
+    BOT,
+    INCIDENT_FILE,
+    actions_token_requests,
+    added_incident_files,
+    assert_installed_only_locked_dependencies,
+    assert_job_succeeded,
+    bot_comments,
+    cli_lines,
+    explain,
+)
 
 pytestmark = pytest.mark.act
-
-BOT = "github-actions[bot]"
-INCIDENT_FILE = re.compile(r"^incidents/(INC-\d+)[^/]*\.md$")
-
-
-@pytest.fixture(scope="module")
-def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    problem = act_harness.namespace_problem()
-    if problem:
-        pytest.skip(problem)
-    results: dict[str, dict[str, Any]] = {}
-
-    def get(name: str) -> dict[str, Any]:
-        if name not in results:
-            out = tmp_path_factory.mktemp(f"act-{name}") / "result.json"
-            results[name] = act_harness.run_scenario(name, out)
-        return results[name]
-
-    return get
-
-
-def explain(result: dict[str, Any]) -> str:
-    """What to print when an assertion fails: the harness error, or act's output and the sandbox's log."""
-    if result.get("error"):
-        return f"harness error:\n{result['error']}\n{result.get('sandbox_stderr', '')}"
-    runs = "\n\n".join(
-        f"--- act run {i} (exit {r['returncode']})\n{r['output']}" for i, r in enumerate(result["act_runs"])
-    )
-    return f"{runs}\n--- sandbox stderr\n{result.get('sandbox_stderr', '')}"
-
-
-def added_incident_files(result: dict[str, Any]) -> list[str]:
-    return [
-        f["path"]
-        for commit in result["incident_commits"]
-        for f in commit["files"]
-        if f["status"] == "A" and INCIDENT_FILE.match(f["path"])
-    ]
-
-
-def bot_comments(result: dict[str, Any]) -> list[str]:
-    return [c["body"] for c in result["comments"] if c["user"] == BOT]
-
-
-def actions_token_requests(result: dict[str, Any]) -> list[Any]:
-    """Requests the workflow's CLI made with the job token (the harness itself uses a person's token)."""
-    return [r for r in result.get("requests") or [] if "sandbox-actions-token" in str(r)]
-
-
-def assert_job_succeeded(result: dict[str, Any], run: dict[str, Any]) -> None:
-    assert run["returncode"] == 0, explain(result)
-    assert run["job_ran"], explain(result)
-    assert "Job succeeded" in run["output"], explain(result)
 
 
 def test_sev1_label_declares_the_incident(scenarios: Any) -> None:
@@ -85,9 +41,9 @@ def test_sev1_label_declares_the_incident(scenarios: Any) -> None:
     incident_id = match.group(1)
     commit = next(c for c in result["incident_commits"] if any(f["path"] == added[0] for f in c["files"]))
     assert commit["author"] == BOT
-    # The job really ran our CLI: its report line names the incident it declared.
-    cli_lines = [line for line in run["output"].splitlines() if "incidentops: " in line and incident_id in line]
-    assert cli_lines, explain(result)
+    # The job really ran our CLI, from the checkout, on the locked dependencies only.
+    assert cli_lines(run, "declared", incident_id), explain(result)
+    assert_installed_only_locked_dependencies(result, run)
 
     comments = bot_comments(result)
     assert len(comments) == 1, result["comments"]
@@ -129,16 +85,3 @@ def test_the_harness_cleans_up(scenarios: Any) -> None:
     result = scenarios("declare")
     assert result["sandbox_exit"] == 0, result.get("sandbox_stderr")
     assert not Path(result["scratch"]).exists()
-
-
-def test_merging_a_rollback_pr_runs_the_rollback_workflow(scenarios: Any) -> None:
-    """rollback.yml end to end: the merge event passes the job filter, the job checks out the merged tip,
-    installs from the lock and hands the event to the CLI. (What the rollback flow then does to Cloudflare
-    is tested with the flow itself; extend this once it lands.)"""
-    result = scenarios("rollback")
-    assert result["error"] is None, explain(result)
-    run = result["act_runs"][0]
-    assert_job_succeeded(result, run)
-    assert f"checked out main at {result['main_before']}" in run["output"], explain(result)
-    assert "incidentops: " in run["output"], explain(result)
-    assert result["violations"] == [], result["violations"]
