@@ -128,6 +128,10 @@ def test_rollback_pr_once_then_merge_rolls_back_and_rerun_makes_no_write(world: 
     assert rollback["services"]["api-worker"]["status"] == "done"
     rows = [r for r in f.timeline_rows(text) if r[2].startswith("Rollback api-worker")]
     assert rows and "POST /accounts/" in rows[0][3] and "/deployments" in rows[0][3]
+    rollback_section = text.split("## Rollback\n", 1)[1].split("\n## ", 1)[0]
+    assert (
+        f"| api-worker | `{before['api-worker'][:8]}` | `{version('api-worker', 2)[:8]}` | done |" in rollback_section
+    )
 
     writes = len(cf_writes(world))
     rerun = world.run(world.next_event("pull_request", "closed"), now=NOW + timedelta(minutes=25))

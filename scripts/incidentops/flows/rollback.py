@@ -26,6 +26,7 @@ from incidentops.render import render
 
 BRANCH_PREFIX = "rollback/"
 ROLLBACK_LABEL = "rollback"
+ROLLBACK_HEADER = "| service | from | to | status | at |"
 
 
 def ledger_path(env: str) -> str:
@@ -381,6 +382,11 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
                         row_key,
                     )
                     new_text = f.append_timeline(new_text, row)
+                    table_row = (
+                        f"| {f.escape_cell(r.service)} | `{(r.before or '?')[:8]}` | `{r.pin[:8]}` | "
+                        f"{f.escape_cell(r.status)} | {r.ended} |"
+                    )
+                    new_text = f.append_table_row(new_text, "Rollback", table_row, ROLLBACK_HEADER)
             if not services:
                 return {}
             rollback["services"] = services
