@@ -1,4 +1,5 @@
-"""The only module that talks to Cloudflare: Workers versions and deployments, Pages, zone WAF rulesets.
+"""The only module that talks to Cloudflare: Workers versions and deployments, Pages, zone WAF rulesets,
+and GraphQL Analytics (Workers and Pages Functions invocations: requests, errors, p99 wall time).
 
 An `httpx.AsyncClient` underneath, so the rollback of several services can run concurrently.
 Every response is unwrapped from Cloudflare's envelope into typed dataclasses; a failure becomes an
@@ -7,7 +8,8 @@ retried on 429, 5xx, timeouts and dropped connections with exponential back-off 
 under a total deadline; other 4xx answers are never retried. Writes that create something
 (a Worker deployment, a Pages rollback, a new WAF rule) are not retried when the outcome is unknown:
 see `create_worker_deployment`. Every attempt is kept in `calls` for the incident timeline.
-The API token never appears in `calls`, in error messages or in `repr`.
+The API token never appears in `calls`, in error messages or in `repr`. GraphQL answers 200 even when
+the query failed; `errors` in the body is checked on every answer and becomes an `ApiError`.
 """
 
 from __future__ import annotations
@@ -284,6 +286,65 @@ def block_rule(
     if ref:
         body["ref"] = ref
     return body
+
+
+@dataclass(frozen=True)
+class InvocationStats:
+    """Requests, errors and p99 wall time of one script over one window, summed over the returned rows."""
+
+    script: str
+    start: str
+    end: str
+    requests: int
+    errors: int
+    p99_ms: float | None  # request-weighted mean of the rows' wallTimeP99 (quantiles cannot be summed)
+    rows: int
+
+    @property
+    def error_rate(self) -> float | None:
+        """Return errors / requests, or None without traffic."""
+        return self.errors / self.requests if self.requests else None
+
+    @classmethod
+    def from_rows(cls, script: str, start: str, end: str, rows: Sequence[Mapping[str, Any]]) -> InvocationStats:
+        """Sum the groups the API returned (rows are split by every requested dimension)."""
+        requests = errors = 0
+        weighted = 0.0
+        for row in rows:
+            sums = row.get("sum") or {}
+            count = int(sums.get("requests") or 0)
+            requests += count
+            errors += int(sums.get("errors") or 0)
+            weighted += count * float((row.get("quantiles") or {}).get("wallTimeP99") or 0.0)
+        p99 = round(weighted / requests / 1000, 1) if requests else None  # microseconds -> ms
+        return cls(script, start, end, requests, errors, p99, len(rows))
+
+
+_INVOCATIONS_QUERY = """
+query Invocations($accountTag: string, $script: string, $start: Time, $end: Time, $limit: uint64!) {
+  viewer {
+    accounts(filter: {accountTag: $accountTag}) {
+      DATASET(
+        limit: $limit
+        filter: {scriptName: $script, datetime_geq: $start, datetime_leq: $end}
+        orderBy: [datetimeFiveMinutes_ASC]
+      ) {
+        dimensions { datetimeFiveMinutes scriptName }
+        sum { requests errors }
+        quantiles { wallTimeP99 }
+      }
+    }
+  }
+}
+"""
+WORKERS_DATASET = "workersInvocationsAdaptive"
+PAGES_DATASET = "pagesFunctionsInvocationsAdaptiveGroups"
+ANALYTICS_PAGE = 10_000
+_GRAPHQL_HINTS = (
+    ("older than", "The window reaches further back than the dataset keeps; shorten the baseline window."),
+    ("does not have access", "Give CLOUDFLARE_API_TOKEN the Account Analytics: Read permission for this account."),
+    ("not authorized", "Give CLOUDFLARE_API_TOKEN the Account Analytics: Read permission for this account."),
+)
 
 
 class AmbiguousWriteError(ApiError):
@@ -569,6 +630,48 @@ class CloudflareClient:
         result, _ = await self._call("DELETE", path)
         return Ruleset.from_api(result)
 
+    # -- GraphQL Analytics -----------------------------------------------------------------------
+
+    async def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Run a GraphQL Analytics query and return its `data`; errors inside a 200 answer raise `ApiError`."""
+        body, _ = await self._call(
+            "POST", "/graphql", json={"query": query, "variables": dict(variables or {})}, envelope=False
+        )
+        if not isinstance(body, dict):
+            raise ApiError(SERVICE, "POST /graphql: the answer is not a GraphQL response object", status=200)
+        errors = body.get("errors")
+        if errors:
+            messages = [str(e.get("message") if isinstance(e, dict) else e) for e in errors]
+            text = "; ".join(messages)
+            hint = next((h for needle, h in _GRAPHQL_HINTS if needle in text.lower()), None)
+            raise ApiError(SERVICE, self._redact(f"GraphQL analytics query failed: {text}"), status=200, hint=hint)
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise ApiError(SERVICE, "GraphQL analytics query returned no data and no errors", status=200)
+        return data
+
+    async def worker_invocations(self, script: str, start: datetime, end: datetime) -> InvocationStats:
+        """Requests, errors and p99 wall time of a Worker between `start` and `end` (UTC)."""
+        return await self._invocations(WORKERS_DATASET, script, start, end)
+
+    async def pages_functions_invocations(self, project: str, start: datetime, end: datetime) -> InvocationStats:
+        """The same for a Pages project's Functions (`scriptName` is the project)."""
+        return await self._invocations(PAGES_DATASET, project, start, end)
+
+    async def _invocations(self, dataset: str, script: str, start: datetime, end: datetime) -> InvocationStats:
+        first, last = _rfc3339(start), _rfc3339(end)
+        variables = {
+            "accountTag": self.account_id,
+            "script": script,
+            "start": first,
+            "end": last,
+            "limit": ANALYTICS_PAGE,
+        }
+        data = await self.graphql(_INVOCATIONS_QUERY.replace("DATASET", dataset), variables)
+        accounts = (data.get("viewer") or {}).get("accounts") or []
+        rows = (accounts[0].get(dataset) if accounts and isinstance(accounts[0], dict) else None) or []
+        return InvocationStats.from_rows(script, first, last, rows)
+
     # -- the one place requests are made ---------------------------------------------------------
 
     async def _call(
@@ -579,8 +682,12 @@ class CloudflareClient:
         params: Mapping[str, str] | None = None,
         json: Any = None,
         safety: Safety = "retry",
+        envelope: bool = True,
     ) -> tuple[Any, dict[str, Any] | None]:
-        """Make one logical call with retries; return (result, result_info) or raise `ApiError`."""
+        """Make one logical call with retries; return (result, result_info) or raise `ApiError`.
+
+        With `envelope=False` (GraphQL, which has no REST envelope) the whole decoded body is the result.
+        """
         policy = self.retry
         shown = path + (f"?{urlencode(_masked(params))}" if params else "")
         started = self._clock()
@@ -609,7 +716,7 @@ class CloudflareClient:
                 elapsed = (self._clock() - before) * 1000
                 self.calls.append(ApiCall(method, shown, response.status_code, elapsed, attempt))
                 if response.status_code < 400:
-                    return self._unwrap(method, shown, response)
+                    return self._unwrap(method, shown, response, envelope)
                 failure = self._failure(method, shown, response)
                 if response.status_code == 429:
                     asked = parse_retry_after(response.headers.get("retry-after"), self._wall_clock())
@@ -644,7 +751,9 @@ class CloudflareClient:
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
 
-    def _unwrap(self, method: str, shown: str, response: httpx.Response) -> tuple[Any, dict[str, Any] | None]:
+    def _unwrap(
+        self, method: str, shown: str, response: httpx.Response, envelope: bool = True
+    ) -> tuple[Any, dict[str, Any] | None]:
         if response.status_code in (204, 205) or not response.content:
             return None, None
         try:
@@ -653,6 +762,8 @@ class CloudflareClient:
             raise ApiError(
                 SERVICE, f"{method} {shown}: malformed (non-JSON) response", status=response.status_code
             ) from exc
+        if not envelope:
+            return body, None
         if not isinstance(body, dict) or body.get("success") is not True:
             raise self._failure(method, shown, response)
         info = body.get("result_info")
@@ -685,6 +796,10 @@ def _gave_up(failure: ApiError, why: str) -> ApiError:
     error = ApiError(SERVICE, message, status=failure.status, code=failure.code, hint=failure.hint)
     error.__cause__ = failure
     return error
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _masked(params: Mapping[str, str]) -> dict[str, str]:

@@ -5,7 +5,8 @@ what the real wrangler CLI was seen to send and need). Codes marked [guess] are 
 anywhere we could read; everything else is. Every JSON body in and out is checked against the
 OpenAPI subset shipped in `specs/`, and mismatches are kept in `violations` for the tests to assert on.
 
-`live_version`, `is_good` and `blocking_rule` let the demo services and analytics follow what is live.
+`live_version`, `is_good` and `blocking_rule` let the demo services follow what is live; `serving_history`
+feeds the GraphQL analytics (`sandbox/analytics.py`, served at `/graphql`) on the emulator's clock.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from incidentops.sandbox import world as seed_world
+from incidentops.sandbox.analytics import Analytics, History
 from incidentops.sandbox.http import App, HttpError, HttpServer, Hub, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 from incidentops.sandbox.world import Quality, World, iso
@@ -337,6 +339,7 @@ class _Pages:
     created_on: datetime
     deployments: list[seed_world.PagesDeployment]  # oldest first
     canonical: str
+    history: list[tuple[datetime, str]] = field(default_factory=list)  # (since, canonical id), oldest first
 
 
 class _CloudflareApp(App):
@@ -396,6 +399,13 @@ class CloudflareEmulator:
         self.pages: dict[str, _Pages] = {}
         self.rulesets: dict[str, dict[str, Any]] = {}  # id -> ruleset, API shape
         self._seed(world or seed_world.seed())
+        self.analytics = Analytics(
+            self.account_id,
+            workers=lambda: self.serving_history("worker"),
+            pages=lambda: self.serving_history("pages"),
+            quality=self.quality,
+            now=self.current_time,
+        )
         self.app = _CloudflareApp(self)
         self._routes()
 
@@ -434,6 +444,7 @@ class CloudflareEmulator:
                 created_on=deployments[0].created_on - timedelta(days=30),
                 deployments=list(deployments),
                 canonical=world.live(name),
+                history=[(d.created_on, d.id) for d in deployments if d.rollback_target],
             )
         self._last_time = max(moments)
 
@@ -443,6 +454,16 @@ class CloudflareEmulator:
             moment = max(self._clock(), self._last_time + timedelta(milliseconds=1))
             self._last_time = moment
             return moment
+
+    def current_time(self) -> datetime:
+        """Return the emulator's clock without reserving a moment (for reads such as analytics)."""
+        with self.lock:
+            return max(self._clock(), self._last_time)
+
+    def set_clock(self, clock: Callable[[], datetime]) -> None:
+        """Drive the emulated world from another clock (a test's or the demo's story time)."""
+        with self.lock:
+            self._clock = clock
 
     def _new_hex(self, kind: str) -> str:
         with self.lock:
@@ -466,6 +487,22 @@ class CloudflareEmulator:
                 splits = self.workers[service].deployments[-1]["versions"]
                 return all(self._quality[(service, s["version_id"])] == "good" for s in splits)
             return self._quality[(service, self.pages[service].canonical)] == "good"
+
+    def serving_history(self, kind: str) -> dict[str, History]:
+        """Return, per Worker (kind "worker") or Pages project ("pages"), which builds served since when."""
+        with self.lock:
+            if kind == "worker":
+                return {
+                    name: [
+                        (
+                            _parse_iso(dep["created_on"]),
+                            [(s["version_id"], float(s["percentage"])) for s in dep["versions"]],
+                        )
+                        for dep in worker.deployments
+                    ]
+                    for name, worker in self.workers.items()
+                }
+            return {name: [(at, [(ident, 100.0)]) for at, ident in p.history] for name, p in self.pages.items()}
 
     def quality(self, service: str, ident: str) -> Quality:
         """Return the seeded quality of a Worker version or Pages deployment."""
@@ -1085,7 +1122,17 @@ class CloudflareEmulator:
                     f"Deployment {target.id} is {why}. You can only rollback to successful builds on production.",
                 )
             project.canonical = target.id
+            project.history.append((self.now(), target.id))
             return _ok(self._pages_body(project, target))
+
+        @app.route("POST", "/graphql")
+        def graphql(request: Request) -> Response:
+            # GraphQL answers 200 whatever happened; problems are in the body's `errors`.
+            try:
+                body = json.loads(request.body or b"null")
+            except ValueError:
+                body = None
+            return Response(200, self.analytics.answer(body))
 
         zone = "/zones/{zone_id}/rulesets"
 
@@ -1192,6 +1239,10 @@ class CloudflareEmulator:
             self._bump(ruleset)
             ruleset["rules"] = rules
             return _ok(self._public(ruleset))
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _rule_index(rules: list[dict[str, Any]], rule_id: str) -> int:
