@@ -27,6 +27,13 @@ MAX_BODY = 60_000  # GitHub rejects bodies over 65 536 characters; keep a margin
 
 
 @dataclass(frozen=True)
+class CreatedIssue:
+    number: int
+    url: str
+    created: bool  # False when an earlier run had already created it
+
+
+@dataclass(frozen=True)
 class PostedComment:
     id: int
     url: str
@@ -185,6 +192,36 @@ class GitHubClient:
             assert found is not None
             return PostedComment(found.id, found.html_url, created=True)
         return PostedComment(created.id, created.html_url, created=True)
+
+    def find_issue(self, marker: str, label: str) -> GhIssue | None:
+        """The issue (open or closed) labelled `label` whose body carries `marker`, if one exists."""
+
+        def scan() -> GhIssue | None:
+            for issue in self.repo.get_issues(state="all", labels=[label]):
+                if marker in (issue.body or ""):
+                    return issue
+            return None
+
+        return self._call(f"looking up {label} issues", scan)
+
+    def create_issue_once(
+        self, marker: str, title: str, body: str, labels: list[str], assignees: list[str]
+    ) -> CreatedIssue:
+        """Open an issue unless one labelled `labels[0]` carries `marker`; safe to call again for the same event."""
+        existing = self.find_issue(marker, labels[0])
+        if existing is not None:
+            return CreatedIssue(existing.number, existing.html_url, created=False)
+        text = truncate_body(body if marker in body else f"{marker}\n{body}")
+        created = self._write(
+            f"opening issue {title[:60]!r}",
+            lambda: self.repo.create_issue(title=title[:256], body=text, labels=labels, assignees=assignees),
+            lambda: self.find_issue(marker, labels[0]) is not None,
+        )
+        if created is None:  # it landed on an earlier attempt whose answer was lost
+            found = self.find_issue(marker, labels[0])
+            assert found is not None
+            return CreatedIssue(found.number, found.html_url, created=True)
+        return CreatedIssue(created.number, created.html_url, created=True)
 
     def open_pull_for_branch(self, branch: str) -> Any | None:
         """The open pull request whose head is `branch` in this repository, if any."""
