@@ -1,0 +1,163 @@
+"""The runbook's ```smoke blocks: the shipped file, strict parsing with file and line, and the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from incidentops.core import runbook as rb
+from incidentops.sandbox.services import TENANT_A_TOKEN, TENANT_B_TOKEN
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
+
+
+def parse(block: str, prose: str = "# Runbook\n\nSome steps.\n\n") -> rb.Runbook:
+    return rb.parse_runbook(f"{prose}```smoke\n{block}```\n", SERVICES, "runbook.md")
+
+
+def error(block: str) -> str:
+    with pytest.raises(rb.RunbookError) as caught:
+        parse(block)
+    return str(caught.value)
+
+
+def test_the_shipped_runbook_covers_every_service_and_keeps_secrets_out() -> None:
+    text = (ROOT / rb.RUNBOOK_PATH).read_text()
+    book = rb.parse_runbook(text, SERVICES)
+    production = book.for_environment("production")
+    assert {c.service for c in production} == set(SERVICES)
+    isolation = [c for c in production if c.isolation]
+    assert len(isolation) >= 2
+    for check in isolation:
+        assert set(check.expect.status) <= {403, 404} and check.expect.not_contains
+        assert any(name.startswith("SMOKE_TENANT_") for name in check.secret_names())
+    assert book.environments == ["production", "staging"]
+    assert TENANT_A_TOKEN not in text and TENANT_B_TOKEN not in text
+    # Line numbers point at the check's first line.
+    first = production[0]
+    assert text.split("\n")[first.line - 1].strip() == f"- name: {first.name}"
+
+
+def test_a_minimal_check_gets_defaults() -> None:
+    book = parse("environment: production\nchecks:\n  - name: up\n    service: api-worker\n    url: '{api}/healthz'\n")
+    (check,) = book.checks
+    assert (check.method, check.expect.status, check.line, check.where) == ("GET", (200,), 8, "runbook.md:8")
+
+
+@pytest.mark.parametrize(
+    ("block", "line", "problem"),
+    [
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect: {status: [200}\n",
+            11,
+            "not valid YAML",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: mainframe\n    url: '{api}/'\n",
+            9,
+            "unknown service 'mainframe' (known: api-worker",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect:\n      stauts: 200\n",
+            12,
+            "unknown expectation 'stauts'",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect: {status: ok}\n",
+            11,
+            "`status` must be an HTTP status",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '/healthz'\n",
+            10,
+            "`url` must start with a base URL name",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    headers: {Authorization: Bearer abc123}\n",
+            11,
+            "credential written in the file",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    headers: {X-Trace: '${HOME}'}\n",
+            11,
+            "secrets must come from SMOKE_* variables",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    tenant_isolation: {foreign_ids: [t-2]}\n    expect: {status: 200}\n",
+            12,
+            "must expect the request refused",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    tenant_isolation: {}\n",
+            11,
+            "needs `foreign_ids`",
+        ),
+        ("environment: production\nchecks: []\n", 7, "`checks` must be a non-empty list"),
+        ("checks:\n  - name: x\n", 6, "`environment` must name an environment"),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n  - name: x\n    service: api-worker\n    url: '{api}/'\n",
+            11,
+            "'x' is defined twice",
+        ),
+        (
+            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    method: FETCH\n    url: '{api}/'\n",
+            10,
+            "method 'FETCH'",
+        ),
+    ],
+)
+def test_a_malformed_block_names_file_line_and_problem(block: str, line: int, problem: str) -> None:
+    message = error(block)
+    assert f"runbook.md:{line}: " in message, message
+    assert problem in message, message
+
+
+def test_every_problem_is_listed_not_just_the_first() -> None:
+    message = error(
+        "environment: production\nchecks:\n  - name: a\n    service: nope\n    url: '{api}/'\n"
+        "  - name: b\n    service: api-worker\n    url: '{api}/'\n    expect: {max_latency_ms: -1}\n"
+    )
+    assert "runbook.md:9:" in message and "runbook.md:14:" in message
+
+
+def test_an_unclosed_fence_and_a_file_without_blocks_are_errors() -> None:
+    with pytest.raises(rb.RunbookError, match=r"runbook.md:3: the ```smoke block is never closed"):
+        rb.parse_runbook("# R\n\n```smoke\nenvironment: production\n", SERVICES, "runbook.md")
+    with pytest.raises(rb.RunbookError, match="no ```smoke blocks"):
+        rb.parse_runbook("# R\n\n```yaml\na: 1\n```\n", SERVICES, "runbook.md")
+
+
+def test_urls_and_secrets_resolve_and_say_what_is_missing() -> None:
+    (check,) = parse(
+        "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/v1/reports'\n"
+        "    headers: {Authorization: 'Bearer ${SMOKE_TENANT_A_TOKEN}', X-Other: '${SMOKE_OTHER}'}\n"
+    ).checks
+    assert rb.resolve_url(check, {"api": "http://127.0.0.1:9/"}) == "http://127.0.0.1:9/v1/reports"
+    with pytest.raises(rb.RunbookError, match=r"runbook.md:8: .* production has no base URL 'api' \(known: ingest\)"):
+        rb.resolve_url(check, {"ingest": "http://x"})
+    headers, missing = rb.resolve_headers(check, {"SMOKE_TENANT_A_TOKEN": "tok-a"})
+    assert headers["Authorization"] == "Bearer tok-a" and missing == ["SMOKE_OTHER"]
+
+
+def test_the_verdict_checks_status_json_paths_body_and_latency() -> None:
+    expect = rb.Expect(
+        status=(200,),
+        json=(("tenant", "t-1"), ("reports.*.tenant", "t-1")),
+        contains=("reports",),
+        not_contains=("t-2",),
+        max_latency_ms=100,
+    )
+    good = '{"tenant": "t-1", "reports": [{"tenant": "t-1"}]}'
+    leak = '{"tenant": "t-1", "reports": [{"tenant": "t-1"}, {"tenant": "t-2"}]}'
+    assert rb.evaluate(expect, 200, good, 10) == []
+    problems = rb.evaluate(expect, 200, leak, 10)
+    assert problems == ["JSON field reports.*.tenant is 't-2', expected 't-1'", "body contains 't-2'"]
+    assert rb.evaluate(expect, 503, "<html>", 250) == [
+        "status 503, expected 200",
+        "body is not JSON",
+        "body does not contain 'reports'",
+        "took 250 ms, limit 100 ms",
+    ]
+    assert rb.evaluate(rb.Expect(json=(("a.0.b", 1),)), 200, '{"a": []}', 1) == ["JSON field a.0.b is missing"]
