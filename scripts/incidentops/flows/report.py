@@ -1,0 +1,151 @@
+"""`incidentops report`: read incidents/*.md, write the static incident history site.
+
+The core computes every number and chart; this module only reads files, renders the HTML templates in
+templates/report/ and writes the pages. Each incident page is written as soon as its file is read, so
+memory holds only the index's summaries, whatever the size of the history. A file that cannot be read is
+listed on the index and reported, and never stops the build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from incidentops.core import report as core
+from incidentops.errors import IncidentOpsError
+from incidentops.render import _default_templates_dir
+
+ASSETS = ("report.css", "filter.js")  # templates/report/assets/<name> -> <site>/assets/<name>
+_SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$")
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    out: Path
+    incidents: int
+    malformed: tuple[core.Malformed, ...]
+    with_problems: int
+
+    @property
+    def message(self) -> str:
+        text = f"wrote {self.incidents} incident page(s) and the index to {self.out}"
+        if self.malformed:
+            text += f"; {len(self.malformed)} file(s) could not be read and are listed on the index"
+        if self.with_problems:
+            text += f"; {self.with_problems} incident(s) have fields that could not be understood"
+        return text
+
+
+def _timestamp(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def _severity_class(severity: str) -> str:
+    # Class names come from a fixed set, never from file text.
+    return {"SEV-1": "sev-1", "SEV-2": "sev-2", "SEV-3": "sev-3"}.get(severity, "sev-other")
+
+
+@lru_cache(maxsize=8)
+def environment(workspace: str | None) -> jinja2.Environment:
+    """The HTML environment: autoescape on for every template, since all incident text is untrusted."""
+    search = [str(Path(workspace) / "templates")] if workspace else []
+    search.append(str(_default_templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["duration"] = core.format_duration
+    env.filters["timestamp"] = _timestamp
+    env.filters["sev_class"] = _severity_class
+    return env
+
+
+def _render(env: jinja2.Environment, name: str, **context: Any) -> str:
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateNotFound as exc:
+        raise IncidentOpsError(
+            f"template {name} not found", hint="Restore it in templates/ (see the incidentops repository)."
+        ) from exc
+    except jinja2.TemplateError as exc:
+        raise IncidentOpsError(
+            f"template {name} failed to render: {exc}", hint="Fix the template in templates/ and run again."
+        ) from exc
+
+
+def render_incident(env: jinja2.Environment, incident: core.Incident, repo_url: str | None) -> str:
+    """The HTML page of one incident."""
+    return _render(
+        env,
+        "report/incident.html.j2",
+        root="../",
+        incident=incident,
+        summary=incident.summary,
+        summary_section=core.summary_section(incident),
+        sections=core.page_sections(incident),
+        chart=core.timeline_chart(incident),
+        repo_url=repo_url,
+    )
+
+
+def render_index(env: jinja2.Environment, site: core.Site, repo_url: str | None) -> str:
+    """The HTML index: statistics, the monthly chart, the filterable list, the unreadable files."""
+    return _render(env, "report/index.html.j2", root="", site=site, chart=site.months, repo_url=repo_url)
+
+
+def incident_files(directory: Path) -> Iterator[tuple[str, bytes]]:
+    """(file name, content) of every INC-*.md in the directory, in name order, one at a time."""
+    for path in sorted(directory.glob("INC-*.md")):
+        if path.is_file():
+            yield path.name, path.read_bytes()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_report(
+    incidents_dir: Path, out: Path, *, workspace: Path | None = None, repo_url: str | None = None
+) -> ReportOutcome:
+    """Write the site for every incident file in `incidents_dir` into `out`."""
+    if not incidents_dir.is_dir():
+        raise IncidentOpsError(f"{incidents_dir} is not a directory", hint="Run from the ops repository's root.")
+    if repo_url is not None and not _SAFE_URL.match(repo_url):
+        repo_url = None
+    env = environment(str(workspace) if workspace else None)
+    summaries: list[core.Summary] = []
+    malformed: list[core.Malformed] = []
+    written: set[str] = set()
+    for name, data in incident_files(incidents_dir):
+        parsed = core.parse_incident(name, data)
+        if isinstance(parsed, core.Malformed):
+            malformed.append(parsed)
+            continue
+        _write(out / parsed.summary.page, render_incident(env, parsed, repo_url))
+        written.add(f"{parsed.summary.id}.html")
+        summaries.append(parsed.summary)
+    site = core.build_site(summaries, malformed)
+    for asset in ASSETS:
+        source, _, _ = env.loader.get_source(env, f"report/assets/{asset}")  # type: ignore[union-attr]
+        _write(out / "assets" / asset, source)
+    _write(out / "index.html", render_index(env, site, repo_url))
+    # Pages of incident files that were deleted or became unreadable must not linger in the site.
+    for stale in (out / "incidents").glob("*.html"):
+        if stale.name not in written:
+            stale.unlink()
+    return ReportOutcome(out, len(summaries), site.malformed, site.with_problems)
