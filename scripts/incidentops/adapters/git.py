@@ -44,7 +44,8 @@ class GitRepo:
         branch: str = "main",
         remote: str = "origin",
         author: tuple[str, str] = (BOT_NAME, BOT_EMAIL),
-        max_attempts: int = 8,
+        max_attempts: int = 40,
+        deadline: float = 240.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.workdir = workdir
@@ -52,6 +53,7 @@ class GitRepo:
         self.remote = remote
         self.author = author
         self.max_attempts = max_attempts
+        self.deadline = deadline  # seconds for all push attempts of one change
         self.sleep = sleep
         self.commands: list[str] = []  # what was run, for the job summary and tests
 
@@ -117,6 +119,8 @@ class GitRepo:
 
     def commit(self, edit: Edit, message: str) -> CommitResult:
         """Apply `edit` on the latest tip, commit and push; on rejection re-apply on the new tip and retry."""
+        started = time.monotonic()
+        attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             self.sync()
             changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
@@ -131,15 +135,15 @@ class GitRepo:
             try:
                 self._push()
             except PushRejected:
-                if attempt == self.max_attempts:
+                if attempt == self.max_attempts or time.monotonic() - started > self.deadline:
                     break
-                # Someone pushed first; back off a little (jittered, so racing runs spread out) and re-apply.
-                self.sleep(min(0.2 * 2 ** (attempt - 1), 3.0) * random.uniform(0.5, 1.5))
+                # Someone pushed first; back off (full jitter, so racing runs spread out) and re-apply.
+                self.sleep(random.uniform(0.05, min(0.25 * 2 ** (attempt - 1), 4.0)))
                 continue
             sha = self.run("rev-parse", "HEAD").stdout.strip()
             return CommitResult(sha, attempt, tuple(changes))
         raise GitError(
-            f"push to {self.branch} was rejected {self.max_attempts} times in a row",
+            f"push to {self.branch} was rejected {attempt} times in a row ({time.monotonic() - started:.0f} s)",
             hint="The default branch is changing very fast or is protected; re-run the job to try again "
             "(nothing was lost: the change is re-computed from the event).",
         )
