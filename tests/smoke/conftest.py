@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from incidentops.adapters.smoke import Settings
-from tests.flows.conftest import World, world  # noqa: F401  (the fixture, re-exported)
+from tests.flows import conftest as flows
+from tests.flows.conftest import World
+
+world = flows.world  # the sandbox fixture, shared with the flow tests
 
 FAST = Settings(concurrency=16, timeout=2.0, retries=1, retry_delay=0.05, deadline=20.0)
 FORM = Path(__file__).resolve().parents[1] / "fixtures" / "forms" / "full.md"

@@ -10,6 +10,7 @@ from incidentops.core import runbook as rb
 from incidentops.sandbox.services import TENANT_A_TOKEN, TENANT_B_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
+X = "environment: production\nchecks:\n  - name: x\n    service: api-worker\n"
 SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
 
 
@@ -50,7 +51,7 @@ def test_a_minimal_check_gets_defaults() -> None:
     ("block", "line", "problem"),
     [
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect: {status: [200}\n",
+            X + "    url: '{api}/'\n    expect: {status: [200}\n",
             11,
             "not valid YAML",
         ),
@@ -60,49 +61,49 @@ def test_a_minimal_check_gets_defaults() -> None:
             "unknown service 'mainframe' (known: api-worker",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect:\n      stauts: 200\n",
+            X + "    url: '{api}/'\n    expect:\n      stauts: 200\n",
             12,
             "unknown expectation 'stauts'",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    expect: {status: ok}\n",
+            X + "    url: '{api}/'\n    expect: {status: ok}\n",
             11,
             "`status` must be an HTTP status",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '/healthz'\n",
+            X + "    url: '/healthz'\n",
             10,
             "`url` must start with a base URL name",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    headers: {Authorization: Bearer abc123}\n",
+            X + "    url: '{api}/'\n    headers: {Authorization: Bearer abc123}\n",
             11,
             "credential written in the file",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    headers: {X-Trace: '${HOME}'}\n",
+            X + "    url: '{api}/'\n    headers: {X-Trace: '${HOME}'}\n",
             11,
             "secrets must come from SMOKE_* variables",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    tenant_isolation: {foreign_ids: [t-2]}\n    expect: {status: 200}\n",
+            X + "    url: '{api}/'\n    tenant_isolation: {foreign_ids: [t-2]}\n    expect: {status: 200}\n",
             12,
             "must expect the request refused",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n    tenant_isolation: {}\n",
+            X + "    url: '{api}/'\n    tenant_isolation: {}\n",
             11,
             "needs `foreign_ids`",
         ),
         ("environment: production\nchecks: []\n", 7, "`checks` must be a non-empty list"),
         ("checks:\n  - name: x\n", 6, "`environment` must name an environment"),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/'\n  - name: x\n    service: api-worker\n    url: '{api}/'\n",
+            X + "    url: '{api}/'\n  - name: x\n    service: api-worker\n    url: '{api}/'\n",
             11,
             "'x' is defined twice",
         ),
         (
-            "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    method: FETCH\n    url: '{api}/'\n",
+            X + "    method: FETCH\n    url: '{api}/'\n",
             10,
             "method 'FETCH'",
         ),
@@ -131,7 +132,7 @@ def test_an_unclosed_fence_and_a_file_without_blocks_are_errors() -> None:
 
 def test_urls_and_secrets_resolve_and_say_what_is_missing() -> None:
     (check,) = parse(
-        "environment: production\nchecks:\n  - name: x\n    service: api-worker\n    url: '{api}/v1/reports'\n"
+        X + "    url: '{api}/v1/reports'\n"
         "    headers: {Authorization: 'Bearer ${SMOKE_TENANT_A_TOKEN}', X-Other: '${SMOKE_OTHER}'}\n"
     ).checks
     assert rb.resolve_url(check, {"api": "http://127.0.0.1:9/"}) == "http://127.0.0.1:9/v1/reports"

@@ -4,6 +4,9 @@ Mounts:
   /api/v3      emulated GitHub REST API (backed by a real bare git repository)
   /client/v4   emulated Cloudflare API
   /_sandbox    control: recorded webhook events, injected faults, request log, contract violations
+
+Beside it, the demo services (sandbox/services.py) answer on their own ports, one per environment host;
+the ready line lists them under `base_urls`.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from incidentops.config import load_config
 from incidentops.core.ledger import render_ledger
+from incidentops.errors import IncidentOpsError
 from incidentops.sandbox import world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.github import GitHubEmulator
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
+from incidentops.sandbox.services import SMOKE_ENV, DemoServices, demo_environments
 
 OWNER, REPO = "acme", "ops"
 
@@ -114,6 +120,15 @@ def _commit_ledger_history(tree: Path) -> None:
         )
 
 
+def _environments(seed: Path) -> dict[str, dict[str, str]]:
+    """Base URLs per environment from the seed's incidentops.yaml (the demo hosts' names come from there)."""
+    try:
+        config = load_config(seed)
+    except IncidentOpsError:
+        return {}
+    return {env.name: dict(env.base_urls) for env in config.environments}
+
+
 class Sandbox:
     """Start and stop the whole emulated world; `info` is the ready line."""
 
@@ -134,12 +149,15 @@ class Sandbox:
         self.hub.mount("/api/v3", self.github.app)
         self.hub.mount("/client/v4", self.cloudflare.app)
         self.hub.mount("/_sandbox", self._control_app())
+        self.services = DemoServices(self.cloudflare, demo_environments(_environments(seed)), hub=self.hub)
 
     def start(self) -> Sandbox:
         self.server.start()
+        self.services.start()
         return self
 
     def stop(self) -> None:
+        self.services.stop()
         self.server.stop()
 
     @property
@@ -155,6 +173,9 @@ class Sandbox:
             "cloudflare_account_id": self.cloudflare.account_id,
             "cloudflare_api_token": self.cloudflare.token,
             "control_url": f"{base}/_sandbox",
+            "base_urls": self.services.base_urls,
+            # The demo tenants' credentials, as the smoke checks read them (SMOKE_TENANT_A_TOKEN, …).
+            "smoke_env": dict(SMOKE_ENV),
         }
 
     def _control_app(self) -> App:

@@ -1,0 +1,136 @@
+"""The only module that sends smoke-check requests: httpx async, bounded concurrency, retries, deadlines.
+
+Each probe gets a per-attempt timeout (enforced around the whole exchange, so a server that trickles bytes
+cannot stall it) and is retried up to `retries` more times when it fails, so one blip is no false alarm.
+A total deadline bounds the run: whatever has not finished by then is reported as timed out, never awaited.
+The verdict on an answer is the caller's `judge`; this module only moves bytes and measures time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+MAX_BODY = 1_000_000  # bytes of an answer we look at
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Probe:
+    id: str
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    judge: Callable[[Answer], list[str]] = lambda answer: []  # problems; empty means passed
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    id: str
+    passed: bool
+    status: int | None
+    latency_ms: float | None
+    attempts: int
+    reason: str  # "" when passed; the last attempt's problems otherwise
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: int = 64
+    timeout: float = 10.0  # seconds per attempt
+    retries: int = 2  # extra attempts for a failing probe
+    retry_delay: float = 0.5  # seconds between attempts of one probe
+    deadline: float = 120.0  # seconds for the whole run
+
+
+async def _attempt(client: httpx.AsyncClient, probe: Probe, timeout: float) -> tuple[Answer | None, str]:
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.stream(
+                probe.method, probe.url, headers=dict(probe.headers), content=probe.body, timeout=timeout
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size >= MAX_BODY:
+                        break
+                body = b"".join(chunks)[:MAX_BODY].decode(response.encoding or "utf-8", "replace")
+                status = response.status_code
+    except (TimeoutError, httpx.TimeoutException):
+        return None, f"no answer within {timeout:.1f} s (timeout)"
+    except httpx.TransportError as exc:
+        return None, f"no answer: {type(exc).__name__}: {exc or 'connection failed'}"
+    return Answer(status, body, (time.perf_counter() - started) * 1000), ""
+
+
+async def _run_one(
+    client: httpx.AsyncClient, probe: Probe, settings: Settings, gate: asyncio.Semaphore, ends_at: float
+) -> ProbeResult:
+    attempts = 0
+    answer: Answer | None = None
+    reason = ""
+    while attempts <= settings.retries:
+        remaining = ends_at - time.monotonic()
+        if remaining <= 0:
+            reason = reason or "the run's deadline passed before this check could run"
+            break
+        attempts += 1
+        async with gate:
+            answer, failure = await _attempt(client, probe, min(settings.timeout, remaining))
+        problems = [failure] if answer is None else probe.judge(answer)
+        if not problems:
+            return ProbeResult(probe.id, True, answer.status if answer else None, _ms(answer), attempts, "")
+        reason = "; ".join(problems)
+        if attempts <= settings.retries:
+            await asyncio.sleep(max(0.0, min(settings.retry_delay, ends_at - time.monotonic())))
+    return ProbeResult(probe.id, False, answer.status if answer else None, _ms(answer), attempts, reason)
+
+
+def _ms(answer: Answer | None) -> float | None:
+    return round(answer.latency_ms, 1) if answer else None
+
+
+async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -> list[ProbeResult]:
+    """Run every probe (concurrently, bounded) and return one result per probe, in the given order."""
+    if not probes:
+        return []
+    gate = asyncio.Semaphore(max(1, settings.concurrency))
+    ends_at = time.monotonic() + settings.deadline
+    limits = httpx.Limits(max_connections=max(1, settings.concurrency), max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False) as client:
+        tasks = [asyncio.create_task(_run_one(client, p, settings, gate, ends_at)) for p in probes]
+        # A grace beyond the deadline lets in-flight attempts report their own timeout first.
+        done, pending = await asyncio.wait(tasks, timeout=settings.deadline + 1.0)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+    results = []
+    for probe, task in zip(probes, tasks, strict=True):
+        if task in done and not task.cancelled() and task.exception() is None:
+            results.append(task.result())
+        else:
+            why = f"the run's {settings.deadline:.0f} s deadline passed (timeout)"
+            if task in done and not task.cancelled() and task.exception() is not None:
+                why = f"error: {task.exception()}"
+            results.append(ProbeResult(probe.id, False, None, None, 0, why))
+    return results
+
+
+def run(probes: Sequence[Probe], settings: Settings = Settings()) -> list[ProbeResult]:
+    """Synchronous entry point for flows."""
+    return asyncio.run(run_probes(probes, settings))
