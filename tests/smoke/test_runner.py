@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -78,7 +78,7 @@ def silent() -> Iterator[str]:
         sock.close()
 
 
-def status_is(code: int):  # type: ignore[no-untyped-def]
+def status_is(code: int) -> Callable[[Answer], list[str]]:
     return lambda answer: [] if answer.status == code else [f"status {answer.status}"]
 
 

@@ -13,8 +13,9 @@ import pytest
 
 from incidentops.core import incidentfile as f
 from incidentops.errors import IncidentOpsError
+from incidentops.flows.declare import Outcome
 from incidentops.flows.rollback import open_rollback_pr
-from incidentops.flows.smoke import replace_section, run_smoke, verify_after_rollback
+from incidentops.flows.smoke import SmokeResult, replace_section, run_smoke, verify_after_rollback
 from tests.flows.conftest import NOW, World, git
 from tests.smoke.conftest import FAST, declared, smoke_env
 from tests.smoke.test_services import deploy
@@ -22,7 +23,7 @@ from tests.smoke.test_services import deploy
 ALL = "api-worker, ingest-worker, queue-consumer, admin-pages, user-portal"
 
 
-def by_name(outcome) -> dict:  # type: ignore[no-untyped-def]
+def by_name(outcome: Outcome) -> dict[str, SmokeResult]:
     return {r.check: r for r in outcome.details["results"]}
 
 
@@ -75,9 +76,9 @@ def test_a_service_that_never_answers_is_a_timeout_not_a_hang(world: World) -> N
 
 
 def test_unknown_names_are_clear_errors(world: World) -> None:
-    with pytest.raises(IncidentOpsError, match="unknown service.*mainframe.*Known services: api-worker"):
+    with pytest.raises(IncidentOpsError, match=r"unknown service.*mainframe.*Known services: api-worker"):
         run_smoke(world.ports(), "production", ["mainframe"], None, "", env=smoke_env(world))
-    with pytest.raises(IncidentOpsError, match="unknown environment 'moon'.*production, staging"):
+    with pytest.raises(IncidentOpsError, match=r"unknown environment 'moon'.*production, staging"):
         run_smoke(world.ports(), "moon", [], None, "", env=smoke_env(world))
 
 
@@ -156,7 +157,10 @@ def test_smoke_comment_runs_for_triage_and_is_refused_for_a_reader(
 
 
 def test_replace_section_keeps_what_people_wrote_around_it() -> None:
-    text = "---\nid: X\n---\n# X\n\n## Rollback\n\nhuman\n\n## Recovery verification\n\n_Not run yet._\n\n## Follow-ups\n\nmore\n"
+    text = (
+        "---\nid: X\n---\n# X\n\n## Rollback\n\nhuman\n\n"
+        "## Recovery verification\n\n_Not run yet._\n\n## Follow-ups\n\nmore\n"
+    )
     once = replace_section(text, "Recovery verification", "table 1\n")
     assert once == text.replace("_Not run yet._", "table 1")
     assert replace_section(once, "Recovery verification", "table 2") == text.replace("_Not run yet._", "table 2")
