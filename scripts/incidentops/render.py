@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from incidentops.core.incidentfile import clean_line, escape_cell
+from incidentops.core.incidentfile import UNSAFE_CHARS, clean_line, escape_cell
 from incidentops.errors import IncidentOpsError
 
 
@@ -39,7 +39,7 @@ def quote_block(value: Any, limit: int = 20_000) -> str:
     text = str(value).replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > limit:
         text = text[:limit] + "\n… (truncated; see the issue for the full text)"
-    text = "".join(ch for ch in text if ch == "\n" or ch == "\t" or ord(ch) >= 32)
+    text = UNSAFE_CHARS.sub("", text)  # control and direction-override characters (keeps \n and \t)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return "\n".join("> " + line if line else ">" for line in text.split("\n"))
 

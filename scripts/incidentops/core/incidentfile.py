@@ -69,12 +69,12 @@ def _dumper() -> YAML:
     return yaml
 
 
-_BIDI_AND_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+UNSAFE_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_line(text: str, limit: int = 500) -> str:
     """Make user text safe for a single-line field: no control or direction-override characters, bounded."""
-    text = _BIDI_AND_CONTROL.sub("", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
+    text = UNSAFE_CHARS.sub("", text.replace("\r", " ").replace("\n", " ").replace("\t", " "))
     text = re.sub(r" {2,}", " ", text).strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

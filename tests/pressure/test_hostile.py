@@ -1,0 +1,103 @@
+"""Hostile titles, bodies and comments: no crash, data stays data, every incident file stays well-formed."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from incidentops.config import load_config
+from incidentops.core import incidentfile as f
+from incidentops.core.declare import FIELD_ORDER_NEW, new_incident_text
+from incidentops.core.events import parse_event
+from incidentops.core.form import read_intake
+from tests.flows.conftest import World
+from tests.pressure.hostile import LABELS_LOOKALIKE, bodies, titles
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = load_config(ROOT)
+NOW = datetime(2026, 11, 27, 4, 0, 0, tzinfo=UTC)
+PAYLOAD = json.loads((ROOT / "tests/fixtures/webhooks/issues.labeled.json").read_text())
+SERVICES = tuple(s.name for s in CONFIG.services)
+ENVS = tuple(e.name for e in CONFIG.environments)
+
+
+def event_for(title: str, body: str):  # type: ignore[no-untyped-def]
+    payload = copy.deepcopy(PAYLOAD)
+    payload["issue"]["title"], payload["issue"]["body"] = title, body
+    return parse_event("issues", payload)
+
+
+def check_file(text: str) -> None:
+    """The structural promises every incident file keeps, whatever the input."""
+    fields = f.read_fields(text)
+    assert tuple(fields) == FIELD_ORDER_NEW  # no key added or dropped by user text
+    body = f.split(text)[1]
+    headings = [line for line in body.split("\n") if line.startswith("## ")]
+    assert headings == [
+        "## Summary",
+        "## Timeline",
+        "## Timeline diagram",
+        "## Decision log",
+        "## Evidence",
+        "## Containment",
+        "## Rollback",
+        "## Recovery verification",
+        "## Follow-ups",
+    ]
+    rows = f.timeline_rows(text)
+    assert all(len(cells) == 4 for cells in rows), rows
+    assert not any("forged" in cells[2] for cells in rows)
+    assert "boomboomboom" not in text and "\n49\n" not in text and "__globals__>" not in text
+    # The body is rendered as HTML by GitHub: no live markup. (Front matter keeps user text verbatim as YAML data.)
+    assert "<script>" not in body and "<img" not in body
+    assert "\x00" not in text and "\u202e" not in text
+
+
+@pytest.mark.parametrize("index", range(len(bodies())))
+def test_every_hostile_body_still_declares_a_well_formed_file(index: int) -> None:
+    body = bodies()[index]
+    intake = read_intake(body, SERVICES, ENVS, now=NOW)
+    text = new_incident_text(event_for("Reports leak", body), intake, "SEV-1", NOW)
+    check_file(text)
+    fields = f.read_fields(text)
+    assert fields["environment"] in (*ENVS, "unknown")
+    assert set(fields["services"]) <= set(SERVICES)
+    assert fields["started_at"] == "unknown" or fields["started_at"] <= "2026-11-27T04:00:00Z"
+
+
+@pytest.mark.parametrize("title", titles())
+def test_every_hostile_title_is_one_clean_line(title: str) -> None:
+    text = new_incident_text(event_for(title, ""), read_intake("", SERVICES, ENVS, now=NOW), "SEV-1", NOW)
+    check_file(text)
+    stored = f.read_fields(text)["title"]
+    assert "\n" not in stored and len(stored) <= 200
+
+
+@pytest.mark.parametrize("label", LABELS_LOOKALIKE)
+def test_look_alike_labels_declare_nothing(label: str) -> None:
+    from incidentops.core.declare import NotForUs, classify
+
+    payload = copy.deepcopy(PAYLOAD)
+    payload["label"]["name"] = label
+    assert isinstance(classify(parse_event("issues", payload), CONFIG), NotForUs)
+
+
+@pytest.mark.slow
+def test_hostile_issues_through_the_real_flow(world: World) -> None:
+    """A sample through GitHub, git and the declare flow end to end."""
+    sample = bodies()[::12]
+    numbers = []
+    for i, body in enumerate(sample):
+        numbers.append(world.open_incident(title=titles()[i % len(titles())][:250] or "x", body=body[:60_000]))
+        world.label(numbers[-1], "sev-1")
+        outcome = world.run(world.next_event("issues", "labeled"))
+        assert outcome.status == "declared", outcome.message
+    for number in numbers:
+        check_file(world.bare_file(f"incidents/INC-{number:04d}.md"))
+        comment = world.comments(number)[0]
+        assert "<script>" not in comment and "{{ 7*7 }}" not in comment.replace("\\", "")
+    assert world.violations() == []
