@@ -1,0 +1,75 @@
+"""The Pages workflow: what it runs on, what it may do, and the exact action versions it runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOW = ROOT / ".github" / "workflows" / "report.yml"
+# Looked up, not typed from memory: the commits the v4.0.0 / v4.0.5 tags point at.
+PINS = {
+    "actions/upload-pages-artifact": ("7b1f4a764d45c48632c6b24a0339c27f5614fb0b", "v4.0.0"),
+    "actions/deploy-pages": ("d6db90164ac5ed86f2b6aed7e0febac5b3c0c03e", "v4.0.5"),
+}
+
+
+def load() -> dict[str, Any]:
+    doc: dict[str, Any] = YAML(typ="safe").load(WORKFLOW.read_text(encoding="utf-8"))
+    return doc
+
+
+def test_it_runs_on_pushes_to_main_that_change_incidents() -> None:
+    doc = load()
+    on = doc.get("on", doc.get(True))
+    assert on["push"] == {"branches": ["main"], "paths": ["incidents/**"]}
+    assert set(on) == {"push", "workflow_dispatch"}
+
+
+def test_least_privilege_per_job() -> None:
+    doc = load()
+    assert doc["permissions"] == {}
+    jobs = doc["jobs"]
+    assert jobs["build"]["permissions"] == {"contents": "read"}
+    assert jobs["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
+    assert jobs["deploy"]["needs"] == "build"
+    assert jobs["deploy"]["environment"]["name"] == "github-pages"
+    for job in jobs.values():
+        assert 0 < job["timeout-minutes"] <= 15
+
+
+def test_one_publication_at_a_time_without_cancelling_one() -> None:
+    assert load()["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+
+
+def test_actions_are_the_looked_up_commits_and_scripts_take_no_expressions() -> None:
+    text = WORKFLOW.read_text(encoding="utf-8")
+    steps = [step for job in load()["jobs"].values() for step in job["steps"]]
+    for name, (sha, version) in PINS.items():
+        assert re.search(rf"uses: {re.escape(name)}@{sha} # {re.escape(version)}\n", text), name
+    for step in steps:
+        assert "${{" not in str(step.get("run", ""))
+    build = load()["jobs"]["build"]["steps"]
+    checkout = next(s for s in build if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["persist-credentials"] is False
+    setup = next(s for s in build if str(s.get("uses", "")).startswith("astral-sh/setup-uv@"))
+    assert setup["with"]["enable-cache"] is False  # a publishing job must not restore a cache
+    runs = [str(s["run"]) for s in build if "run" in s]
+    assert runs[0] == "uv sync --locked --no-dev --no-install-project"
+    assert "-m incidentops report --out site" in runs[1]
+    upload = next(s for s in build if str(s.get("uses", "")).startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "site"
+
+
+def test_every_action_has_an_act_stub_with_the_inputs_the_workflow_passes() -> None:
+    stubs = ROOT / "tests" / "act-stubs"
+    for job in load()["jobs"].values():
+        for step in job["steps"]:
+            if "uses" not in step:
+                continue
+            name = str(step["uses"]).split("@")[0].split("/")[1]
+            action = YAML(typ="safe").load((stubs / name / "action.yml").read_text(encoding="utf-8"))
+            assert set(step.get("with", {})) <= set(action.get("inputs", {})), name
