@@ -1,0 +1,208 @@
+"""Containment against the sandbox: a WAF deny rule added beside the zone's rules, recorded, checked and lifted."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from incidentops.adapters.cloudflare import Ruleset, block_rule
+from incidentops.core import incidentfile as f
+from incidentops.core.events import parse_event
+from incidentops.flows.contain import contain_on_declare, contain_route, lift_route
+from incidentops.flows.smoke import run_smoke
+from incidentops.sandbox import world as seeded
+from incidentops.sandbox.services import TENANT_A_TOKEN
+from tests.flows.conftest import NOW, World
+from tests.smoke.conftest import FAST, declared, smoke_env
+
+A = {"Authorization": f"Bearer {TENANT_A_TOKEN}"}
+CUSTOMER_RULE = block_rule('(http.request.uri.path eq "/wp-login.php")', description="the zone's own rule")
+
+
+@pytest.fixture(autouse=True)
+def _smoke_env(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in smoke_env(world).items():
+        monkeypatch.setenv(name, value)
+
+
+def ruleset(world: World) -> Ruleset | None:
+    async def get() -> Ruleset | None:
+        async with world.cloudflare(seeded.ACCOUNT_ID) as cf:
+            return await cf.get_entrypoint_ruleset(seeded.ZONE_ID)
+
+    return asyncio.run(get())
+
+
+def put_customer_rule(world: World) -> None:
+    async def put() -> None:
+        async with world.cloudflare(seeded.ACCOUNT_ID) as cf:
+            await cf.put_entrypoint_ruleset(seeded.ZONE_ID, [CUSTOMER_RULE])
+
+    asyncio.run(put())
+
+
+def cf_requests(world: World, method: str) -> list[dict[str, Any]]:
+    log = httpx.get(world.info["control_url"] + "/requests").json()
+    return [r for r in log if r["method"] == method and "/rulesets" in r["path"]]
+
+
+def reports(world: World) -> httpx.Response:
+    return httpx.get(world.info["base_urls"]["production"]["api"] + "/v1/reports", headers=A)
+
+
+def severity_event(world: World) -> Any:
+    """The newest sev-1 label delivery (the bot's own `incident` label comes after it)."""
+    deliveries = [e for e in world.events() if e["event"] == "issues" and e["action"] == "labeled"]
+    latest = [e for e in deliveries if e["payload"]["label"]["name"] == "sev-1"][-1]
+    return parse_event("issues", latest["payload"])
+
+
+def incident(world: World, number: int) -> str:
+    return world.bare_file(f"incidents/INC-{number:04d}.md")
+
+
+def test_contain_adds_one_rule_beside_the_zone_rules_records_it_and_the_route_is_denied(world: World) -> None:
+    put_customer_rule(world)
+    number = declared(world)
+    inc = f"INC-{number:04d}"
+    assert reports(world).status_code == 200  # the leak, before containment
+    outcome = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.status == "contained", outcome.message
+    assert outcome.details["verified"] is True and any(s.startswith("deny verified") for s in outcome.steps)
+
+    rules = ruleset(world)
+    assert rules is not None and [r.description for r in rules.rules][0] == "the zone's own rule"
+    ours = rules.find(f"incidentops-{inc}-v1-reports")
+    assert ours is not None and ours.action == "block" and len(rules.rules) == 2
+    assert [r["method"] for r in cf_requests(world, "PUT")] == ["PUT"]  # only the test's own PUT
+    assert len(cf_requests(world, "POST")) == 1
+
+    denied = reports(world)
+    assert denied.status_code == 403 and denied.json()["incident"] == inc
+    assert (
+        httpx.get(world.info["base_urls"]["production"]["api"] + "/v1/reports/rep-200-1", headers=A).status_code == 403
+    )
+    assert httpx.get(world.info["base_urls"]["production"]["api"] + "/v1/reportsx", headers=A).status_code == 404
+    assert httpx.get(world.info["base_urls"]["production"]["api"] + "/healthz").status_code == 503  # still served
+
+    text = incident(world, number)
+    fields = f.read_fields(text)
+    (entry,) = fields["containment"]
+    assert entry["route"] == "/v1/reports" and entry["rule_id"] == ours.id and entry["lifted"] is None
+    assert (entry["since"], entry["expires"]) == ("2026-11-27T03:14:40Z", "2026-11-27T07:14:40Z")
+    assert "api.example.com" in entry["hosts"] and fields["status"] == "contained"
+    containment = text.split("## Containment\n", 1)[1].split("\n## ", 1)[0]
+    assert f"| `/v1/reports` | `{ours.id}` | 2026-11-27T03:14:40Z | 2026-11-27T07:14:40Z | — |" in containment
+    assert any(r[2].startswith("Contained /v1/reports: deny response 403") for r in f.timeline_rows(text))
+    assert any("is contained" in c and ours.id in c for c in world.comments(number))
+
+
+def test_asking_twice_adds_no_second_rule_and_writes_nothing(world: World) -> None:
+    number = declared(world)
+    first = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert [r["method"] for r in cf_requests(world, "PUT")] == ["PUT"]  # no entry point yet: PUT creates it
+    commits, comments = len(world.bare_log()), len(world.comments(number))
+    again = contain_route(world.ports(), number, "/v1/reports/", "oncall-maintain", "comment-2")
+    assert again.status == "unchanged" and "already contained" in again.message
+    rules = ruleset(world)
+    assert rules is not None and len(rules.rules) == 1 and rules.rules[0].id == first.details["rule_id"]
+    assert len(cf_requests(world, "PUT")) == 1 and cf_requests(world, "POST") == []
+    assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
+
+
+def test_a_lost_answer_to_the_rule_post_is_reread_not_reposted(world: World) -> None:
+    put_customer_rule(world)
+    number = declared(world)
+    httpx.post(
+        world.info["control_url"] + "/faults",
+        json={"method": "POST", "path": "/rulesets/[0-9a-f]+/rules$", "drop_response": True, "count": 1},
+    )
+    outcome = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.status == "contained" and "confirmed by re-reading" in outcome.steps[0]
+    rules = ruleset(world)
+    assert rules is not None and len(rules.rules) == 2 and len(cf_requests(world, "POST")) == 1
+
+
+def test_while_contained_smoke_proves_the_deny_and_lift_restores_the_route(world: World) -> None:
+    number = declared(world)
+    contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    outcome = run_smoke(world.ports(), "production", ["api-worker"], number, "comment-2", settings=FAST)
+    results = {r.check: r for r in outcome.details["results"]}
+    deny = [r for r in results.values() if r.service == "containment"]
+    assert len(deny) == 4 and all(r.result == "passed" and r.status == 403 for r in deny)
+    assert results["tenant A lists only its own reports"].result == "skipped"
+    assert "is contained by INC-" in results["tenant A lists only its own reports"].reason
+    assert results["api health"].result == "failed"  # the rest of the bad worker is still tested
+    assert outcome.status == "failed"
+
+    lifted = lift_route(world.ports(now=NOW + timedelta(hours=1)), number, "/v1/reports", "oncall-write", "comment-3")
+    assert lifted.status == "lifted", lifted.message
+    rules = ruleset(world)
+    assert rules is not None and rules.rules == ()
+    assert reports(world).status_code == 200  # the (still bad) worker answers again
+    (entry,) = f.read_fields(incident(world, number))["containment"]
+    assert entry["lifted"] == "2026-11-27T04:14:40Z" and entry["lifted_by"] == "oncall-write"
+    again = lift_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-4")
+    assert again.status == "unchanged" and "not contained" in again.message
+
+
+def test_an_expired_containment_is_reported_and_renewed_on_request(world: World) -> None:
+    number = declared(world)
+    contain_route(world.ports(), number, "api.example.com/v1/reports", "oncall-write", "comment-1")
+    late = NOW + timedelta(hours=5)
+    outcome = run_smoke(world.ports(now=late), "production", ["api-worker"], number, "comment-2", settings=FAST)
+    assert any("expired at 2026-11-27T07:14:40Z and is still in place" in s for s in outcome.steps)
+    assert ruleset(world) is not None  # reported, never lifted on its own
+    renewed = contain_route(world.ports(now=late), number, "api.example.com/v1/reports", "oncall-write", "comment-3")
+    assert renewed.status == "contained" and "renewed" in renewed.message
+    (entry,) = f.read_fields(incident(world, number))["containment"]
+    assert entry["expires"] == "2026-11-27T12:14:40Z" and entry["hosts"] == ["api.example.com"]
+
+
+def test_containment_on_declare_follows_the_form_and_the_declarers_role(world: World) -> None:
+    number = declared(world)
+    event = severity_event(world)
+    assert event.sender == "oncall-write"
+    outcome = contain_on_declare(event, world.ports(), number)
+    assert outcome.status == "contained", outcome.message
+    assert reports(world).status_code == 403
+    # A triager may declare but not contain: the incident is declared, the containment left to someone with write.
+    other = declared(world, login="triager")
+    event = severity_event(world)
+    assert event.sender == "triager"
+    skipped = contain_on_declare(event, world.ports(), other)
+    assert skipped.status == "skipped" and "contain needs write" in skipped.message
+    assert f.read_fields(incident(world, other))["containment"] == []
+
+
+@pytest.mark.parametrize(
+    ("route", "problem"),
+    [
+        ('/v1/reports" or true or "', "is not a route this can contain"),
+        ("evil.example.net/v1/reports", "is not a host of production"),
+        ("", "/contain needs a route"),
+    ],
+)
+def test_contain_comments_check_role_and_input(world: World, route: str, problem: str) -> None:
+    number = declared(world)
+    world.repo("triager").get_issue(number).create_comment("/contain /v1/reports")
+    assert world.run(world.next_event("issue_comment", "created")).status == "refused"
+    world.repo("oncall-write").get_issue(number).create_comment(f"/contain {route}")
+    outcome = world.run(world.next_event("issue_comment", "created"))
+    assert outcome.status == "rejected" and problem in outcome.message
+    assert ruleset(world) is None and problem in world.comments(number)[-1]
+
+
+def test_contain_and_lift_comments(world: World) -> None:
+    number = declared(world)
+    world.repo("oncall-write").get_issue(number).create_comment("/contain /v1/reports")
+    delivery = world.next_event("issue_comment", "created")
+    assert world.run(delivery).status == "contained"
+    assert world.run(delivery).status == "unchanged"  # a re-delivered comment
+    world.repo("oncall-write").get_issue(number).create_comment("/lift /v1/reports")
+    assert world.run(world.next_event("issue_comment", "created")).status == "lifted"
+    assert reports(world).status_code == 200
