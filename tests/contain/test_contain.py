@@ -75,7 +75,7 @@ def test_contain_adds_one_rule_beside_the_zone_rules_records_it_and_the_route_is
     assert outcome.details["verified"] is True and any(s.startswith("deny verified") for s in outcome.steps)
 
     rules = ruleset(world)
-    assert rules is not None and [r.description for r in rules.rules][0] == "the zone's own rule"
+    assert rules is not None and rules.rules[0].description == "the zone's own rule"
     ours = rules.find(f"incidentops-{inc}-v1-reports")
     assert ours is not None and ours.action == "block" and len(rules.rules) == 2
     assert [r["method"] for r in cf_requests(world, "PUT")] == ["PUT"]  # only the test's own PUT
