@@ -113,6 +113,29 @@ def incident_start(fields: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def last_recovery_at(fields: Mapping[str, Any]) -> str | None:
+    """Return the newest rollback or lift timestamp: smoke results older than it prove nothing."""
+    moments: list[str] = []
+    rollback = fields.get("rollback")
+    services = rollback.get("services") if isinstance(rollback, Mapping) else None
+    if isinstance(services, Mapping):
+        moments += [str(s["at"]) for s in services.values() if isinstance(s, Mapping) and s.get("at")]
+    entries = fields.get("containment")
+    if isinstance(entries, list):
+        moments += [str(e["lifted"]) for e in entries if isinstance(e, Mapping) and isinstance(e.get("lifted"), str)]
+    return max(moments) if moments else None
+
+
+def smoke_is_current(fields: Mapping[str, Any]) -> bool:
+    """Return whether a passing smoke result is recorded after the last recovery action (no need to re-run)."""
+    verification = fields.get("verification")
+    smoke = verification.get("smoke") if isinstance(verification, Mapping) else None
+    if not isinstance(smoke, Mapping) or smoke.get("passed") is not True or not isinstance(smoke.get("at"), str):
+        return False
+    last = last_recovery_at(fields)
+    return last is None or smoke["at"] >= last
+
+
 def _pct(rate: float) -> str:
     return f"{rate * 100:.2f}%"
 
