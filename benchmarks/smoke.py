@@ -1,0 +1,83 @@
+"""Benchmark the smoke runner: 50 checks, each answered after 200 ms by the sandbox's demo services.
+
+The checks run concurrently, so the whole run should take about as long as its slowest check. Prints the
+wall time of the flow (parse the runbook, plan, send, judge), the slowest check's latency and their ratio,
+and fails when the ratio is above 1.5.
+
+Run: .venv/bin/python benchmarks/smoke.py [--checks 50] [--delay-ms 200] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from incidentops.config import load_config
+from incidentops.core.redact import Redactor
+from incidentops.core.runbook import RUNBOOK_PATH
+from incidentops.flows.smoke import check_environment
+from incidentops.sandbox.server import Sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMIT = 1.5
+
+
+def runbook(checks: int) -> str:
+    """A runbook whose production block has `checks` checks of the portal's home page."""
+    lines = ["# Benchmark runbook", "", "```smoke", "environment: production", "checks:"]
+    for n in range(checks):
+        lines += [f"  - name: portal home {n}", "    service: user-portal", f"    url: '{{portal}}/?n={n}'"]
+        lines += ["    expect: {status: 200, body_contains: Acme Portal}"]
+    return "\n".join([*lines, "```", ""])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checks", type=int, default=50)
+    parser.add_argument("--delay-ms", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="incidentops-bench-") as tmp:
+        root = Path(tmp)
+        workspace = root / "workspace"
+        (workspace / RUNBOOK_PATH).parent.mkdir(parents=True)
+        shutil.copy(ROOT / "incidentops.yaml", workspace / "incidentops.yaml")
+        (workspace / RUNBOOK_PATH).write_text(runbook(args.checks))
+        sandbox = Sandbox(root / "sandbox", seed=ROOT).start()
+        try:
+            info = sandbox.info
+            fault = {"path": "^/$", "delay_ms": args.delay_ms, "count": None}
+            httpx.post(info["control_url"] + "/faults", json=fault).raise_for_status()
+            env = {"INCIDENTOPS_BASE_URLS": json.dumps(info["base_urls"])}
+            config = load_config(workspace)
+            ratios = []
+            for run in range(1, args.runs + 1):
+                began = time.perf_counter()
+                outcome = check_environment(config, workspace, Redactor.from_env({}), "production", [], env)
+                wall = (time.perf_counter() - began) * 1000
+                results = outcome.details["results"]
+                slowest = max(r.latency_ms or 0 for r in results)
+                passed = sum(1 for r in results if r.result == "passed")
+                ratios.append(wall / slowest)
+                print(
+                    f"run {run}: {len(results)} checks ({passed} passed), wall {wall:.0f} ms, "
+                    f"slowest check {slowest:.0f} ms, ratio {wall / slowest:.2f}"
+                )
+        finally:
+            sandbox.stop()
+    ratio = statistics.median(ratios)
+    verdict = "ok" if ratio <= LIMIT else "TOO SLOW"
+    print(f"median ratio wall / slowest check: {ratio:.2f} (limit {LIMIT}) — {verdict}")
+    return 0 if ratio <= LIMIT else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
