@@ -15,7 +15,7 @@ from incidentops.core import incidentfile as f
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.declare import Outcome
 from incidentops.flows.rollback import open_rollback_pr
-from incidentops.flows.smoke import SmokeResult, replace_section, run_smoke, verify_after_rollback
+from incidentops.flows.smoke import SmokeResult, replace_section, run_smoke, smoke_from_env, verify_after_rollback
 from tests.flows.conftest import NOW, World, git
 from tests.smoke.conftest import FAST, declared, smoke_env
 from tests.smoke.test_services import deploy
@@ -168,3 +168,11 @@ def test_replace_section_keeps_what_people_wrote_around_it() -> None:
     assert last == "---\nid: X\n---\n# X\n\n## Recovery verification\n\nnew\n"
     added = replace_section("---\nid: X\n---\n# X\n", "Recovery verification", "new")
     assert added.endswith("# X\n\n## Recovery verification\n\nnew\n")
+
+
+def test_the_cli_entry_needs_no_github_token_without_an_incident(world: World, tmp_path: Path) -> None:
+    env = {**smoke_env(world), "GITHUB_WORKSPACE": str(world.workspace)}
+    junit = tmp_path / "junit.xml"
+    outcome = smoke_from_env(env, "production", ["user-portal"], None, junit)
+    assert outcome.status == "failed" and outcome.incident_id is None
+    assert "portal sign-in page loads" in outcome.details["table"] and junit.is_file()

@@ -39,7 +39,7 @@ TABLE_HEADER = "| route | rule | since | expires | lifted |"
 _PATH = re.compile(r"^/[A-Za-z0-9._~%/-]{0,200}$")
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 # Deny checks right after containing: the edge may take a moment to apply a new rule.
-VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=3, retry_delay=1.0, deadline=30.0)
+VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=2, retry_delay=0.5, deadline=15.0)
 
 
 # -- pure: route, rule, record ------------------------------------------------------------------------
