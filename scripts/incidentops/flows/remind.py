@@ -1,0 +1,96 @@
+"""Scheduled reminders (`incidentops remind`): each due condition is posted once on its incident issue.
+
+read every incident file → decide (core.reminders) → drop what the issue already carries (hidden marker per
+condition) → post. Writes nothing to git, so the scheduled job needs only `contents: read`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from github import GithubException
+
+from incidentops.core import incidentfile as f
+from incidentops.core import reminders as core
+from incidentops.errors import ApiError
+from incidentops.flows.declare import Outcome, Ports, file_url
+from incidentops.render import render
+
+
+def _posted_markers(ports: Ports, number: int) -> str:
+    """All comment bodies of the issue in one string: one read per incident, however many reminders."""
+    issue = ports.github.issue(number)
+    try:
+        return "\n".join(c.body or "" for c in issue.get_comments())
+    except GithubException as exc:
+        raise ApiError("GitHub", f"reading comments of #{number} failed: HTTP {exc.status}", status=exc.status) from exc
+
+
+def _closed(ports: Ports, numbers: set[int]) -> set[int]:
+    closed = set()
+    for n in sorted(numbers):
+        try:
+            if ports.github.issue(n).state == "closed":
+                closed.add(n)
+        except ApiError:
+            continue  # an unreadable follow-up issue is reminded rather than silently dropped
+    return closed
+
+
+def _people(fields: dict[str, Any], reminder: core.Reminder) -> list[str]:
+    if reminder.kind == "followup":
+        owner = str(reminder.facts.get("owner") or "")
+        return [owner] if owner and owner != "unassigned" else []
+    found = [str(fields.get(k)) for k in ("commander", "comms_owner") if fields.get(k) not in (None, "", "unknown")]
+    return list(dict.fromkeys(found))
+
+
+def run_reminders(ports: Ports) -> Outcome:
+    """Post every due reminder of every incident once; return what was posted."""
+    ports.git.sync()
+    now = ports.clock()
+    folder = ports.workspace / ports.config.incidents_dir
+    steps: list[str] = []
+    posted: list[str] = []
+    for path in sorted(folder.glob("INC-*.md")):
+        rel = f"{ports.config.incidents_dir}/{path.name}"
+        try:
+            text = path.read_text(encoding="utf-8")
+            fields = f.read_fields(text)
+            _, body = f.split(text)
+        except (OSError, f.IncidentFileError) as err:
+            steps.append(f"skipped {rel}: {err}")
+            continue
+        number = fields.get("issue")
+        if not isinstance(number, int):
+            match = re.search(r"(\d+)", path.stem)
+            number = int(match.group(1)) if match else None
+        if number is None:
+            continue
+        due = core.due_reminders(fields, body, now)
+        linked = {int(r.facts["issue"]) for r in due if r.kind == "followup" and r.facts.get("issue")}
+        if linked:
+            due = core.due_reminders(fields, body, now, _closed(ports, linked))
+        if not due:
+            continue
+        already = _posted_markers(ports, number)
+        for reminder in due:
+            if reminder.marker in already:
+                continue
+            text_body = render(
+                f"comment-remind-{reminder.kind}.md.j2",
+                ports.workspace,
+                marker=reminder.marker,
+                incident=fields,
+                facts=reminder.facts,
+                people=_people(fields, reminder),
+                file_url=file_url(ports, rel),
+            )
+            result = ports.github.post_comment_once(number, reminder.marker, ports.redact(text_body))
+            if result.created:
+                posted.append(reminder.key)
+                steps.append(f"reminded #{number}: {reminder.key} ({result.url})")
+    if not posted:
+        return Outcome("unchanged", "no reminder is due", steps=steps)
+    return Outcome("reminded", f"posted {len(posted)} reminder(s)", steps=steps, details={"posted": posted})
