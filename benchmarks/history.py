@@ -12,14 +12,15 @@ Run: .venv/bin/python benchmarks/history.py [--sizes 1000,10000] [--keep DIR]
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.util
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,6 @@ from incidentops.core.form import Intake
 from incidentops.core.timefmt import format_ts
 from incidentops.flows.report import build_report
 
-ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
 ROUTES = ("/v1/reports", "/v1/ingest", "/v1/tenants", "/admin/users", "/portal/billing")
 PEOPLE = ("alice", "bob", "carol", "dave", "erin", "frank")
@@ -161,17 +161,16 @@ def write_history(directory: Path, count: int, seed: int = 7, chunk: int = 250) 
             job.result()
 
 
-def _lint_command() -> list[str] | None:
-    """How to run `incidentops lint` on a directory of incidents, if this checkout has it."""
+def _linter() -> Callable[[Path], object] | None:
+    """How to lint a workspace's incidents/ in this process, if this checkout has `incidentops lint`."""
     if importlib.util.find_spec("incidentops.flows.lint") is None:
         return None
-    probe = subprocess.run(
-        [sys.executable, "-m", "incidentops", "lint", "--help"], capture_output=True, text=True, check=False
-    )
-    return [sys.executable, "-m", "incidentops", "lint"] if probe.returncode == 0 else None
+    module = importlib.import_module("incidentops.flows.lint")
+    lint = getattr(module, "lint", None)
+    return None if lint is None else (lambda workspace: lint(workspace, "incidents"))
 
 
-def bench_size(root: Path, size: int, lint: list[str] | None) -> dict[str, float]:
+def bench_size(root: Path, size: int, lint: Callable[[Path], object] | None) -> dict[str, float]:
     """Generate (or reuse) a history of `size` incidents, build its site, lint it; return the seconds of each."""
     workspace = root / f"history-{size}"
     incidents = workspace / "incidents"
@@ -192,9 +191,8 @@ def bench_size(root: Path, size: int, lint: list[str] | None) -> dict[str, float
         f"{len(outcome.malformed)} unreadable)"
     )
     if lint is not None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts")}
         began = time.perf_counter()
-        subprocess.run(lint, cwd=workspace, env=env, capture_output=True, check=False)
+        lint(workspace)
         times["lint"] = time.perf_counter() - began
         line += f"; lint {times['lint']:6.2f} s ({times['lint'] / size * 1000:5.2f} s per 1,000)"
     print(line, flush=True)
@@ -208,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
     root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench-history-"))
-    lint = _lint_command()
+    lint = _linter()
     try:
         results = {size: bench_size(root, size, lint) for size in sizes}
         if lint is None:

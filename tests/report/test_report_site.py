@@ -7,6 +7,9 @@ from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
+
+from incidentops.flows import report as report_flow
 from incidentops.flows.report import build_report
 
 from .builders import make_incident, resolved
@@ -173,3 +176,20 @@ def test_a_workspace_template_overrides_the_default(tmp_path: Path) -> None:
     (custom / "index.html.j2").write_text("<p>ours: {{ site.incidents | length }}</p>\n", encoding="utf-8")
     build_report(incidents, tmp_path / "site", workspace=tmp_path)
     assert (tmp_path / "site" / "index.html").read_text(encoding="utf-8") == "<p>ours: 1</p>\n"
+
+
+def test_a_long_history_is_built_by_worker_processes_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files: dict[str, str | bytes] = {f"INC-{n:04d}.md": make_incident(n) for n in range(1, 8)}
+    files["INC-0008.md"] = b"---\n[broken\n---\n"
+    incidents = write_incidents(tmp_path / "incidents", files)
+    serial = build_report(incidents, tmp_path / "serial")
+    monkeypatch.setattr(report_flow, "PARALLEL_FROM", 2)
+    monkeypatch.setattr(report_flow, "CHUNK", 3)
+    monkeypatch.setattr(report_flow.os, "cpu_count", lambda: 2)
+    parallel = build_report(incidents, tmp_path / "parallel")
+    assert (parallel.incidents, parallel.malformed) == (serial.incidents, serial.malformed)
+    for page in sorted((tmp_path / "serial").rglob("*.html")):
+        twin = tmp_path / "parallel" / page.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == page.read_bytes(), page.name

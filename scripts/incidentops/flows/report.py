@@ -1,16 +1,17 @@
 """`incidentops report`: read incidents/*.md, write the static incident history site.
 
 The core computes every number and chart; this module only reads files, renders the HTML templates in
-templates/report/ and writes the pages. Each incident page is written as soon as its file is read, so
-memory holds only the index's summaries, whatever the size of the history. A file that cannot be read is
-listed on the index and reported, and never stops the build.
+templates/report/ and writes the pages. Each incident page is written as soon as its file is read (by
+one worker process per core for a long history), so memory holds only the index's summaries, whatever
+the size of the history. A file that cannot be read is listed on the index and reported, and never stops
+the build.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -23,7 +24,9 @@ from incidentops.core import report as core
 from incidentops.errors import IncidentOpsError
 from incidentops.render import _default_templates_dir
 
-ASSETS = ("report.css", "filter.js")  # templates/report/assets/<name> -> <site>/assets/<name>
+ASSETS = ("report.css", "filter.js")
+PARALLEL_FROM = 400  # below this, starting worker processes costs more than it saves
+CHUNK = 200  # templates/report/assets/<name> -> <site>/assets/<name>
 _SAFE_URL = re.compile(r"^https?://[^\s<>\"'`]+$")
 
 
@@ -105,11 +108,9 @@ def render_index(env: jinja2.Environment, site: core.Site, repo_url: str | None)
     return _render(env, "report/index.html.j2", root="", site=site, chart=site.months, repo_url=repo_url)
 
 
-def incident_files(directory: Path) -> Iterator[tuple[str, bytes]]:
-    """(file name, content) of every INC-*.md in the directory, in name order, one at a time."""
-    for path in sorted(directory.glob("INC-*.md")):
-        if path.is_file():
-            yield path.name, path.read_bytes()
+def incident_files(directory: Path) -> list[Path]:
+    """Every INC-*.md in the directory, in name order."""
+    return sorted(path for path in directory.glob("INC-*.md") if path.is_file())
 
 
 def _write(path: Path, text: str) -> None:
@@ -117,6 +118,23 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _pages(
+    paths: list[Path], out: Path, workspace: str | None, repo_url: str | None
+) -> tuple[list[core.Summary], list[core.Malformed]]:
+    """Read, render and write the pages of some incident files; return what the index needs of them."""
+    env = environment(workspace)
+    summaries: list[core.Summary] = []
+    malformed: list[core.Malformed] = []
+    for path in paths:
+        parsed = core.parse_incident(path.name, path.read_bytes())
+        if isinstance(parsed, core.Malformed):
+            malformed.append(parsed)
+            continue
+        _write(out / parsed.summary.page, render_incident(env, parsed, repo_url))
+        summaries.append(parsed.summary)
+    return summaries, malformed
 
 
 def build_report(
@@ -127,24 +145,30 @@ def build_report(
         raise IncidentOpsError(f"{incidents_dir} is not a directory", hint="Run from the ops repository's root.")
     if repo_url is not None and not _SAFE_URL.match(repo_url):
         repo_url = None
-    env = environment(str(workspace) if workspace else None)
-    summaries: list[core.Summary] = []
-    malformed: list[core.Malformed] = []
-    written: set[str] = set()
-    for name, data in incident_files(incidents_dir):
-        parsed = core.parse_incident(name, data)
-        if isinstance(parsed, core.Malformed):
-            malformed.append(parsed)
-            continue
-        _write(out / parsed.summary.page, render_incident(env, parsed, repo_url))
-        written.add(f"{parsed.summary.id}.html")
-        summaries.append(parsed.summary)
+    where = str(workspace) if workspace else None
+    env = environment(where)
+    # Render templates once up front, so a broken template fails before any worker starts.
+    env.get_template("report/incident.html.j2")
+    paths = incident_files(incidents_dir)
+    workers = min(os.cpu_count() or 1, 8)
+    if len(paths) < PARALLEL_FROM or workers < 2:
+        results = [_pages(paths, out, where, repo_url)]
+    else:
+        # Parsing YAML and rendering pages are CPU-bound pure Python: one process per core, pages written
+        # by the workers, only the summaries sent back. Each file is still read exactly once: linear work.
+        batches = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            jobs = [pool.submit(_pages, batch, out, where, repo_url) for batch in batches]
+            results = [job.result() for job in jobs]
+    summaries = [s for found, _ in results for s in found]
+    malformed = [m for _, bad in results for m in bad]
     site = core.build_site(summaries, malformed)
     for asset in ASSETS:
         source, _, _ = env.loader.get_source(env, f"report/assets/{asset}")  # type: ignore[union-attr]
         _write(out / "assets" / asset, source)
     _write(out / "index.html", render_index(env, site, repo_url))
     # Pages of incident files that were deleted or became unreadable must not linger in the site.
+    written = {f"{s.id}.html" for s in summaries}
     for stale in (out / "incidents").glob("*.html"):
         if stale.name not in written:
             stale.unlink()
