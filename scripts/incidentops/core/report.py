@@ -368,7 +368,7 @@ def parse_incident(name: str, data: bytes) -> Incident | Malformed:
     try:
         return _parse(match.group(1), name, text)
     except f.IncidentFileError as exc:
-        return Malformed(name, str(exc))
+        return Malformed(name, f.clean_line(str(exc), limit=300))
     except (ValueError, TypeError, RecursionError) as exc:  # hostile YAML (huge or cyclic values, odd keys)
         return Malformed(name, f"front matter could not be read ({type(exc).__name__})")
 
