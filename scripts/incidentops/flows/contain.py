@@ -129,6 +129,7 @@ def deny_content(inc: str, route: Route) -> str:
 
 
 def rule_for(inc: str, route: Route) -> dict[str, Any]:
+    """The WAF custom rule body that denies `route` for incident `inc`."""
     return block_rule(
         expression(route),
         description=f"{inc}: temporary deny on {route.text} (incidentops)",

@@ -118,6 +118,7 @@ def expired(fields: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
 
 
 def expiry_notes(fields: Mapping[str, Any], now: datetime) -> list[str]:
+    """One line per expired containment, saying what to do about it."""
     return [
         f"containment of {e['route']} expired at {e['expires']} and is still in place: "
         f"/lift {e['route']} when safe, or /contain {e['route']} again to renew it"
@@ -250,6 +251,7 @@ def verdict(results: Sequence[SmokeResult]) -> str:
 
 
 def counts(results: Sequence[SmokeResult]) -> dict[str, int]:
+    """How many checks passed, failed, did not run or were skipped."""
     return {kind: sum(1 for r in results if r.result == kind) for kind in ("passed", "failed", "not run", "skipped")}
 
 
