@@ -1,4 +1,4 @@
-"""`incidentops sandbox serve`: print one JSON ready line, then serve until interrupted."""
+"""`incidentops sandbox serve`: print one JSON ready line (APIs, demo base URLs), then serve until interrupted."""
 
 from __future__ import annotations
 
