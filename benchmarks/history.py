@@ -104,6 +104,11 @@ def make_incident(number: int, rng: random.Random, base: datetime) -> str:
         text = f.append_table_row(text, "Containment", line, "| route | rule | since | expires | lifted |")
     if stage >= 2:
         pr = number + 100_000
+        decided = format_ts(now + timedelta(minutes=1))
+        decision = f"Roll back {', '.join(services)} to the last verified pins"
+        line = f"| {decided} | @{who} | {f.escape_cell(decision)} | — |"
+        text = f.append_table_row(text, "Decision log", line, "| time (UTC) | who | decision | ADR |")
+        row(f"Decision: {decision}", minutes=(1, 1))
         row(f"Rollback PR #{pr} opened: {', '.join(services)} to last known good", f"[PR #{pr}]({REPO_URL}/pull/{pr})")
         done: dict[str, dict[str, str]] = {}
         for s in services:

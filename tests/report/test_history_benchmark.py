@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -34,6 +35,11 @@ def test_generated_incidents_are_realistic_and_read_without_problems(tmp_path: P
     statuses = {i.summary.status for i in incidents}
     assert "closed" in statuses and len(statuses) >= 2
     assert all(len(i.timeline) >= 4 for i in incidents)
+    # The linter (written separately, against the format's own rules) finds nothing to complain about.
+    if importlib.util.find_spec("incidentops.core.lint") is not None:
+        lint_text = importlib.import_module("incidentops.core.lint").lint_text
+        problems = [p for path in files for p in lint_text(path.name, path.read_text(encoding="utf-8"))]
+        assert problems == []
 
 
 @pytest.mark.slow
