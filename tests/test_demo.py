@@ -25,7 +25,5 @@ def test_demo_prints_the_committed_incident_file_and_its_git_log(tmp_path: Path)
     bare = keep / "sandbox" / "acme" / "ops.git"
     log = subprocess.run(["git", "-C", str(bare), "log", "--format=%s", "main"], capture_output=True, text=True)
     subjects = log.stdout.split("\n")
-    assert subjects[:2] == [
-        "INC-0001: rollback PR #2 opened (@oncall-write)",
-        "INC-0001: declare SEV-1 (@oncall-write, #1)",
-    ]
+    assert "INC-0001: declare SEV-1 (@oncall-write, #1)" in subjects
+    assert "INC-0001: rollback PR #2 opened (@oncall-write)" in subjects

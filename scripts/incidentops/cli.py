@@ -97,6 +97,79 @@ def _cmd_rollback_apply(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _report(outcome: object, runner: object) -> int:
+    """Print a flow's outcome the way every command does: message, steps, annotation, summary."""
+    from incidentops.adapters.actions import Runner
+
+    assert isinstance(runner, Runner)
+    message = getattr(outcome, "message", "")
+    runner.say(f"incidentops: {message}")
+    for step in getattr(outcome, "steps", []):
+        runner.say(f"  - {step}")
+    if getattr(outcome, "status", "") != "skipped":
+        runner.annotate(getattr(outcome, "level", "notice"), message)
+    runner.summary(_summary(outcome))
+    runner.output("status", str(getattr(outcome, "status", "")))
+    return int(getattr(outcome, "exit_code", 0))
+
+
+def _cmd_smoke(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.smoke import smoke_from_env
+
+    runner = Runner(redact=Redactor.from_env(os.environ))
+    outcome = smoke_from_env(
+        os.environ, args.env, args.service, args.incident, Path(args.junit) if args.junit else None
+    )
+    runner.say(outcome.details["table"])
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
+        runner.say(f"  - {step}")
+    runner.annotate(outcome.level, outcome.message)
+    runner.summary(outcome.details["summary"])
+    runner.output("status", outcome.status)
+    return outcome.exit_code
+
+
+def _cmd_lint(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.flows.lint import run
+
+    return run(Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()), args.path)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.dispatch import ports_from_env
+    from incidentops.flows.verify import verify_incident
+
+    ports = ports_from_env(os.environ)
+    actor = os.environ.get("GITHUB_ACTOR", "incidentops")
+    key = f"verify-{os.environ.get('GITHUB_RUN_ID', 'manual')}"
+    outcome = verify_incident(ports, args.incident, actor, key, close=args.close)
+    return _report(outcome, Runner(redact=ports.redact))
+
+
+def _cmd_remind(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.dispatch import ports_from_env
+    from incidentops.flows.remind import run_reminders
+
+    ports = ports_from_env(os.environ)
+    outcome = run_reminders(ports)
+    return _report(outcome, Runner(redact=ports.redact))
+
+
 def _summary(outcome: object) -> str:
     from incidentops.render import render
 
@@ -144,6 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     apply.add_argument("--incident", type=_incident_number, help="record the rollback in this incident")
     apply.set_defaults(handler=_cmd_rollback_apply)
+
+    smoke = sub.add_parser("smoke", help="run the deploy runbook's smoke checks for an environment")
+    smoke.add_argument("--env", default="production", help="environment from incidentops.yaml (default: production)")
+    smoke.add_argument("--service", action="append", default=[], help="only this service's checks (repeatable)")
+    smoke.add_argument("--junit", metavar="PATH", help="also write JUnit XML here")
+    smoke.add_argument("--incident", type=_incident_number, metavar="N", help="record the result on this incident")
+    smoke.set_defaults(handler=_cmd_smoke)
+
+    lint = sub.add_parser("lint", help="validate incident files (schema, timestamps in order, closed ones complete)")
+    lint.add_argument("path", nargs="?", default=None, help="a file or folder (default: the incidents folder)")
+    lint.set_defaults(handler=_cmd_lint)
+
+    verify = sub.add_parser("verify", help="check an incident's exit criteria; --close closes it when all are met")
+    verify.add_argument("incident", type=_incident_number, help="INC-0042 or the issue number")
+    verify.add_argument("--close", action="store_true", help="resolve and close when met, else reopen and list")
+    verify.set_defaults(handler=_cmd_verify)
+
+    remind = sub.add_parser("remind", help="post due reminders (run every 5 minutes by a scheduled workflow)")
+    remind.set_defaults(handler=_cmd_remind)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")

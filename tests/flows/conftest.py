@@ -135,8 +135,12 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     sandbox = Sandbox(tmp_path / "sandbox", seed=ROOT).start()
+    # The smoke checks reach the sandbox's demo services, with the demo tenants' credentials.
+    for name, value in sandbox.info["smoke_env"].items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("INCIDENTOPS_BASE_URLS", json.dumps(sandbox.info["base_urls"]))
     workspace = tmp_path / "workspace"
     git("clone", "-q", sandbox.info["bare_repo"], str(workspace), cwd=tmp_path)
     try:

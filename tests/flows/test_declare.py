@@ -11,7 +11,10 @@ from incidentops.config import parse_config
 from incidentops.core import incidentfile as f
 from tests.flows.conftest import FORM_BODY, NOW, ROOT, World, git
 
-NO_ROLLBACK = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
+# Containment and rollback on declaration have their own tests (tests/contain, test_rollback.py).
+NO_ROLLBACK = FORM_BODY.replace(
+    "- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected"
+).replace("- [x] Tenant isolation is at risk", "- [ ] Tenant isolation is at risk")
 
 
 def declare(world: World, label: str = "sev-1", login: str = "oncall-write", **issue_kw: object) -> int:
@@ -34,9 +37,10 @@ def test_sev1_label_declares_an_incident_file_commit_label_and_one_comment(world
     assert fields["comms_owner"] is None
     assert fields["started_at"] == "2026-11-27T03:12:09Z" and fields["declared_at"] == "2026-11-27T03:14:40Z"
     assert fields["impact"]["routes"] == ["/v1/reports"] and fields["impact"]["tenants"] == ["t-100", "t-200"]
-    assert fields["tenant_isolation_risk"] is True and fields["deploy_regression_suspected"] is False
+    assert fields["tenant_isolation_risk"] is False and fields["deploy_regression_suspected"] is False
     assert any("Declared SEV-1" in row[2] for row in f.timeline_rows(text))
-    assert world.bare_log(path) == [f"INC-{number:04d}: declare SEV-1 (@oncall-write, #{number})"]
+    assert world.bare_log(path)[-1] == f"INC-{number:04d}: declare SEV-1 (@oncall-write, #{number})"
+    assert "measured" in fields["impact"] or "blast radius" in world.bare_log(path)[0]
 
     labels = {label.name for label in world.repo().get_issue(number).get_labels()}
     assert {"sev-1", "incident"} <= labels
@@ -181,5 +185,5 @@ def test_a_suspected_deploy_regression_also_opens_the_rollback_pr(world: World) 
     assert any("rollback PR #" in step for step in outcome.steps), outcome.steps
     pulls = list(world.repo().get_pulls(state="open"))
     assert [p.head.ref for p in pulls] == [f"rollback/INC-{number:04d}"]
-    comments = world.comments(number)
-    assert len(comments) == 2 and "Rollback PR" in comments[1]
+    comments = world.comments(number)  # declared, route contained (tenant isolation at risk), rollback PR
+    assert len(comments) == 3 and "Rollback PR" in comments[2]

@@ -16,8 +16,10 @@ from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import utc_now
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.commands import on_comment
+from incidentops.flows.contain import contain_on_declare
 from incidentops.flows.declare import Outcome, Ports, declare
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
+from incidentops.flows.verify import blast_radius, on_issue_closed
 
 
 def ports_from_env(env: Mapping[str, str]) -> Ports:
@@ -72,10 +74,34 @@ def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
     return outcome
 
 
+def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
+    """Right after declaring: protect tenant data first (containment), then size the blast radius."""
+    if outcome.status != "declared" or event.issue is None:
+        return outcome
+    contained = contain_on_declare(event, ports, event.issue.number)  # never raises
+    if contained.status != "skipped" or contained.level == "warning":
+        outcome.steps += [contained.message, *contained.steps]
+        if contained.level in ("warning", "error"):
+            outcome.level = "warning"
+    try:
+        measured = blast_radius(ports, event.issue.number)
+    except IncidentOpsError as err:
+        measured = {"error": f"blast radius not measured: {err}"}
+    if measured.get("error"):
+        outcome.steps.append(str(measured["error"]))
+    else:
+        outcome.steps.append(
+            f"blast radius: {measured['requests']} requests, {measured['errors']} errors since {measured['since']}"
+        )
+    return outcome
+
+
 def handle(event: Event, ports: Ports) -> Outcome:
     """Run the flow for this event, or say plainly why there is none."""
     if event.name == "issues" and event.action == "labeled":
-        return _after_declare(event, ports, declare(event, ports))
+        return _after_declare(event, ports, _contain_and_measure(event, ports, declare(event, ports)))
+    if event.name == "issues" and event.action == "closed":
+        return on_issue_closed(event, ports)
     if event.name == "issue_comment":
         return on_comment(event, ports)
     if event.name == "pull_request" and event.action == "closed":

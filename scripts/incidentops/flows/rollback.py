@@ -22,6 +22,7 @@ from incidentops.core.ledger import dump_ledger, load_ledger
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows.declare import Outcome, Ports, file_url, refuse
+from incidentops.flows.smoke import verify_after_rollback
 from incidentops.render import render
 
 BRANCH_PREFIX = "rollback/"
@@ -417,7 +418,7 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
         else f"{inc}: "
         + (f"rolled back {', '.join(r.service for r in changed)}" if changed else "every service already at its pin")
     )
-    return Outcome(
+    outcome = Outcome(
         status,
         message_text,
         incident_id=inc,
@@ -427,6 +428,8 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
         level="error" if failed else "notice",
         details={"results": results},
     )
+    # Playbook: re-run the smoke tests from the runbook after re-deploying (skipped when the rollback failed).
+    return verify_after_rollback(ports, outcome, number, key, actor)
 
 
 def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
