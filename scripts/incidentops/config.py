@@ -128,6 +128,8 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "services",
         "environments",
         "permissions",
+        "exit_criteria",
+        "containment",
     )
     doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
@@ -195,6 +197,32 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             check.error(f"permissions.{action}", role, f"one of {', '.join(ROLES[1:])}")
         permissions[action] = str(role)
 
+    extra: dict[str, Any] = {}
+    numbers: dict[str, dict[str, type]] = {
+        "exit_criteria": {
+            "recent_minutes": int,
+            "baseline_minutes": int,
+            "baseline_lag_minutes": int,
+            "error_rate_tolerance": float,
+            "latency_tolerance": float,
+        },
+        "containment": {"expiry_hours": float},
+    }
+    for section, keys in numbers.items():
+        if section not in doc:
+            continue
+        raw = check.mapping(doc[section], section, tuple(keys), ())
+        values: dict[str, Any] = {}
+        for key, kind in keys.items():
+            if key not in raw:
+                continue
+            value = raw[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                check.error(f"{section}.{key}", value, "a non-negative number")
+                continue
+            values[key] = kind(value)
+        extra[section] = values
+
     if check.errors:
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(check.errors),
@@ -209,6 +237,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         environments=tuple(environments),
         permissions=permissions,
         source=source,
+        extra=extra,
     )
 
 

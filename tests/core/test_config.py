@@ -66,3 +66,16 @@ def test_missing_or_broken_file_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "incidentops.yaml").write_text("services: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(tmp_path)
+
+
+def test_optional_sections_are_validated_and_exposed() -> None:
+    config = load_config(ROOT)
+    assert config.extra["exit_criteria"]["baseline_lag_minutes"] == 10080
+    assert config.extra["containment"]["expiry_hours"] == 4.0
+    data = shipped()
+    data["exit_criteria"]["latency_tolerance"] = "a lot"
+    data["containment"]["expire_hours"] = 2
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    assert "exit_criteria.latency_tolerance: found 'a lot', expected a non-negative number" in str(info.value)
+    assert "containment.expire_hours: found 'an unknown key'" in str(info.value)

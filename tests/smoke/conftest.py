@@ -26,9 +26,11 @@ def smoke_env(world: World, **drop: bool) -> dict[str, str]:
     return {k: v for k, v in env.items() if not drop.get(k)}
 
 
-def declared(world: World, services: str = "api-worker", login: str = "oncall-write") -> int:
-    """An incident declared from the full form (tenant isolation at risk on /v1/reports), no rollback PR."""
+def declared(world: World, services: str = "api-worker", login: str = "oncall-write", tenant_risk: bool = False) -> int:
+    """An incident declared from the full form, no rollback PR; with `tenant_risk`, declaring also contains."""
     body = FORM_NO_ROLLBACK.replace("### Affected services\n\napi-worker", f"### Affected services\n\n{services}")
+    if not tenant_risk:
+        body = body.replace("- [x] Tenant isolation is at risk", "- [ ] Tenant isolation is at risk")
     number = world.open_incident(body=body)
     world.label(number, "sev-1", login=login)
     assert world.run(world.next_event("issues", "labeled")).status == "declared"

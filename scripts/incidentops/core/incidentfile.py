@@ -16,6 +16,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
@@ -69,7 +70,7 @@ def _dumper() -> YAML:
     return yaml
 
 
-UNSAFE_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+UNSAFE_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def clean_line(text: str, limit: int = 500) -> str:
@@ -79,10 +80,24 @@ def clean_line(text: str, limit: int = 500) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_YAML_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
+
+
+def _quote_unsafe(value: Any) -> Any:
+    # YAML folds NEL and the Unicode line separators into spaces in plain scalars; double quotes escape them.
+    if isinstance(value, str) and _YAML_BREAKS.search(value):
+        return DoubleQuotedScalarString(value)
+    if isinstance(value, dict):
+        return {k: _quote_unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_quote_unsafe(v) for v in value]
+    return value
+
+
 def dump_field(key: str, value: Any) -> str:
     """Render one front matter key as a single line of YAML (flow style), newline included."""
     buffer = io.StringIO()
-    _dumper().dump({key: value}, buffer)
+    _dumper().dump({key: _quote_unsafe(value)}, buffer)
     line = buffer.getvalue()
     # The flow-style dumper wraps the whole mapping in braces: `{key: value}` -> `key: value`.
     if line.startswith("{") and line.rstrip("\n").endswith("}"):

@@ -34,6 +34,14 @@ from incidentops.flows.declare import Outcome, Ports, file_url
 from incidentops.render import render
 
 DEFAULT_EXPIRY = timedelta(hours=4)  # the playbook's deny is temporary: reported when due, lifted by a person
+
+
+def _expiry(ports: Ports) -> timedelta:
+    """`containment.expiry_hours` from incidentops.yaml, else the default."""
+    hours = (ports.config.extra.get("containment") or {}).get("expiry_hours")
+    return timedelta(hours=hours) if hours else DEFAULT_EXPIRY
+
+
 DENY_STATUS = 403
 TABLE_HEADER = "| route | rule | since | expires | lifted |"
 _PATH = re.compile(r"^/[A-Za-z0-9._~%/-]{0,200}$")
@@ -155,7 +163,14 @@ def _table_row(entry: Mapping[str, Any]) -> str:
 
 
 def record_contained(
-    text: str, route: Route, rule_id: str, ref: str, actor: str, now: datetime, key: str
+    text: str,
+    route: Route,
+    rule_id: str,
+    ref: str,
+    actor: str,
+    now: datetime,
+    key: str,
+    expiry: timedelta = DEFAULT_EXPIRY,
 ) -> tuple[str, str] | None:
     """The incident text with the containment recorded, and what changed; None when nothing changes."""
     if f.has_event(text, key):
@@ -163,7 +178,7 @@ def record_contained(
     fields = f.read_fields(text)
     entries = [dict(e) if isinstance(e, dict) else e for e in fields.get("containment") or []]
     at = format_ts(now)
-    until = format_ts(now + DEFAULT_EXPIRY)
+    until = format_ts(now + expiry)
     entry = _active(entries, route)
     if entry is not None and entry.get("rule_id") == rule_id:
         try:
@@ -326,7 +341,7 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
         text = read(path)
         if text is None:
             return {}
-        result = record_contained(text, parsed, rule_id, ref, actor, now, row_key)
+        result = record_contained(text, parsed, rule_id, ref, actor, now, row_key, _expiry(ports))
         if result is None:
             return {}
         changed["kind"] = result[1]
