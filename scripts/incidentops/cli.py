@@ -170,6 +170,33 @@ def _cmd_remind(args: argparse.Namespace) -> int:
     return _report(outcome, Runner(redact=ports.redact))
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.config import CONFIG_FILE, load_config
+    from incidentops.flows.report import build_report
+
+    workspace = Path(args.workspace)
+    if args.incidents:
+        incidents = Path(args.incidents)
+    else:
+        configured = load_config(workspace).incidents_dir if (workspace / CONFIG_FILE).is_file() else "incidents"
+        incidents = workspace / configured
+    server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
+    outcome = build_report(
+        incidents,
+        Path(args.out),
+        workspace=workspace,
+        repo_url=f"{server}/{repository}" if server and repository else None,
+    )
+    for bad in outcome.malformed:
+        where = os.path.relpath(incidents / bad.source, workspace)
+        print(f"::warning file={where}::{_escape_annotation(bad.reason)}", flush=True)
+    print(f"incidentops: {outcome.message}", flush=True)
+    return EXIT_OK
+
+
 def _summary(outcome: object) -> str:
     from incidentops.render import render
 
@@ -236,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     remind = sub.add_parser("remind", help="post due reminders (run every 5 minutes by a scheduled workflow)")
     remind.set_defaults(handler=_cmd_remind)
+
+    report = sub.add_parser("report", help="build the static incident history site (HTML) from the incident files")
+    report.add_argument("--out", default="site", help="directory to write the site into (default: site)")
+    report.add_argument(
+        "--incidents", default=None, help="folder of incident files (default: incidents_dir of incidentops.yaml)"
+    )
+    report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
+    report.set_defaults(handler=_cmd_report)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")
