@@ -130,3 +130,13 @@ def test_the_diagram_follows_the_timeline_and_survives_hostile_text() -> None:
     assert "```" not in event_line and "%%" not in event_line and "<b>" not in event_line
     again = f.append_timeline(new, f.TimelineRow("2026-11-27T03:40:00Z", "bob", "later", ""))
     assert again.count("## Timeline diagram") == 1 and "03.40.00 : later (@bob)" in again
+
+
+def test_a_late_row_is_inserted_in_time_order() -> None:
+    late = f.TimelineRow("2026-11-27T03:10:00Z", "bob", "Impact started (reported late)", "")
+    new = f.append_timeline(BASE, f.TimelineRow("2026-11-27T03:20:00Z", "carol", "note", ""))
+    new = f.append_timeline(new, late)
+    times = [cells[0] for cells in f.timeline_rows(new)]
+    assert times == sorted(times) and times[0] == "2026-11-27T03:10:00Z"
+    same = f.append_timeline(new, f.TimelineRow("2026-11-27T03:20:00Z", "dave", "same second", ""))
+    assert [c[1] for c in f.timeline_rows(same)][-2:] == ["@carol", "@dave"]  # ties keep arrival order

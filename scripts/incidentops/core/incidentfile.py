@@ -262,8 +262,29 @@ TIMELINE_HEADER = "| time (UTC) | who | what | command / link |"
 
 
 def append_timeline(text: str, row: TimelineRow) -> str:
-    """Append one row to the Timeline table and redraw the timeline diagram."""
-    return refresh_diagram(append_table_row(text, "Timeline", format_row(row), TIMELINE_HEADER))
+    """Add one row to the Timeline table, in time order, and redraw the timeline diagram.
+
+    Rows normally arrive in order; a run that waited (or raced another) may carry an earlier time, and the table
+    must stay sorted for readers and `incidentops lint`. Rows with equal times keep their arrival order.
+    """
+    line = format_row(row)
+    front, body = split(text)
+    lines = body.split("\n")
+    bounds = _section_bounds(lines, "Timeline")
+    if bounds is not None:
+        rows = [i for i in range(bounds[0] + 1, bounds[1]) if lines[i].startswith("|")]
+        data = [i for i in rows if not lines[i].startswith("|---") and lines[i].strip() != TIMELINE_HEADER]
+        later = [i for i in data if _row_time(lines[i]) > row.at]
+        contiguous = rows and rows[-1] - rows[0] == len(rows) - 1
+        if later and contiguous:
+            lines.insert(later[0], line)
+            return refresh_diagram(FENCE + "\n" + front + FENCE + "\n" + "\n".join(lines))
+    return refresh_diagram(append_table_row(text, "Timeline", line, TIMELINE_HEADER))
+
+
+def _row_time(line: str) -> str:
+    cells = re.split(r"(?<!\\)\|", line.strip())
+    return cells[1].strip() if len(cells) > 2 else ""
 
 
 def timeline_rows(text: str) -> list[list[str]]:
