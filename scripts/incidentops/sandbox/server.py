@@ -11,10 +11,12 @@ the ready line lists them under `base_urls`.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -64,8 +66,29 @@ def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return result.stdout
 
 
+# Building the seeded repository takes ~40 git commands; tests start many sandboxes, so each process builds it
+# once per (seed, history) and copies the result (a bare repository is just files).
+_TEMPLATES: dict[tuple[str, bool], Path] = {}
+_TEMPLATE_LOCK = threading.Lock()
+
+
 def create_bare_repo(workdir: Path, seed: Path, with_ledger_history: bool = True) -> Path:
     """Create `workdir/acme/ops.git`: a seed commit on `main`, then the ledger's history as people made it."""
+    bare = workdir / OWNER / f"{REPO}.git"
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    key = (str(seed.resolve()), with_ledger_history)
+    with _TEMPLATE_LOCK:
+        template = _TEMPLATES.get(key)
+        if template is None or not template.is_dir():
+            root = Path(tempfile.mkdtemp(prefix="incidentops-seed-"))
+            atexit.register(shutil.rmtree, root, True)
+            template = _build_bare_repo(root, seed, with_ledger_history)
+            _TEMPLATES[key] = template
+    shutil.copytree(template, bare, symlinks=True)
+    return bare
+
+
+def _build_bare_repo(workdir: Path, seed: Path, with_ledger_history: bool) -> Path:
     bare = workdir / OWNER / f"{REPO}.git"
     bare.parent.mkdir(parents=True, exist_ok=True)
     _git("init", "--bare", "-q", "-b", "main", str(bare), cwd=workdir)
