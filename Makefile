@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all install demo test lint typecheck workflows wrangler lock-check test-fast bench clean
+.PHONY: all install demo test lint typecheck workflows incidents-lint wrangler lock-check test-fast bench clean
 
 all: test
 
@@ -50,13 +50,19 @@ $(WRANGLER_DIR)/node_modules/.installed: $(WRANGLER_DIR)/package-lock.json
 
 wrangler: $(WRANGLER_DIR)/node_modules/.installed
 
-test: lock-check install lint typecheck workflows wrangler
+# The repository's own incident files must pass the same lint the pull-request workflow runs.
+incidents-lint: install
+	$(VENV)/bin/incidentops lint
+
+test: lock-check install lint typecheck workflows incidents-lint wrangler
 	$(VENV)/bin/pytest -q
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not act and not wrangler"
 
 bench: install
+	$(VENV)/bin/python benchmarks/history.py
+	$(VENV)/bin/python benchmarks/smoke.py
 	$(VENV)/bin/python benchmarks/declare.py
 	$(VENV)/bin/python benchmarks/install.py
 

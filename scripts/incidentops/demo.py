@@ -1,13 +1,15 @@
-"""`incidentops demo`: run the playbook against the built-in sandbox and narrate each step.
+"""`incidentops demo`: the whole playbook against the built-in sandbox, narrated step by step.
 
 Everything is real except GitHub and Cloudflare themselves: a real bare git repository, real HTTP on
-127.0.0.1, PyGithub as the client, and the same `handle-event` code path the workflows run, fed the
-webhook events the emulated GitHub recorded.
+127.0.0.1, PyGithub and httpx as the clients, and the same `handle-event` dispatch the workflows run, fed
+the webhook events the emulated GitHub recorded. The story runs on a story clock (it starts at
+2026-11-27T03:14:40Z and moves forward with each step) so metrics, expiries and timestamps are reproducible.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,18 +17,24 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from github import Auth, Github
 
+from incidentops.core import incidentfile as f
+from incidentops.core.events import parse_event
+from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.declare import Outcome
-from incidentops.flows.dispatch import handle_from_env
 
-DEMO_FORM = """### Summary
+STORY_START = datetime(2026, 11, 27, 3, 14, 40, tzinfo=UTC)
+ALL_SERVICES = "api-worker, ingest-worker, queue-consumer, admin-pages, user-portal"
 
-Tenant A can read tenant B's reports on /v1/reports since the 03:05 deploy of api-worker.
+DEMO_FORM = f"""### Summary
+
+Tenant t-100 can read tenant t-200's reports on /v1/reports since last night's deploys; health checks are red.
 
 ### Environment
 
@@ -34,7 +42,7 @@ production
 
 ### Start time (UTC)
 
-{started_at}
+2026-11-27T03:12:09Z
 
 ### Impacted routes
 
@@ -55,7 +63,7 @@ req-81be02
 
 ### Affected services
 
-api-worker, user-portal
+{ALL_SERVICES}
 
 ### Risk assessment
 
@@ -68,29 +76,47 @@ class DemoFailed(IncidentOpsError):
     """A demo step failed; the message names the step."""
 
 
+class StoryClock:
+    """The demo's clock: flows and the emulated Cloudflare read it; steps move it forward."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
 class Narrator:
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, clock: StoryClock) -> None:
         self.out = out
+        self.clock = clock
         self.started = time.monotonic()
         self.step_no = 0
 
     def line(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
+    def detail(self, text: str) -> None:
+        self.line(f"      {text}")
+
     @contextmanager
     def step(self, title: str) -> Iterator[None]:
         self.step_no += 1
+        self.line(f"[{format_ts(self.clock.now)}] {self.step_no:>2}. {title}")
         began = time.monotonic()
-        stamp = time.strftime("%H:%M:%S", time.gmtime())
-        self.line(f"[{stamp}] {self.step_no:>2}. {title} …")
         try:
             yield
+        except DemoFailed:
+            raise
         except Exception as exc:
             raise DemoFailed(
-                f"demo step {self.step_no} ({title}) failed: {exc}",
+                f"demo step {self.step_no} ({title}) failed: {type(exc).__name__}: {exc}",
                 hint="Run `make demo` again; if it fails the same way, this is a bug worth reporting.",
             ) from exc
-        self.line(f"           done in {time.monotonic() - began:.2f}s")
+        self.line(f"      ({time.monotonic() - began:.2f}s)")
 
 
 def _git(*args: str, cwd: Path) -> str:
@@ -100,16 +126,35 @@ def _git(*args: str, cwd: Path) -> str:
 class DemoWorld:
     """The sandbox, a workflow-like workspace, and people acting through the API."""
 
-    def __init__(self, root: Path, seed: Path) -> None:
+    def __init__(self, root: Path, seed: Path, clock: StoryClock) -> None:
         from incidentops.sandbox.server import Sandbox  # the sandbox is imported only by demo and tests
 
         self.root = root
+        self.clock = clock
         self.sandbox = Sandbox(root / "sandbox", seed=seed).start()
+        self.sandbox.cloudflare.set_clock(clock)
         self.info: dict[str, Any] = self.sandbox.info
         self.workspace = root / "workspace"
         _git("clone", "-q", self.info["bare_repo"], str(self.workspace), cwd=root)
         self.event_file = root / "event.json"
-        self.summary_file = root / "step-summary.md"
+        # What a workflow step's env holds: the job token, Cloudflare, the smoke credentials and base URLs.
+        self.env = {
+            **os.environ,
+            "GITHUB_REPOSITORY": self.info["repository"],
+            "GITHUB_API_URL": self.info["github_api_url"],
+            "GITHUB_SERVER_URL": self.info["github_server_url"],
+            "GITHUB_TOKEN": self.info["actions_token"],
+            "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_STEP_SUMMARY": str(root / "step-summary.md"),
+            "CLOUDFLARE_API_BASE_URL": self.info["cloudflare_api_base_url"],
+            "CLOUDFLARE_API_TOKEN": self.info["cloudflare_api_token"],
+            "INCIDENTOPS_BASE_URLS": json.dumps(self.info["base_urls"]),
+            **self.info["smoke_env"],
+        }
+        # The smoke runner reads its credentials from the process environment, as in a workflow step.
+        os.environ.update({k: self.env[k] for k in (*self.info["smoke_env"], "INCIDENTOPS_BASE_URLS")})
+        bare = Path(self.info["bare_repo"])
+        self.seeded_adrs = set(_git("ls-tree", "--name-only", "main", "docs/adrs/", cwd=bare).split())
 
     def person(self, login: str) -> Github:
         return Github(
@@ -120,89 +165,190 @@ class DemoWorld:
             seconds_between_writes=0,
         )
 
-    def latest_event(self, name: str, action: str) -> dict[str, Any]:
-        repo_events = self.sandbox.github.events
-        for delivery in reversed(repo_events):
-            if delivery["event"] == name and delivery["action"] == action:
-                return delivery
-        raise DemoFailed(f"the sandbox recorded no {name}.{action} event")
+    def repo(self, login: str) -> Any:
+        return self.person(login).get_repo(self.info["repository"])
 
-    def run_workflow_step(self, delivery: dict[str, Any]) -> Outcome:
-        """Run `incidentops handle-event` as the workflow step would, with the Actions environment."""
+    def latest_event(self, name: str, action: str) -> dict[str, Any]:
+        for delivery in reversed(self.sandbox.github.events):
+            if delivery["event"] == name and delivery["action"] == action and not self._by_bot(delivery):
+                return delivery
+        raise DemoFailed(f"the sandbox recorded no {name}.{action} event by a person")
+
+    @staticmethod
+    def _by_bot(delivery: dict[str, Any]) -> bool:
+        return (delivery["payload"].get("sender") or {}).get("type") == "Bot"
+
+    def workflow(self, delivery: dict[str, Any]) -> Outcome:
+        """Run the incident workflow's step: `incidentops handle-event` with the recorded event."""
+        from incidentops.flows.dispatch import handle, ports_from_env
+
         self.event_file.write_text(json.dumps(delivery["payload"]), encoding="utf-8")
-        env = {
-            "GITHUB_EVENT_NAME": delivery["event"],
-            "GITHUB_EVENT_PATH": str(self.event_file),
-            "GITHUB_REPOSITORY": self.info["repository"],
-            "GITHUB_API_URL": self.info["github_api_url"],
-            "GITHUB_SERVER_URL": self.info["github_server_url"],
-            "GITHUB_TOKEN": self.info["actions_token"],
-            "GITHUB_WORKSPACE": str(self.workspace),
-            "GITHUB_STEP_SUMMARY": str(self.summary_file),
-            "CLOUDFLARE_API_BASE_URL": self.info["cloudflare_api_base_url"],
-            "CLOUDFLARE_API_TOKEN": self.info["cloudflare_api_token"],
-        }
-        _, outcome = handle_from_env(env)
-        if outcome.exit_code != 0:
-            raise DemoFailed(outcome.message)
-        return outcome
+        env = {**self.env, "GITHUB_EVENT_NAME": delivery["event"], "GITHUB_EVENT_PATH": str(self.event_file)}
+        ports = ports_from_env(env)
+        ports.clock = self.clock
+        return handle(parse_event(delivery["event"], delivery["payload"]), ports)
+
+    def comment(self, number: int, login: str, body: str) -> Outcome:
+        self.repo(login).get_issue(number).create_comment(body)
+        return self.workflow(self.latest_event("issue_comment", "created"))
+
+    def live(self) -> dict[str, Any]:
+        return {s: (self.sandbox.cloudflare.live_version(s), self.sandbox.cloudflare.is_good(s)) for s in SERVICES}
+
+    def incident(self, number: int) -> str:
+        return _git("show", f"main:incidents/INC-{number:04d}.md", cwd=Path(self.info["bare_repo"]))
 
     def stop(self) -> None:
         self.sandbox.stop()
 
 
+SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
+
+
+def _report(narrator: Narrator, outcome: Outcome, expect: tuple[str, ...]) -> None:
+    narrator.detail(outcome.message)
+    for step in outcome.steps:
+        narrator.detail(f"  - {step}")
+    if outcome.status not in expect:
+        raise DemoFailed(f"expected {' or '.join(expect)}, got {outcome.status}: {outcome.message}")
+
+
+def _health(narrator: Narrator, world: DemoWorld) -> None:
+    live = world.live()
+    narrator.detail(
+        "live on Cloudflare: " + ", ".join(f"{s} {v[:8]} ({'good' if g else 'BAD'})" for s, (v, g) in live.items())
+    )
+
+
 def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None) -> int:
-    """Tell the story; return 0 when every step worked."""
-    narrator = Narrator(out or sys.stdout)
-    temp = tempfile.mkdtemp(prefix="incidentops-demo-")
-    root = Path(temp)
+    """Tell the whole story; return 0 when every step worked."""
+    clock = StoryClock(STORY_START)
+    n = Narrator(out or sys.stdout, clock)
+    root = Path(tempfile.mkdtemp(prefix="incidentops-demo-"))
     world: DemoWorld | None = None
+    saved_env = dict(os.environ)
     try:
-        narrator.line("incidentops demo: a SEV-1 on the built-in sandbox (GitHub and Cloudflare emulated on 127.0.0.1)")
-        narrator.line()
-        with narrator.step("Start the sandbox (emulated GitHub over a real bare git repo, emulated Cloudflare)"):
-            world = DemoWorld(root, seed)
-            narrator.line(
-                f"           GitHub API {world.info['github_api_url']}, repository {world.info['repository']}"
-            )
+        n.line("incidentops demo: a SEV-1 from first report to closure, on the built-in sandbox")
+        n.line("(emulated GitHub over a real bare git repo, emulated Cloudflare, five demo services; all on 127.0.0.1)")
+        n.line()
+        with n.step("Start the sandbox"):
+            world = DemoWorld(root, seed, clock)
+            n.detail(f"GitHub API {world.info['github_api_url']} · repository {world.info['repository']}")
+            _health(n, world)
         assert world is not None
-        repo = world.person("oncall-write").get_repo(world.info["repository"])
         number = 0
-        with narrator.step("@oncall-write opens an incident issue from the form"):
-            issue = repo.create_issue(
-                title="[Incident] Tenant data visible across tenants on /v1/reports",
-                body=DEMO_FORM.format(started_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 180))),
+        with n.step("@oncall-write opens an incident issue from the form (tenant isolation at risk, deploy suspected)"):
+            issue = world.repo("oncall-write").create_issue(
+                title="[Incident] Tenant data visible across tenants on /v1/reports", body=DEMO_FORM
             )
             number = issue.number
-            narrator.line(f"           issue #{number}: {issue.html_url}")
-        with narrator.step(f"@oncall-write labels #{number} sev-1"):
+            n.detail(f"issue #{number}: {issue.html_url}")
+        with n.step(f"@oncall-write labels #{number} sev-1 → the incident workflow runs"):
             issue.add_to_labels("sev-1")
-        with narrator.step("The incident workflow runs `incidentops handle-event` on the issues.labeled event"):
-            delivery = world.latest_event("issues", "labeled")
-            outcome = world.run_workflow_step(delivery)
-            narrator.line(f"           {outcome.message}")
-            for step in outcome.steps:
-                narrator.line(f"             - {step}")
-        with narrator.step("A re-run of the same workflow (same event) changes nothing"):
-            again = world.run_workflow_step(delivery)
-            narrator.line(f"           {again.message}")
-        path = outcome.path or ""
+            declared = world.latest_event("issues", "labeled")
+            _report(n, world.workflow(declared), ("declared",))
+        inc = f"INC-{number:04d}"
+        clock.advance(1)
+        with n.step("A re-run of that workflow (same event) changes nothing"):
+            _report(n, world.workflow(declared), ("unchanged",))
+        clock.advance(1)
+        with n.step("@oncall-write runs the smoke tests: the contained route answers the deny response"):
+            _report(n, world.comment(number, "oncall-write", "/smoke"), ("failed", "passed", "incomplete"))
+        pr = next(iter(world.repo("oncall-admin").get_pulls(state="open")))
+        clock.advance(2)
+        with n.step(f"@oncall-admin reviews rollback PR #{pr.number}: queue-consumer needs force (secrets rotated)"):
+            _force_queue_consumer(n, world, number, pr)
+        clock.advance(2)
+        with n.step(f"@oncall-admin merges PR #{pr.number} → the rollback workflow re-deploys all five concurrently"):
+            world.repo("oncall-admin").get_pull(pr.number).merge(merge_method="merge")
+            began = time.monotonic()
+            _report(n, world.workflow(world.latest_event("pull_request", "closed")), ("rolled-back",))
+            n.detail(f"rollback and smoke run took {time.monotonic() - began:.2f}s")
+            _health(n, world)
+        clock.advance(5)
+        with n.step("@oncall-write lifts the containment: /lift /v1/reports"):
+            _report(n, world.comment(number, "oncall-write", "/lift /v1/reports"), ("lifted",))
+        clock.advance(2)
+        with n.step("The team records roles, evidence, decisions and follow-ups in comments"):
+            for login, body in (
+                ("oncall-write", "/comms @oncall-maintain"),
+                ("oncall-write", "/status Rolled back; tenant data no longer exposed. Watching metrics."),
+                ("oncall-write", "/security-impact yes tenant t-100 could read t-200's reports for 2 hours"),
+                ("oncall-write", "/risk tenant-isolation cleared rolled back to v1.2.0; smoke isolation checks green"),
+                ("oncall-write", "/decision --adr Reports queries must carry the tenant id in the query builder"),
+                (
+                    "oncall-write",
+                    '/followup "Add a tenant-scoping test to the report query builder" @oncall-write 2026-12-04',
+                ),
+            ):
+                outcome = world.comment(number, login, body)
+                n.detail(f"{body.split()[0]:<16} → {outcome.status}: {outcome.message}")
+                if outcome.exit_code:
+                    raise DemoFailed(f"{body.split()[0]} failed: {outcome.message}")
+        clock.advance(25)
+        with n.step("@oncall-write comments /resolve → exit criteria checked on smoke tests, metrics and evidence"):
+            _report(n, world.comment(number, "oncall-write", "/resolve"), ("closed",))
+        text = world.incident(number)
+        fields = f.read_fields(text)
         bare = Path(world.info["bare_repo"])
-        comments = [c.body for c in repo.get_issue(number).get_comments()]
-        narrator.line()
-        narrator.line(f"── the comment on issue #{number} " + "─" * 40)
-        narrator.line(comments[0] if comments else "(no comment)")
-        narrator.line(f"── {path} on main " + "─" * 40)
-        narrator.line(_git("show", f"main:{path}", cwd=bare))
-        narrator.line(f"── git log --stat -- {path} " + "─" * 30)
-        narrator.line(_git("log", "--stat", "main", "--", path, cwd=bare))
-        narrator.line(f"Finished in {time.monotonic() - narrator.started:.1f}s.")
+        path = f"incidents/{inc}.md"
+        followups = [i for i in world.repo("oncall-write").get_issues(state="open", labels=["incident-followup"])]
+        adrs = [
+            p
+            for p in _git("ls-tree", "--name-only", "main", "docs/adrs/", cwd=bare).split()
+            if p not in world.seeded_adrs
+        ]
+        n.line()
+        n.line(
+            f"Status {fields.get('status')} · resolved {fields.get('resolved_at')} · closed {fields.get('closed_at')}"
+        )
+        n.line(f"Follow-up issues: {', '.join(f'#{i.number} {i.title}' for i in followups) or 'none'}")
+        n.line(f"New ADRs: {', '.join(adrs) or 'none'}")
+        n.line(f"── {path} " + "─" * 50)
+        n.line(text)
+        n.line(f"── git log --stat -- {path} " + "─" * 36)
+        n.line(_git("log", "--stat", "--format=%h %ad %an%n    %s", "--date=iso", "main", "--", path, cwd=bare))
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copytree(root, keep, dirs_exist_ok=True)
-            narrator.line(f"Workspace kept in {keep} (bare repo: {keep / 'sandbox' / 'acme' / 'ops.git'}).")
+            n.line(f"Workspace kept in {keep} (bare repository: {keep / 'sandbox' / 'acme' / 'ops.git'}).")
+        n.line(f"Finished in {time.monotonic() - n.started:.1f}s (wall time).")
         return 0
     finally:
         if world is not None:
             world.stop()
+        os.environ.clear()
+        os.environ.update(saved_env)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _force_queue_consumer(n: Narrator, world: DemoWorld, number: int, pr: Any) -> None:
+    """The operator decision the preflight asked for: pin queue-consumer's target with `force: true`."""
+    from incidentops.core.ledger import dump_ledger, load_ledger
+    from incidentops.flows.dispatch import ports_from_env
+    from incidentops.flows.rollback import build_plan
+
+    ports = ports_from_env(world.env)
+    plan, _, _ = build_plan(ports, number, ["queue-consumer"])
+    (item,) = plan.services
+    n.detail(f"`incidentops rollback plan --service queue-consumer`: {item.preflight}")
+    if item.target is None:
+        raise DemoFailed("no rollback target for queue-consumer")
+    repo = world.repo("oncall-admin")
+    branch = pr.head.ref
+    current = repo.get_contents("deployments/production.yaml", ref=branch)
+    doc = load_ledger(current.decoded_content.decode())
+    entry = doc["services"]["queue-consumer"]
+    entry["version"] = item.target
+    entry["set_by"] = "oncall-admin"
+    entry["set_at"] = format_ts(world.clock.now)
+    entry["verified"] = False
+    entry["force"] = True
+    repo.update_file(
+        "deployments/production.yaml",
+        "Force queue-consumer back to its last good version (QUEUE_SIGNING_KEY checked)",
+        dump_ledger(doc),
+        current.sha,
+        branch=branch,
+    )
+    n.detail(f"pushed to {branch}: queue-consumer → {item.target[:8]} with force: true")
