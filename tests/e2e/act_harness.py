@@ -36,6 +36,8 @@ SCENARIO_SCRIPT = Path(__file__).with_name("act_scenario.py")
 STUBS = {
     "actions/checkout": STUBS_DIR / "checkout",
     "astral-sh/setup-uv": STUBS_DIR / "setup-uv",
+    "actions/upload-pages-artifact": STUBS_DIR / "upload-pages-artifact",
+    "actions/deploy-pages": STUBS_DIR / "deploy-pages",
 }
 
 # Every runs-on label needs a mapping; an unmapped one makes act skip the job and still exit 0.
@@ -43,6 +45,9 @@ PLATFORMS = ("ubuntu-latest",)
 
 # What the workflows install: the locked runtime dependencies only, never the project itself.
 UV_SYNC_ARGS = ("sync", "--locked", "--no-dev", "--no-install-project", "--quiet")
+
+# The repository variable that overrides incidentops.yaml's base URLs (the workflows read `vars.` of it).
+BASE_URLS_VAR = "INCIDENTOPS_BASE_URLS"
 
 # Variables from the caller that must not leak into act's host runner (it inherits our environment).
 _LEAKY_PREFIXES = ("UV_", "GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV", "PIP_", "PYTHONPATH", "ACT_")
@@ -69,8 +74,16 @@ class ActResult:
 def run_bounded(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
     """Run a command in its own process group; on timeout end that whole group (act's step processes,
     the scenario's sandbox), not only the direct child. Returns (exit code or -1, stdout + stderr)."""
+    # No stdin: act asks for the value of a `-s NAME` given without one, and must fail rather than wait.
     proc = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -227,13 +240,25 @@ def run_act(
         command += ["-P", f"{label}=-self-hosted"]
     command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
     command += local_repository_args(workflow)
-    command += ["-s", f"GITHUB_TOKEN={sandbox['actions_token']}"]
-    command += ["-s", f"CLOUDFLARE_API_TOKEN={sandbox['cloudflare_api_token']}"]
+    command += secret_and_var_args(sandbox)
     for key, value in step_env.items():
         command += ["--env", f"{key}={value}"]
     started = time.monotonic()
     returncode, output = run_bounded(command, cwd=workdir, env=env, timeout=timeout)
     return ActResult(returncode, output, time.monotonic() - started, command)
+
+
+def secret_and_var_args(sandbox: dict[str, Any]) -> list[str]:
+    """What a repository's settings would hold, from the sandbox's ready line: the secrets (`-s`: the job
+    token, the Cloudflare token, the smoke checks' tenant tokens) and the base-URL variable (`--var`)."""
+    secrets = {"GITHUB_TOKEN": sandbox["actions_token"], "CLOUDFLARE_API_TOKEN": sandbox["cloudflare_api_token"]}
+    secrets.update(sandbox.get("smoke_env") or {})
+    args: list[str] = []
+    for name, value in secrets.items():
+        args += ["-s", f"{name}={value}"]
+    if sandbox.get("base_urls"):
+        args += ["--var", f"{BASE_URLS_VAR}={json.dumps(sandbox['base_urls'], separators=(',', ':'))}"]
+    return args
 
 
 def filter_run(*, workflow: Path, event_name: str, payload: dict[str, Any], tools: Tools, scratch: Path) -> ActResult:

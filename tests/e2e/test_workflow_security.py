@@ -19,6 +19,21 @@ WORKFLOWS = act_harness.WORKFLOWS
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
 EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")  # the ones that write to main
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# What any job may ask the token for; a job that needs more is listed below with exactly what it gets.
+JOB_SCOPES = {"contents", "issues", "pull-requests"}
+SCOPE_EXCEPTIONS = {
+    # GitHub Pages: create the deployment, and prove with an OIDC token that the artifact is this run's.
+    ("report.yml", "deploy"): {"pages": "write", "id-token": "write"},
+}
+# The handle-event step's environment: the job token, Cloudflare, the smoke checks' tenant credentials
+# (secrets) and the optional base-URL override (a repository variable; empty means incidentops.yaml).
+HANDLE_EVENT_ENV = {
+    "GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}",
+    "CLOUDFLARE_API_TOKEN": "${{ secrets.CLOUDFLARE_API_TOKEN }}",
+    "SMOKE_TENANT_A_TOKEN": "${{ secrets.SMOKE_TENANT_A_TOKEN }}",
+    "SMOKE_TENANT_B_TOKEN": "${{ secrets.SMOKE_TENANT_B_TOKEN }}",
+    "INCIDENTOPS_BASE_URLS": "${{ vars.INCIDENTOPS_BASE_URLS }}",
+}
 ZIZMOR = Path(sys.executable).with_name("zizmor")
 
 
@@ -38,7 +53,8 @@ def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_there_are_workflows() -> None:
     names = {path.name for path in WORKFLOW_FILES}
-    assert {"incident.yml", "rollback.yml"} <= names
+    assert {"ci.yml", "incident.yml", "lint.yml", "remind.yml", "report.yml", "rollback.yml"} <= names
+    assert not list(WORKFLOWS.glob("*.yaml")), "name workflows *.yml so that every check here sees them"
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -71,11 +87,28 @@ def test_no_expression_is_expanded_inside_a_shell_script(path: Path) -> None:
 def test_permissions_are_empty_at_the_top_and_explicit_per_job(path: Path) -> None:
     doc = load(path)
     assert "permissions" in doc and doc["permissions"] == {}, "top-level permissions must be {}"
-    allowed = {"contents", "issues", "pull-requests"}
     for name, job in doc["jobs"].items():
         assert "permissions" in job, f"job {name} has no permissions block"
-        assert set(job["permissions"]) <= allowed, f"job {name} asks for {job['permissions']}"
-        assert "timeout-minutes" in job, f"job {name} has no timeout"
+        granted = job["permissions"]
+        assert isinstance(granted, dict), f"job {name}: permissions must name scopes, not {granted!r}"
+        exception = SCOPE_EXCEPTIONS.get((path.name, name))
+        if exception is not None:
+            assert granted == exception, f"job {name} must ask for exactly {exception}, not {granted}"
+        else:
+            assert set(granted) <= JOB_SCOPES, f"job {name} asks for {granted}"
+        assert set(granted.values()) <= {"read", "write"}
+
+
+def test_every_scope_exception_names_a_real_job() -> None:
+    for workflow, job in SCOPE_EXCEPTIONS:
+        assert job in load(WORKFLOWS / workflow)["jobs"], f"stale exception for {workflow} job {job}"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_job_has_a_timeout(path: Path) -> None:
+    for name, job in load(path)["jobs"].items():
+        minutes = job.get("timeout-minutes")
+        assert isinstance(minutes, int) and 0 < minutes <= 30, f"job {name}: timeout-minutes is {minutes!r}"
 
 
 @pytest.mark.parametrize("name", EVENT_WORKFLOWS)
@@ -91,9 +124,15 @@ def test_writers_serialize_without_cancelling_and_start_from_the_live_tip(name: 
         assert checkout["with"]["ref"] == "main"
         assert checkout["with"]["persist-credentials"] is False
         run = next(s for s in job["steps"] if "handle-event" in str(s.get("run", "")))
-        assert run["env"]["GITHUB_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
-        assert run["env"]["CLOUDFLARE_API_TOKEN"] == "${{ secrets.CLOUDFLARE_API_TOKEN }}"
         assert "::add-mask::" in run["run"], "the derived git auth header must be masked"
+
+
+@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
+def test_handle_event_gets_the_tokens_smoke_credentials_and_base_urls(name: str) -> None:
+    handle = next(s for s in steps(load(WORKFLOWS / name)) if "handle-event" in str(s.get("run", "")))
+    env = dict(handle["env"])
+    assert env.pop("UV_PROJECT_ENVIRONMENT") == "${{ runner.temp }}/incidentops-venv"
+    assert env == HANDLE_EVENT_ENV
 
 
 def test_concurrency_groups() -> None:
@@ -170,13 +209,31 @@ def test_git_gets_the_token_from_the_environment_only(name: str) -> None:
         assert "GITHUB_TOKEN" not in str(step.get("env", {})) or step is handle, "only the last step has the token"
 
 
-@pytest.mark.parametrize("name", EVENT_WORKFLOWS)
-def test_every_action_has_an_act_stub_and_every_runner_a_mapping(name: str) -> None:
-    flags = act_harness.local_repository_args(WORKFLOWS / name)
-    assert len(flags) == 2 * len(set(act_harness.workflow_uses(WORKFLOWS / name)))
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_action_has_an_act_stub_and_every_runner_a_mapping(path: Path) -> None:
+    flags = act_harness.local_repository_args(path)  # raises LookupError for an action without a stub
+    assert len(flags) == 2 * len(set(act_harness.workflow_uses(path)))
     # act skips a job on an unmapped runs-on label and still exits 0.
-    for job in load(WORKFLOWS / name)["jobs"].values():
+    for job in load(path)["jobs"].values():
         assert job["runs-on"] in act_harness.PLATFORMS
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_stub_takes_the_inputs_the_workflow_passes(path: Path) -> None:
+    for step in steps(load(path)):
+        if "uses" not in step:
+            continue
+        stub = act_harness.STUBS[str(step["uses"]).partition("@")[0]] / "action.yml"
+        inputs = set(load(stub).get("inputs") or {})
+        assert set(step.get("with") or {}) <= inputs, f"{path.name}: {step['uses']} stub lacks an input"
+
+
+def test_every_stub_is_mapped_and_documented() -> None:
+    readme = (act_harness.STUBS_DIR / "README.md").read_text(encoding="utf-8")
+    on_disk = {p.parent for p in act_harness.STUBS_DIR.glob("*/action.yml")}
+    assert set(act_harness.STUBS.values()) == on_disk
+    for action, stub in act_harness.STUBS.items():
+        assert f"| `{stub.name}/` | `{action}` |" in readme, f"{action} is not in tests/act-stubs/README.md"
 
 
 def test_the_only_zizmor_exception_is_the_reviewed_issue_comment_trigger() -> None:
