@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 BOT = "github-actions[bot]"
 INCIDENT_FILE = re.compile(r"^incidents/(INC-\d+)[^/]*\.md$")
@@ -31,7 +32,14 @@ def added_incident_files(result: dict[str, Any]) -> list[str]:
 
 
 def bot_comments(result: dict[str, Any]) -> list[str]:
+    """The bot's comments at the end of the scenario (or right after one act run, given that run's record)."""
     return [c["body"] for c in result["comments"] if c["user"] == BOT]
+
+
+def new_bot_comments(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The bot's comments that appeared between two act runs (each run records the issue's comments)."""
+    seen = {c["id"] for c in before["comments"]}
+    return [c["body"] for c in after["comments"] if c["user"] == BOT and c["id"] not in seen]
 
 
 def actions_token_requests(result: dict[str, Any]) -> list[Any]:
@@ -40,9 +48,28 @@ def actions_token_requests(result: dict[str, Any]) -> list[Any]:
 
 
 def cloudflare_writes(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests that change Cloudflare (GraphQL analytics queries are POSTs too, but only read)."""
     return [
-        r for r in result.get("requests") or [] if r["method"] != "GET" and str(r["path"]).startswith("/client/v4/")
+        r
+        for r in result.get("requests") or []
+        if r["method"] != "GET" and str(r["path"]).startswith("/client/v4/") and r["path"] != "/client/v4/graphql"
     ]
+
+
+def smoke_requests(result: dict[str, Any], environment: str = "production") -> list[dict[str, Any]]:
+    """Requests that reached the sandbox's demo services at the environment's base URLs (the smoke checks)."""
+    hosts = {urlsplit(url).netloc for url in result["sandbox_info"]["base_urls"][environment].values()}
+    return [r for r in result.get("requests") or [] if r["headers"].get("host") in hosts]
+
+
+def assert_smoke_used_the_secrets_and_base_urls(result: dict[str, Any]) -> None:
+    """The smoke checks ran against the base URLs the harness passed as `vars.INCIDENTOPS_BASE_URLS`, with
+    both tenant tokens the harness passed as secrets (the workflow maps them into the step's env)."""
+    requests = smoke_requests(result)
+    assert requests, "no smoke check reached the sandbox's demo services"
+    sent = {r["headers"].get("authorization") for r in requests}
+    for token in result["sandbox_info"]["smoke_env"].values():
+        assert f"Bearer {token}" in sent, (token, sent)
 
 
 def cli_lines(run: dict[str, Any], *needles: str) -> list[str]:

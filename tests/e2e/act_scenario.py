@@ -8,17 +8,21 @@ Run inside a loopback-only network namespace (see act_harness.run_scenario), e.g
 It starts `incidentops sandbox serve` (whose repository is seeded with this project's package, lock and
 workflows, as a team's ops repository holds them), plays the people through the sandbox's GitHub API with
 PyGithub, takes each webhook payload the sandbox recorded for their actions, and runs act with the real
-.github/workflows/*.yml on it. Scenarios, one sandbox each:
+.github/workflows/*.yml on it. Scenarios, one sandbox and at most one declaration each:
 
-  declare    oncall-write opens the incident form and labels it sev-1     -> incident.yml
+  declare    oncall-write opens the incident form and labels it sev-1     -> incident.yml (declares),
+             GitHub delivers that same event once more                    -> incident.yml (changes nothing),
+             oncall-write comments `/note …`                              -> incident.yml (timeline row),
+             oncall-write closes the issue, exit criteria unmet           -> incident.yml (reopens, lists them)
   skip       the same with the label `bug`                               -> incident.yml (job skipped)
-  redeliver  declare, then the same delivery once more                    -> incident.yml twice
-  rollback   declare with "A deploy regression is suspected" ticked       -> incident.yml (opens the PR),
-             oncall-admin merges the rollback PR                          -> rollback.yml (re-deploys)
+  rollback   declare with "A deploy regression is suspected" ticked and    -> incident.yml (opens the PR),
+             all five services affected; oncall-admin pins queue-consumer's
+             refused target with `force: true` and merges the rollback PR  -> rollback.yml (re-deploys, smoke)
   comment    declare, then oncall-write comments `/rollback api-worker`   -> incident.yml twice
 
-It writes what came out (every act run's exit code and output, the incident commits and file in the bare
-repository, the issue's comments, the rollback pull requests, Cloudflare's live versions, the sandbox's
+It writes what came out (every act run's exit code and output with the issue's state, its comments and the
+incident file right after that run; at the end the incident commits and file in the bare repository, the
+issue's state and comments, the rollback pull requests, Cloudflare's live versions, the sandbox's
 request log and contract violations) to --out as JSON, and always stops the sandbox.
 """
 
@@ -41,15 +45,21 @@ from typing import Any
 from act_harness import REPO_ROOT, WORKFLOWS, ActResult, Tools, job_ran, run_act, skipped_by_if
 from github import Auth, Github
 
+from incidentops.core.ledger import dump_ledger, load_ledger
+
 HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
 ROLLBACK_APPROVER = "oncall-admin"  # merges the rollback PR (permissions.rollback_apply: maintain)
+LEDGER = "deployments/production.yaml"
 EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")
 ROLLBACK_COMMENT = "Rolling back the worker.\n/rollback api-worker"
-SCENARIOS = ("declare", "skip", "redeliver", "rollback", "comment")
+NOTE_TEXT = "Cache flushed on api-worker; t-1001 still sees rows of t-2002"
+NOTE_COMMENT = f"Writing this down.\n/note {NOTE_TEXT}"
+SCENARIOS = ("declare", "skip", "rollback", "comment")
 
 Event = tuple[str, dict[str, Any]]  # (event name, the sandbox's recorded delivery)
 PUBLIC_ORIGIN = "https://github.com/acme/ops.git"
 
+ALL_SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
 INCIDENT_TITLE = "[Incident] Tenant data visible across tenants on /v1/reports"
 
 # How GitHub renders a submitted .github/ISSUE_TEMPLATE/incident.yml form.
@@ -94,7 +104,7 @@ api-worker
 # The same form with "A deploy regression is suspected" ticked: declaring it also plans a rollback.
 REGRESSION_BODY = INCIDENT_BODY.replace(
     "- [ ] A deploy regression is suspected", "- [x] A deploy regression is suspected"
-)
+).replace("### Affected services\n\napi-worker\n", "### Affected services\n\n" + ", ".join(ALL_SERVICES) + "\n")
 
 
 class SandboxProcess:
@@ -234,6 +244,48 @@ def comment(repo: Any, sandbox: SandboxProcess, number: int, body: str) -> Event
     return "issue_comment", event
 
 
+def close(repo: Any, sandbox: SandboxProcess, number: int) -> Event:
+    """Close issue #number as the person behind `repo`; return the `issues` `closed` delivery."""
+    since = len(sandbox.get("/events"))
+    repo.get_issue(number).edit(state="closed")
+    event = find_event(
+        sandbox,
+        since,
+        lambda e: (
+            e.get("event") == "issues"
+            and e.get("action") == "closed"
+            and e["payload"].get("issue", {}).get("number") == number
+        ),
+    )
+    return "issues", event
+
+
+def force_refused_targets(repo: Any, pull_number: int, approver: str) -> dict[str, str]:
+    """What the rollback PR asks of its reviewer for a service whose preflight refused its target (secrets
+    rotated since): read the target from the PR's table and pin it with `force: true` on the PR's branch.
+    Returns {service: forced target}."""
+    pull = repo.get_pull(pull_number)
+    refused = {
+        row[0]: row[2]
+        for row in (
+            [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+            for line in (pull.body or "").splitlines()
+            if line.startswith("| ")
+        )
+        if len(row) == 5 and row[4].startswith("refused:")
+    }
+    if not refused:
+        return {}
+    current = repo.get_contents(LEDGER, ref=pull.head.ref)
+    doc = load_ledger(current.decoded_content.decode())
+    for service, target in refused.items():
+        entry = doc["services"][service]
+        entry.update(version=target, set_by=approver, verified=False, force=True)
+    message = f"Force {', '.join(refused)} back to the last verified pin (rotated secrets checked)"
+    repo.update_file(LEDGER, message, dump_ledger(doc), current.sha, branch=pull.head.ref)
+    return refused
+
+
 def merge(repo: Any, sandbox: SandboxProcess, number: int) -> Event:
     """Merge pull request #number; return the `pull_request` `closed` delivery."""
     since = len(sandbox.get("/events"))
@@ -278,6 +330,7 @@ class Scenario:
         self.info = sandbox.info
         self.bare_repo = Path(self.info["bare_repo"])
         self.workspace = prepare_workspace(self.bare_repo, scratch)
+        self.number: int | None = None  # the incident issue, once opened
         record["act_runs"] = []
 
     def repo(self, login: str) -> Any:
@@ -319,6 +372,11 @@ class Scenario:
             main_before=main_before,
             main_after=self.main_sha(),
         )
+        if self.number is not None:  # what a person would see right after this run
+            issue = self.repo(HUMAN_TOKEN).get_issue(self.number)
+            run["issue_state"] = issue.state
+            run["comments"] = comments(issue)
+            run["incident_text"] = self.incident_text(self.number)
         self.record["act_runs"].append(run)
         return run
 
@@ -333,6 +391,10 @@ class Scenario:
             return None
 
 
+def comments(issue: Any) -> list[dict[str, Any]]:
+    return [{"id": c.id, "user": c.user.login, "body": c.body} for c in issue.get_comments()]
+
+
 def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
     record: dict[str, Any] = {"sandbox_info": sandbox.info}
     s = Scenario(sandbox, tools, scratch, record)
@@ -340,26 +402,40 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
     before = s.main_sha()
     record["main_before"] = before
 
-    if scenario in ("declare", "skip", "redeliver"):
-        number, event = open_and_label(human, sandbox, "bug" if scenario == "skip" else "sev-1")
+    if scenario == "skip":
+        number, event = open_and_label(human, sandbox, "bug")
         record.update(issue_number=number, delivery=event[1].get("delivery"))
-        for _ in range(2 if scenario == "redeliver" else 1):
-            s.act("incident.yml", event, verbose=scenario == "skip")
+        s.act("incident.yml", event, verbose=True)
+    elif scenario == "declare":
+        number, event = open_and_label(human, sandbox, "sev-1")
+        s.number = number
+        record.update(issue_number=number, delivery=event[1].get("delivery"))
+        s.act("incident.yml", event)
+        s.act("incident.yml", event)  # GitHub (or a re-run) delivers the same event again
+        s.act("incident.yml", comment(human, sandbox, number, NOTE_COMMENT))
+        # Nothing was rolled back, decided or cleared: closing now must not close the incident.
+        s.act("incident.yml", close(human, sandbox, number))
     elif scenario == "rollback":
         # The declaration itself suspects a deploy regression, so the same run plans the rollback.
         record["live_before"] = s.live()
         number, event = open_and_label(human, sandbox, "sev-1", REGRESSION_BODY)
+        s.number = number
         record.update(issue_number=number, delivery=event[1].get("delivery"))
         s.act("incident.yml", event)
         record["live_planned"] = s.live()
         pulls = [p for p in rollback_pulls(human) if p["state"] == "open"]
         if len(pulls) != 1:
             raise RuntimeError(f"expected one open rollback PR after the declaration, found {pulls}")
-        # The human approval: someone allowed to apply a rollback merges the PR.
-        s.act("rollback.yml", merge(s.repo(ROLLBACK_APPROVER), sandbox, pulls[0]["number"]))
+        # The human approval: someone allowed to apply a rollback reviews the PR (queue-consumer's secrets
+        # were rotated since its good version, so the preflight asks for an explicit `force: true`), then
+        # merges it.
+        approver = s.repo(ROLLBACK_APPROVER)
+        record["forced"] = force_refused_targets(approver, pulls[0]["number"], ROLLBACK_APPROVER)
+        s.act("rollback.yml", merge(approver, sandbox, pulls[0]["number"]))
         record["live_after"] = s.live()
     elif scenario == "comment":
         number, event = open_and_label(human, sandbox, "sev-1")
+        s.number = number
         record.update(issue_number=number, delivery=event[1].get("delivery"))
         s.act("incident.yml", event)
         record["incident_text_declared"] = s.incident_text(number)
@@ -377,9 +453,8 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
         if name.rsplit("/", 1)[-1].startswith("INC-")
     ]
     record["incident_text"] = s.incident_text(number)
-    record["comments"] = [
-        {"id": c.id, "user": c.user.login, "body": c.body} for c in human.get_issue(number).get_comments()
-    ]
+    record["issue_state"] = human.get_issue(number).state
+    record["comments"] = comments(human.get_issue(number))
     record["rollback_pulls"] = rollback_pulls(human)
     return record
 

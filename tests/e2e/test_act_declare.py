@@ -2,7 +2,9 @@
 
 Each scenario is one `act_scenario.py` run in its own loopback-only network namespace (see
 act_harness.run_scenario); the assertions read what it recorded: act's exit code and output, the
-commits that reached the sandbox's bare repository, and the comments on the issue.
+commits that reached the sandbox's bare repository, and the comments on the issue. The `declare`
+scenario goes on with a comment and a close on the same incident (test_act_note_and_close.py); each
+act run recorded the issue and the incident file right after it, so these tests read the first two runs.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ pytestmark = pytest.mark.act
 def test_sev1_label_declares_the_incident(scenarios: Any) -> None:
     result = scenarios("declare")
     assert result["error"] is None, explain(result)
-    assert len(result["act_runs"]) == 1
     run = result["act_runs"][0]
+    assert (run["workflow"], run["event"], run["action"]) == ("incident.yml", "issues", "labeled")
     assert_job_succeeded(result, run)
 
     added = added_incident_files(result)
@@ -41,14 +43,17 @@ def test_sev1_label_declares_the_incident(scenarios: Any) -> None:
     incident_id = match.group(1)
     commit = next(c for c in result["incident_commits"] if any(f["path"] == added[0] for f in c["files"]))
     assert commit["author"] == BOT
+    assert run["main_after"] != run["main_before"]
+    assert run["incident_text"], f"{added[0]} is not on main after the declaring run"
     # The job really ran our CLI, from the checkout, on the locked dependencies only.
     assert cli_lines(run, "declared", incident_id), explain(result)
     assert_installed_only_locked_dependencies(result, run)
 
-    comments = bot_comments(result)
-    assert len(comments) == 1, result["comments"]
+    comments = bot_comments(run)
+    assert len(comments) == 1, run["comments"]
     assert incident_id in comments[0]
-    assert len(result["comments"]) == 1, "nobody else commented"
+    assert len(run["comments"]) == 1, "nobody else commented"
+    assert run["issue_state"] == "open"
 
     assert actions_token_requests(result), "the CLI never called the API with the job token"
     assert result["violations"] == [], result["violations"]
@@ -69,15 +74,17 @@ def test_a_non_severity_label_skips_the_job(scenarios: Any) -> None:
 
 
 def test_a_redelivered_event_changes_nothing_the_second_time(scenarios: Any) -> None:
-    result = scenarios("redeliver")
+    result = scenarios("declare")
     assert result["error"] is None, explain(result)
-    assert len(result["act_runs"]) == 2
-    for run in result["act_runs"]:
-        assert_job_succeeded(result, run)
-        assert "incidentops: " in run["output"], explain(result)  # the CLI ran both times
-    assert len(result["incident_files"]) == 1, result["incident_files"]
+    first, again = result["act_runs"][:2]
+    assert again["delivery"] == first["delivery"]  # the very same delivery, handed to act once more
+    assert_job_succeeded(result, again)
+    assert cli_lines(again, "already applied"), explain(result)  # the CLI ran, and saw it had done this
+    assert again["main_after"] == again["main_before"] == first["main_after"], "the re-delivery committed"
+    assert again["incident_text"] == first["incident_text"]
+    assert again["comments"] == first["comments"]
     assert len(added_incident_files(result)) == 1, result["incident_commits"]
-    assert len(bot_comments(result)) == 1, result["comments"]
+    assert len(result["incident_files"]) == 1, result["incident_files"]
     assert result["violations"] == [], result["violations"]
 
 

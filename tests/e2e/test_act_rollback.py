@@ -1,6 +1,7 @@
 """Rollback end to end under act, offline, against the sandbox: declare with a suspected deploy regression
-(incident.yml opens the rollback PR), a maintainer merges it (rollback.yml re-deploys on the emulated
-Cloudflare and records it), and `/rollback` in a comment (incident.yml opens the PR and notes it in the file).
+in all five services (incident.yml opens the rollback PR), a maintainer forces the one target whose
+secrets were rotated and merges it (rollback.yml re-deploys on the emulated Cloudflare, runs the runbook's
+smoke checks and records both), and `/rollback` in a comment (incident.yml opens the PR and notes it).
 
 Each scenario is one sandbox in one loopback-only network namespace; the tests read what it recorded.
 """
@@ -18,6 +19,7 @@ from .act_results import (
     actions_token_requests,
     assert_installed_only_locked_dependencies,
     assert_job_succeeded,
+    assert_smoke_used_the_secrets_and_base_urls,
     bot_comments,
     cli_lines,
     cloudflare_writes,
@@ -25,6 +27,7 @@ from .act_results import (
 )
 
 pytestmark = pytest.mark.act
+SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
 
 
 def incident_id(result: dict[str, Any]) -> str:
@@ -43,7 +46,9 @@ def the_rollback_pull(result: dict[str, Any]) -> dict[str, Any]:
     return pull
 
 
-def test_declaring_a_suspected_regression_opens_the_pr_and_merging_it_rolls_back(scenarios: Any) -> None:
+def test_declaring_a_suspected_regression_opens_the_pr_and_merging_it_rolls_back_and_verifies(
+    scenarios: Any,
+) -> None:
     result = scenarios("rollback")
     assert result["error"] is None, explain(result)
     inc = incident_id(result)
@@ -56,8 +61,10 @@ def test_declaring_a_suspected_regression_opens_the_pr_and_merging_it_rolls_back
     assert_installed_only_locked_dependencies(result, declare)
     pull = the_rollback_pull(result)
     assert f"opened PR #{pull['number']}" in declare["output"], explain(result)
-    # Planning touches nothing live.
+    # Planning touches nothing live. queue-consumer's secrets changed since its good version: the PR asks
+    # its reviewer for `force: true`, which the approver (the harness) gave on the PR's branch.
     assert result["live_planned"] == result["live_before"]
+    assert list(result["forced"]) == ["queue-consumer"], pull["body"]
 
     # One run of rollback.yml on the merge (by oncall-admin), from the live tip of main after the merge.
     assert (apply["workflow"], apply["event"], apply["action"]) == ("rollback.yml", "pull_request", "closed")
@@ -65,41 +72,61 @@ def test_declaring_a_suspected_regression_opens_the_pr_and_merging_it_rolls_back
     assert_job_succeeded(result, apply)
     assert f"checked out main at {apply['main_before']}" in apply["output"], explain(result)
     assert apply["main_after"] != apply["main_before"], "the rollback run committed nothing"
-    assert cli_lines(apply, inc, "rolled back api-worker"), explain(result)
+    assert cli_lines(apply, inc, "rolled back " + ", ".join(SERVICES)), explain(result)
     assert_installed_only_locked_dependencies(result, apply)
 
-    # Cloudflare: api-worker went from a bad build to a good one; nothing else was re-deployed.
+    # Cloudflare: every service went from a bad build to a good one (queue-consumer to the forced target),
+    # with one write each, in the account incidentops.yaml names (the harness passes no CLOUDFLARE_ACCOUNT_ID).
     before, after = result["live_before"], result["live_after"]
-    assert before["api-worker"]["good"] is False
-    assert after["api-worker"]["good"] is True
-    assert after["api-worker"]["version"] != before["api-worker"]["version"]
-    assert {s: v for s, v in after.items() if s != "api-worker"} == {
-        s: v for s, v in before.items() if s != "api-worker"
-    }
+    assert set(before) == set(after) == set(SERVICES)
+    for service in SERVICES:
+        assert before[service]["good"] is False and after[service]["good"] is True, (service, before, after)
+        assert after[service]["version"] != before[service]["version"]
+    assert after["queue-consumer"]["version"] == result["forced"]["queue-consumer"]
     writes = cloudflare_writes(result)
-    assert [(w["method"], w["path"].rsplit("/", 2)[-2:]) for w in writes] == [
-        ("POST", ["api-worker", "deployments"])
-    ], writes
-    # The account came from incidentops.yaml: the harness passes no CLOUDFLARE_ACCOUNT_ID.
-    assert f"/accounts/{result['sandbox_info']['cloudflare_account_id']}/" in writes[0]["path"]
-    assert after["api-worker"]["version"] in writes[0]["body"]
+    assert len(writes) == len(SERVICES), writes
+    account = f"/client/v4/accounts/{result['sandbox_info']['cloudflare_account_id']}/"
+    for service in SERVICES:
+        (write,) = [w for w in writes if f"/{service}/" in w["path"]]
+        assert write["method"] == "POST" and write["path"].startswith(account), write
+        assert after[service]["version"] in write["path"] + write["body"], write
 
     # The incident file on main records it.
     text = result["incident_text"]
     assert text, f"incidents/{inc}.md is not on main"
-    rollback = incidentfile.read_fields(text)["rollback"]
+    fields = incidentfile.read_fields(text)
+    rollback = fields["rollback"]
     assert rollback["pr"] == pull["number"]
-    api = rollback["services"]["api-worker"]
-    assert api["status"] == "done"
-    assert (api["from"], api["to"]) == (before["api-worker"]["version"], after["api-worker"]["version"])
-    rows = [row for row in incidentfile.timeline_rows(text) if row[2].startswith("Rollback api-worker")]
-    assert len(rows) == 1, incidentfile.timeline_rows(text)
-    assert rows[0][1] == "@oncall-admin"  # the approver who merged
-    assert "POST /accounts/" in rows[0][3] and "/deployments" in rows[0][3]
+    assert set(rollback["services"]) == set(SERVICES)
+    for service, entry in rollback["services"].items():
+        assert entry["status"] == "done", (service, entry)
+        assert (entry["from"], entry["to"]) == (before[service]["version"], after[service]["version"])
+    timeline = incidentfile.timeline_rows(text)
+    for service in SERVICES:
+        rows = [row for row in timeline if row[2].startswith(f"Rollback {service}:")]
+        assert len(rows) == 1, timeline
+        assert rows[0][1] == "@oncall-admin"  # the approver who merged
+        assert "POST /accounts/" in rows[0][3], rows[0]
+
+    # Then the runbook's smoke checks ran against the rolled-back services, with the credentials and base
+    # URLs the workflow passes in, all passed, and the incident file says so.
+    smoke = fields["verification"]["smoke"]
+    assert smoke["passed"] is True and smoke["result"] == "passed", smoke
+    assert smoke["counts"]["failed"] == smoke["counts"]["not_run"] == 0 and smoke["counts"]["passed"] > 0, smoke
+    assert_smoke_used_the_secrets_and_base_urls(result)
+    section = text.split("\n## Recovery verification\n", 1)[1].split("\n## ", 1)[0]
+    assert "_Not run yet._" not in section
+    assert "Smoke tests on **production**" in section and "**passed**" in section, section
+    assert section.count("✅ passed") == smoke["counts"]["passed"], section
+    assert "❌" not in section
+    smoke_rows = [row for row in timeline if row[2].startswith("Smoke tests on production passed")]
+    assert len(smoke_rows) == 1 and smoke_rows[0][1] == "@oncall-admin", timeline
+    assert cli_lines(apply, "smoke tests on production passed"), explain(result)
 
     comments = bot_comments(result)
     assert any(f"Rollback PR #{pull['number']} is ready" in c for c in comments), comments
     assert any(f"Rollback for {inc} applied" in c for c in comments), comments
+    assert any("smoke tests on production passed" in c for c in comments), comments
     assert actions_token_requests(result)
     assert result["violations"] == [], result["violations"]
 
