@@ -52,7 +52,9 @@ def test_no_canary_leaks_anywhere(world: World) -> None:
     pr = next(iter(world.repo().get_pulls(state="open")))  # the form suspected a deploy regression
     world.repo("oncall-admin").get_pull(pr.number).merge(merge_method="merge")
     outputs.append(run(world, world.next_event("pull_request", "closed"), {}))
-    assert all(o.returncode == 0 for o in outputs), [o.stdout + o.stderr for o in outputs]
+    # Only api-worker is rolled back, so the smoke run after it still fails on the other services (exit 1).
+    assert [o.returncode for o in outputs] == [0, 1], [o.stdout + o.stderr for o in outputs]
+    assert not any("Traceback" in o.stderr for o in outputs)
 
     bare = Path(world.info["bare_repo"])
     # Everything the product committed (the seeded README itself documents the sandbox's token names).

@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from incidentops.core import incidentfile as f
@@ -18,8 +19,14 @@ from tests.verify.conftest import Clock
 SMOKE_PASSED = {"passed": True, "at": "2026-11-27T03:50:00Z", "checks": 6}
 
 
+# Declaring with "tenant isolation at risk" contains the route at once (tests/contain covers that); these tests
+# are about closing, so their incident keeps the form's other answers without an active containment.
+FORM = (Path(__file__).resolve().parents[1] / "fixtures/forms/full.md").read_text()
+NO_CONTAINMENT = FORM.replace("- [x] Tenant isolation is at risk", "- [ ] Tenant isolation is at risk")
+
+
 def declare(world: World) -> int:
-    number = world.open_incident()
+    number = world.open_incident(body=NO_CONTAINMENT)
     world.label(number, "sev-1")
     outcome = world.run(world.next_event("issues", "labeled"))
     assert outcome.status == "declared", outcome.message
@@ -111,7 +118,8 @@ def test_metrics_block_closing_until_the_rollback_then_closing_closes_once(world
     metrics = after["verification"]["metrics"]["api-worker"]
     assert metrics["recent"]["error_rate"] < 0.005 and metrics["recent"]["p99_ms"] < 250
     assert metrics["baseline"]["requests"] > 60_000
-    assert after["verification"]["smoke"] == SMOKE_PASSED  # nothing recorded earlier was lost
+    # The rollback's own smoke run replaced the earlier record, and closing kept it.
+    assert after["verification"]["smoke"]["passed"] is True
     assert world.repo().get_issue(number).state == "closed"
     summaries = [c for c in world.comments(number) if "is closed." in c]
     assert len(summaries) == 1 and "api-worker: error rate" in summaries[0]
@@ -142,15 +150,13 @@ def test_missing_evidence_reopens_with_exactly_what_is_missing_and_redelivery_is
     # The runbook's smoke checks ran against the rolled-back demo services and passed; the rest is missing.
     assert fields(world, number)["verification"]["smoke"]["passed"] is True
     assert unmet == [
-        "Risk `tenant-isolation` is open (flagged when the incident was declared); "
-        "clear it with `/risk tenant-isolation cleared <why>`.",
         "Evidence: the Decision log is empty; record containment and rollback decisions with `/decision <text>`.",
         "Evidence: no explicit note whether security-impacting behavior changed; "
         "state it with `/security-impact yes|no <why>`.",
     ]
     assert world.repo().get_issue(number).state == "open"
     body = next(c for c in world.comments(number) if "stays open" in c)
-    assert body.count("- [ ] ") == 3 and "the issue was reopened" in body
+    assert body.count("- [ ] ") == 2 and "the issue was reopened" in body
 
     commits, comments = len(world.bare_log()), len(world.comments(number))
     world.repo().get_issue(number).edit(state="closed")  # someone closes it again meanwhile
@@ -194,11 +200,11 @@ def test_verify_only_reports(world: World, clock: Clock) -> None:
 
 
 def test_blast_radius_is_measured_once(world: World, clock: Clock) -> None:
-    number = declare(world)
+    number = declare(world)  # declaring measures it (flows.dispatch), at the declaration's time
     clock.now = NOW + timedelta(minutes=5)
     measured = blast_radius(world.ports(clock.now), number)
-    # 03:12:09 → 03:19:40 of api-worker at ~1200 requests a minute, ~8% failing on the bad build.
-    assert 8000 < measured["requests"] < 10000 and 0.06 < measured["errors"] / measured["requests"] < 0.1
+    # 03:12:09 → 03:14:40 of api-worker at ~1200 requests a minute, ~8% failing on the bad build.
+    assert 2500 < measured["requests"] < 3600 and 0.06 < measured["errors"] / measured["requests"] < 0.1
     assert measured["since"] == "2026-11-27T03:12:09Z" and set(measured["services"]) == {"api-worker"}
     recorded = fields(world, number)["impact"]
     assert recorded["measured"] == measured and recorded["routes"] == ["/v1/reports"]
