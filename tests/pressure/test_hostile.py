@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from incidentops.core.declare import FIELD_ORDER_NEW, new_incident_text
 from incidentops.core.events import parse_event
 from incidentops.core.form import read_intake
 from tests.flows.conftest import World
-from tests.pressure.hostile import LABELS_LOOKALIKE, bodies, titles
+from tests.pressure.hostile import LABELS_LOOKALIKE, bodies, comments, titles
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = load_config(ROOT)
@@ -31,10 +32,20 @@ def event_for(title: str, body: str):  # type: ignore[no-untyped-def]
     return parse_event("issues", payload)
 
 
-def check_file(text: str) -> None:
+COMMAND_KEYS = {*FIELD_ORDER_NEW, "last_status_at", "risks"}
+
+
+def check_file(text: str, lint: bool = True, keys: set[str] | None = None, path: str = "incidents/INC-0001.md") -> None:
     """The structural promises every incident file keeps, whatever the input."""
+    if lint:
+        from incidentops.core.lint import lint_text
+
+        assert lint_text(path, text) == []
     fields = f.read_fields(text)
-    assert tuple(fields) == FIELD_ORDER_NEW  # no key added or dropped by user text
+    if keys is None:
+        assert tuple(fields) == FIELD_ORDER_NEW  # no key added or dropped by user text
+    else:
+        assert set(FIELD_ORDER_NEW) <= set(fields) <= keys
     body = f.split(text)[1]
     headings = [line for line in body.split("\n") if line.startswith("## ")]
     assert headings == [
@@ -50,7 +61,8 @@ def check_file(text: str) -> None:
     ]
     rows = f.timeline_rows(text)
     assert all(len(cells) == 4 for cells in rows), rows
-    assert not any("forged" in cells[2] for cells in rows)
+    # No row a user forged: every row starts with a timestamp the automation wrote.
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z", cells[0]) for cells in rows), rows
     assert "boomboomboom" not in text and "\n49\n" not in text and "__globals__>" not in text
     # The body is rendered as HTML by GitHub: no live markup. (Front matter keeps user text verbatim as YAML data.)
     assert "<script>" not in body and "<img" not in body
@@ -97,7 +109,34 @@ def test_hostile_issues_through_the_real_flow(world: World) -> None:
         outcome = world.run(world.next_event("issues", "labeled"))
         assert outcome.status == "declared", outcome.message
     for number in numbers:
-        check_file(world.bare_file(f"incidents/INC-{number:04d}.md"))
+        path = f"incidents/INC-{number:04d}.md"
+        check_file(world.bare_file(path), path=path, keys=COMMAND_KEYS)
         comment = world.comments(number)[0]
         assert "<script>" not in comment and "{{ 7*7 }}" not in comment.replace("\\", "")
     assert world.violations() == []
+
+
+@pytest.mark.parametrize("index", range(len(comments())))
+def test_every_hostile_comment_is_data_or_a_clear_refusal(index: int) -> None:
+    """Parse and apply each comment as the command flow does; the file stays well-formed and lint-clean."""
+    from incidentops.core.commands import CommandError, Context, apply, find_command, parse_command
+
+    body = comments()[index]
+    base = new_incident_text(event_for("Reports leak", ""), read_intake(FORM, SERVICES, ENVS, now=NOW), "SEV-1", NOW)
+    found = find_command(body)
+    if found is None:
+        return  # not a command: nothing to do, nothing to say
+    parsed = parse_command(found[0], found[1], NOW.date())
+    if isinstance(parsed, CommandError):
+        assert parsed.message  # a precise complaint, answered with the help text
+        return
+    ctx = Context("eve", "2026-11-27T04:05:00Z", "[comment](https://example.invalid/c/1)", f"comment-{index}")
+    try:
+        text = apply(base, parsed, ctx)
+    except (TypeError, AttributeError):  # commands with side effects elsewhere (follow-ups) apply in their flow
+        return
+    if text is not None:
+        check_file(text, keys=COMMAND_KEYS)
+
+
+FORM = (ROOT / "tests/fixtures/forms/full.md").read_text()
