@@ -447,7 +447,10 @@ class ActRunner:
                 stub = STUB_DIRS.get(action)
                 if stub is None or not ref:
                     raise ActFailed(f"{name} uses {uses!r}, which has no stub in {STUBS_REL}")
-                mapping = f"{action}@{ref}={self.repo_root / STUBS_REL / stub}"
+                stub_dir = self.repo_root / STUBS_REL / stub
+                if not (stub_dir / "action.yml").is_file():
+                    raise ActFailed(f"{stub_dir / 'action.yml'} does not exist; --via-actions runs from a checkout")
+                mapping = f"{action}@{ref}={stub_dir}"
                 if mapping not in args:
                     args += ["--local-repository", mapping]
         return args
