@@ -12,11 +12,11 @@ from incidentops.core.events import parse_event
 from incidentops.core.ledger import load_ledger
 from incidentops.flows.declare import Outcome, Ports, declare
 from incidentops.flows.rollback import open_rollback_pr
-from tests.flows.conftest import FORM_BODY, World
+from tests.flows.conftest import FORM_BODY, World, git
 
 NO_ROLLBACK = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
-ROLLBACK_SERVICES = ("api-worker", "ingest-worker", "admin-pages", "user-portal")
-WORKERS = ("api-worker", "ingest-worker")
+ROLLBACK_SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")
+WORKERS = ("api-worker", "ingest-worker", "queue-consumer")
 
 SECONDARY_RATE_LIMIT = {
     "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
@@ -67,13 +67,31 @@ def deployment_post(service: str) -> str:
     return worker_post(service) if service in WORKERS else pages_post(service)
 
 
+def allow_forced_rollback(world: World, service: str) -> None:
+    """A person sets `force: true` on a service's pin (its good version predates a secret rotation)."""
+    workspace = world.workspace
+    git("pull", "-q", "origin", "main", cwd=workspace)
+    ledger = workspace / "deployments/production.yaml"
+    text = ledger.read_text()
+    header = f"  {service}:\n    kind: worker\n"
+    assert header in text
+    ledger.write_text(text.replace(header, header + "    force: true\n"))
+    git("-c", "user.name=p", "-c", "user.email=p@x", "commit", "-qam", f"force the {service} rollback", cwd=workspace)
+    git("push", "-q", "origin", "main", cwd=workspace)
+
+
 def merged_rollback(world: World, services: tuple[str, ...] = ROLLBACK_SERVICES) -> tuple[int, dict[str, Any]]:
-    """Declare for `services`, open the rollback PR and merge it as an admin; return (issue, merge delivery)."""
+    """Declare for `services`, open the rollback PR and merge it as an admin; return (issue, merge delivery).
+
+    queue-consumer's last good version predates a secret rotation, so its rollback needs a person's `force: true`.
+    """
     number, delivery = labelled(
         world,
         NO_ROLLBACK.replace("### Affected services\n\napi-worker", "### Affected services\n\n" + ", ".join(services)),
     )
     assert run_declare(delivery, world.ports()).status == "declared"
+    if "queue-consumer" in services:
+        allow_forced_rollback(world, "queue-consumer")
     planned = open_rollback_pr(None, world.ports(), number, [], "oncall-write")
     assert planned.status == "planned", planned.message
     pr = next(iter(world.repo().get_pulls(state="open")))
