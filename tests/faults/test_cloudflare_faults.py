@@ -120,11 +120,6 @@ def test_each_service_converges_with_one_deployment_when_its_deployment_post_fai
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a deployment POST that times out is re-read at once and POSTed again by _apply_worker/_apply_pages "
-    "(flows/rollback.py) while the first request is still in flight; it lands later: two deployments per service",
-)
 def test_a_deployment_post_slower_than_the_client_timeout_is_not_made_twice(
     world: World, faults: Faults, tally: Tally
 ) -> None:

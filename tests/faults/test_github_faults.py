@@ -168,11 +168,6 @@ def test_secondary_rate_limits_on_reads_and_writes_are_waited_out(
     tally(f"GitHub secondary rate limit {status} + Retry-After: 1 on writes", 2, "waited, looked up, one comment")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="GitHubClient._write waits min(2**attempt, 10) s and ignores the Retry-After header of a 403/429 "
-    "(adapters/github.py); GitHub asks clients to wait at least Retry-After seconds",
-)
 def test_a_rate_limited_write_waits_at_least_what_retry_after_asks(world: World, faults: Faults, tally: Tally) -> None:
     number, delivery = labelled(world)
     assert run_declare(delivery, world.ports()).status == "declared"

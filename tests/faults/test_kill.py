@@ -114,7 +114,7 @@ def test_killed_mid_rollback_then_rerun_converges_without_deploying_twice(
     made = {s: n - before[s] for s, n in counts(world).items()}
     assert made == dict.fromkeys(ROLLBACK_SERVICES, 1), f"deployments that took effect per service: {made}"
     assert rollback_status(world, number) == dict.fromkeys(ROLLBACK_SERVICES, "done")
-    # Rows are written for what this run deployed; see the xfail below for the ones the killed run made.
+    # Rows are written for what this run deployed; the next test checks those the killed run made.
     recorded = sorted({row.split(" | ")[0].removeprefix("| ") for row in rollback_rows(world, number)})
     assert {"ingest-worker", "admin-pages"} <= set(recorded)
     assert world.violations() == []
@@ -128,11 +128,6 @@ def test_killed_mid_rollback_then_rerun_converges_without_deploying_twice(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply_ledger (flows/rollback.py) writes no Rollback/timeline row for a service it finds already at its "
-    "pin, so deployments made by an interrupted earlier attempt of the same event are never described in the file",
-)
 def test_deployments_made_by_an_interrupted_attempt_get_their_rows_in_the_incident_file(
     world: World, tally: Tally
 ) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import email.utils
 import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -418,7 +419,10 @@ class CloudflareClient:
                 "Accept": "application/json",
                 "User-Agent": "incidentops/0.1",
             },
-            transport=transport,
+            # Request headers and body leave in separate writes; without TCP_NODELAY each POST waits for the
+            # peer's delayed ACK (~40 ms), which would double the critical path of a five-service rollback.
+            transport=transport
+            or httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
             follow_redirects=False,
         )
 
@@ -438,7 +442,7 @@ class CloudflareClient:
         if not account:
             raise IncidentOpsError(
                 "CLOUDFLARE_ACCOUNT_ID is not set and incidentops.yaml names no Cloudflare account.",
-                hint="Set cloudflare.account_id in incidentops.yaml or CLOUDFLARE_ACCOUNT_ID in the workflow.",
+                hint="Set environments[].account_id in incidentops.yaml or CLOUDFLARE_ACCOUNT_ID in the workflow.",
             )
         base_url = env.get("CLOUDFLARE_API_BASE_URL", "").strip() or DEFAULT_BASE_URL
         return cls(token=token, account_id=account, base_url=base_url, **options)

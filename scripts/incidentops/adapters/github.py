@@ -47,6 +47,16 @@ def truncate_body(body: str) -> str:
     return body[: MAX_BODY - 80] + "\n\n… (truncated: the full text is in the incident file)"
 
 
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Seconds from a rate-limited answer's Retry-After header, if it had one."""
+    headers = getattr(exc, "headers", None) if isinstance(exc, GithubException) else None
+    value = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def _describe(exc: GithubException) -> str:
     data = exc.data if isinstance(exc.data, dict) else {}
     message = data.get("message") or str(exc.data or "")
@@ -253,7 +263,8 @@ class GitHubClient:
                 retryable = err.status is None or err.status >= 500 or err.status in (403, 429)
                 if not retryable or attempt == attempts:
                     raise
-                self.sleep(min(2.0**attempt, 10.0))
+                # A rate limit says how long to wait; waiting less only earns another refusal.
+                self.sleep(max(min(2.0**attempt, 10.0), _retry_after(err.__cause__) or 0.0))
                 if landed():
                     return None
         return None

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
@@ -255,6 +257,19 @@ class ServiceResult:
     detail: str = ""
 
 
+RECOVERED = "found at its pin on re-check (deployed by an earlier, interrupted attempt of this event, or by a person)"
+UNKNOWN_OUTCOME = (
+    "the deployment request timed out and had not landed when re-checked; not sent again (it may still land). "
+    "Re-run the job to check again"
+)
+SETTLE_POLL = 0.25  # seconds between re-reads while a timed-out request may still be landing
+
+
+def _in_flight(err: AmbiguousWriteError) -> bool:
+    """A timeout means the request may still be working on the server, unlike a 5xx or a closed connection."""
+    return isinstance(err.__cause__, httpx.TimeoutException)
+
+
 async def _apply_worker(cf: CloudflareClient, name: str, pin: core.Pin, message: str) -> tuple[str, str | None, str]:
     deployments = await cf.list_worker_deployments(name)
     live = deployments[0].full_version_id if deployments else None
@@ -265,13 +280,20 @@ async def _apply_worker(cf: CloudflareClient, name: str, pin: core.Pin, message:
         try:
             await cf.create_worker_deployment(name, pin.version, message=message, force=pin.force)
             return "done", live, f"deployed {pin.version[:8]} at 100%" + (" (force)" if pin.force else "")
-        except AmbiguousWriteError:
-            # The answer was lost: look before trying again.
+        except AmbiguousWriteError as err:
+            # The answer was lost: look before trying again (and give a timed-out request time to land).
             again = await cf.list_worker_deployments(name)
+            waited = 0.0
+            while _in_flight(err) and again and again[0].id == expected and waited < 2 * cf.retry.timeout:
+                await asyncio.sleep(SETTLE_POLL)
+                waited += SETTLE_POLL
+                again = await cf.list_worker_deployments(name)
             if again and again[0].full_version_id == pin.version:
                 return "done", live, f"deployed {pin.version[:8]} at 100% (confirmed by re-reading)"
             if not again or again[0].id != expected:
                 return "blocked", live, "someone else deployed meanwhile; not overwriting it"
+            if _in_flight(err):
+                return "failed", live, UNKNOWN_OUTCOME
             if attempt == 2:
                 raise
     return "failed", live, "unreachable"
@@ -286,13 +308,21 @@ async def _apply_pages(cf: CloudflareClient, name: str, pin: core.Pin) -> tuple[
         try:
             await cf.rollback_pages_deployment(name, pin.version)
             return "done", live, f"rolled back to deployment {pin.version[:8]}"
-        except AmbiguousWriteError:
+        except AmbiguousWriteError as err:
             again = await cf.get_pages_project(name)
             canonical = again.canonical_deployment.id if again.canonical_deployment else None
+            waited = 0.0
+            while _in_flight(err) and canonical == live and waited < 2 * cf.retry.timeout:
+                await asyncio.sleep(SETTLE_POLL)
+                waited += SETTLE_POLL
+                again = await cf.get_pages_project(name)
+                canonical = again.canonical_deployment.id if again.canonical_deployment else None
             if canonical == pin.version:
                 return "done", live, f"rolled back to {pin.version[:8]} (confirmed by re-reading)"
             if canonical != live:
                 return "blocked", live, "someone else deployed meanwhile; not overwriting it"
+            if _in_flight(err):
+                return "failed", live, UNKNOWN_OUTCOME
             if attempt == 2:
                 raise
     return "failed", live, "unreachable"
@@ -353,9 +383,11 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
     changed = [r for r in results if r.status == "done"]
     steps = [f"{r.service}: {r.status} — {r.detail}" for r in results]
 
+    recovered: set[str] = set()
     if path and text is not None:
 
         def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
+            recovered.clear()
             current_text = read(path)
             if current_text is None:
                 return {}
@@ -370,22 +402,22 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
                 status = "done" if r.status == "in-sync" else r.status
                 if entry.get("status") == status:
                     continue
-                entry.update({"from": entry.get("from", r.before), "to": r.pin, "status": status, "at": r.ended})
+                if r.status == "in-sync":
+                    recovered.add(r.service)  # deployed by an earlier, interrupted attempt (or by a person)
+                before = entry.get("from") or r.before
+                entry.update({"from": before, "to": r.pin, "status": status, "at": r.ended})
                 services[r.service] = entry
-                row_key = f"{key}:{r.service}:{r.status}"
-                if r.status != "in-sync" and not f.has_event(new_text, row_key):
+                row_key = f"{key}:{r.service}:{status}"
+                if not f.has_event(new_text, row_key):
                     call = "; ".join(r.calls[-2:]) or "no API call"
+                    detail = RECOVERED if r.status == "in-sync" else r.detail
                     row = f.TimelineRow(
-                        r.ended,
-                        actor,
-                        f"Rollback {r.service}: {r.status} — {r.detail}",
-                        f"`{call}`",
-                        row_key,
+                        r.ended, actor, f"Rollback {r.service}: {status} — {detail}", f"`{call}`", row_key
                     )
                     new_text = f.append_timeline(new_text, row)
                     table_row = (
-                        f"| {f.escape_cell(r.service)} | `{(r.before or '?')[:8]}` | `{r.pin[:8]}` | "
-                        f"{f.escape_cell(r.status)} | {r.ended} |"
+                        f"| {f.escape_cell(r.service)} | `{(before or '?')[:8]}` | `{r.pin[:8]}` | "
+                        f"{f.escape_cell(status)} | {r.ended} |"
                     )
                     new_text = f.append_table_row(new_text, "Rollback", table_row, ROLLBACK_HEADER)
             if not services:
@@ -399,7 +431,11 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
             {"service": r.service, "from": r.before or "?", "to": r.pin, "status": r.status, "detail": r.detail}
             for r in results
         ]
-        digest = ",".join(f"{r.service}={r.status}" for r in results if r.status != "in-sync")
+        digest = ",".join(
+            f"{r.service}={'done' if r.status == 'in-sync' else r.status}"
+            for r in results
+            if r.status != "in-sync" or r.service in recovered
+        )
         if number is not None and digest:
             marker = f"<!-- incidentops:rollback-applied:{f.escape_cell(key)}:{digest} -->"
             ports.github.post_comment_once(
