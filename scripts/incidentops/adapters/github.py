@@ -185,6 +185,11 @@ class GitHubClient:
 
         return self._call(f"reading comments of #{number}", scan)
 
+    def comments(self, number: int) -> list[IssueComment]:
+        """Every comment on an issue or pull request, oldest first."""
+        issue = self.issue(number)
+        return self._call(f"reading comments of #{number}", lambda: list(issue.get_comments()))
+
     def post_comment_once(self, number: int, marker: str, body: str) -> PostedComment:
         """Post `body` unless a comment with `marker` exists; safe to call again for the same event."""
         existing = self.find_comment(number, marker)

@@ -20,6 +20,7 @@ from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
+from incidentops.errors import IncidentOpsError
 from incidentops.flows.declare import Outcome, Ports, file_url, refuse
 from incidentops.flows.rollback import open_rollback_pr
 from incidentops.render import render
@@ -257,8 +258,67 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+CATCH_UP_LIMIT = 20  # earlier commands applied per run at most; the next comment's run continues
+
+
 def on_comment(event: Event, ports: Ports) -> Outcome:
-    """Handle an `issue_comment` event on an incident issue."""
+    """Handle an `issue_comment` event, then any earlier command whose run never happened.
+
+    GitHub keeps one pending run per concurrency group: in a burst of comments on one incident the middle run is
+    cancelled, and its command would be lost. So every run also applies earlier commands that left no trace
+    (no row keyed on their comment id, no reply naming it). Each is applied through the same checks, once.
+    """
+    outcome = _on_comment(event, ports)
+    if outcome.status == "skipped" and outcome.message.startswith("not for us: #"):
+        return outcome  # not an incident issue: nothing to catch up with
+    if event.issue is None or event.comment_id is None or event.action != "created":
+        return outcome
+    try:
+        for earlier in _untraced_commands(event, ports):
+            caught = _on_comment(earlier, ports)
+            if caught.status != "skipped":
+                outcome.steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
+    except IncidentOpsError as err:  # catching up is best effort; the comment at hand was handled
+        outcome.steps.append(f"could not check earlier comments: {err}")
+    return outcome
+
+
+def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
+    """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions."""
+    assert event.issue is not None and event.comment_id is not None
+    text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
+    comments = ports.github.comments(event.issue.number)
+    replies = "\n".join(c.body or "" for c in comments if c.user.type == "Bot" or c.user.login.endswith("[bot]"))
+    found = []
+    for comment in comments:
+        if comment.id >= event.comment_id or comment.user.type == "Bot" or comment.user.login.endswith("[bot]"):
+            continue
+        # Any trace keyed on this comment id (a row, an acknowledgement, a refusal, a help reply) means it ran.
+        trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
+        if trace.search(text) or trace.search(replies):
+            continue
+        if core.find_command(comment.body or "") is None:
+            continue
+        payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
+        payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
+        found.append(
+            Event(
+                event.name,
+                "created",
+                comment.user.login,
+                False,
+                issue=event.issue,
+                comment_id=comment.id,
+                comment_body=comment.body,
+                comment_url=comment.html_url,
+                raw=payload,
+            )
+        )
+    return found[:CATCH_UP_LIMIT]
+
+
+def _on_comment(event: Event, ports: Ports) -> Outcome:
+    """Handle one comment."""
     if event.issue is None or event.comment_body is None:
         return Outcome("skipped", "not for us: the comment payload has no issue or body")
     if event.action != "created":

@@ -1,0 +1,34 @@
+"""A comment whose workflow run was cancelled (GitHub keeps one pending run per group) is applied by the next run."""
+
+from __future__ import annotations
+
+from incidentops.core import incidentfile as f
+from tests.flows.conftest import FORM_BODY, World
+
+QUIET = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected").replace(
+    "- [x] Tenant isolation is at risk", "- [ ] Tenant isolation is at risk"
+)
+
+
+def test_a_cancelled_runs_command_is_applied_by_the_next_run_once(world: World) -> None:
+    number = world.open_incident(body=QUIET)
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    issue = world.repo("oncall-write").get_issue(number)
+    issue.create_comment("/note first: the run for this comment was cancelled")
+    world.repo("reader").get_issue(number).create_comment("/note a reader's note, also never run")
+    issue.create_comment("plain discussion, no command")
+    issue.create_comment("/note second")
+    outcome = world.run(world.next_event("issue_comment", "created"))
+    assert outcome.status == "recorded", outcome.message
+    assert any("caught up with comment" in step for step in outcome.steps), outcome.steps
+    text = world.bare_file(f"incidents/INC-{number:04d}.md")
+    notes = [r[2] for r in f.timeline_rows(text) if r[2].startswith("Note")]
+    assert len(notes) == 2 and any("first" in n for n in notes) and any("second" in n for n in notes)
+    assert not any("reader" in n for n in notes)
+    assert any("needs at least the **triage** role" in c for c in world.comments(number))  # the reader is told
+
+    commits, comments = len(world.bare_log()), len(world.comments(number))
+    again = world.run(world.next_event("issue_comment", "created"))  # a re-run of the last event
+    assert not any("caught up" in step for step in again.steps)
+    assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
