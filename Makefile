@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all install demo test lint typecheck workflows incidents-lint wrangler lock-check test-fast bench clean
+.PHONY: all install demo demo-actions test lint typecheck workflows incidents-lint wrangler lock-check test-fast bench clean
 
 all: test
 
@@ -31,6 +31,10 @@ lock-check: $(UV)
 
 demo: install
 	$(VENV)/bin/incidentops demo
+
+# The same story through the real workflow files under act, offline (needs root for a network namespace).
+demo-actions: install
+	$(VENV)/bin/incidentops demo --via-actions
 
 lint: install
 	$(VENV)/bin/ruff check scripts tests benchmarks

@@ -216,7 +216,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from incidentops.demo import run_demo
 
-    return run_demo(seed=Path(args.seed), keep=Path(args.keep) if args.keep else None)
+    seed = Path(args.seed).resolve()
+    keep = Path(args.keep).resolve() if args.keep else None
+    if args.via_actions:
+        from incidentops.sandbox import act
+
+        if not act.in_loopback_namespace():
+            # Fill the uv cache while PyPI is reachable, then run this same demo where only 127.0.0.1 exists;
+            # the sandbox starts in there too, so act and the jobs it runs can reach it and nothing else.
+            act.prewarm_uv_cache(act.find_tools(seed), seed)
+            again = [sys.executable, "-m", "incidentops", "demo", "--seed", str(seed), "--via-actions"]
+            act.reexec_in_loopback_namespace(again + (["--keep", str(keep)] if keep else []))
+    return run_demo(seed=seed, keep=keep, via_actions=args.via_actions)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -275,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")
     demo.add_argument("--keep", metavar="DIR", help="keep the workspace and bare repository in DIR")
+    demo.add_argument(
+        "--via-actions",
+        action="store_true",
+        help="run each event through the real .github/workflows files with act, offline "
+        "(in a loopback-only network namespace: needs root, unshare and ip)",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     sandbox = sub.add_parser("sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests")

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from github import Auth, Github
 
@@ -28,6 +28,9 @@ from incidentops.core.events import parse_event
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.declare import Outcome
+
+if TYPE_CHECKING:
+    from incidentops.sandbox.act import ActRunner
 
 STORY_START = datetime(2026, 11, 27, 3, 14, 40, tzinfo=UTC)
 ALL_SERVICES = "api-worker, ingest-worker, queue-consumer, admin-pages, user-portal"
@@ -126,7 +129,7 @@ def _git(*args: str, cwd: Path) -> str:
 class DemoWorld:
     """The sandbox, a workflow-like workspace, and people acting through the API."""
 
-    def __init__(self, root: Path, seed: Path, clock: StoryClock) -> None:
+    def __init__(self, root: Path, seed: Path, clock: StoryClock, via_actions: bool = False) -> None:
         from incidentops.sandbox.server import Sandbox  # the sandbox is imported only by demo and tests
 
         self.root = root
@@ -153,6 +156,13 @@ class DemoWorld:
         }
         # The smoke runner reads its credentials from the process environment, as in a workflow step.
         os.environ.update({k: self.env[k] for k in (*self.info["smoke_env"], "INCIDENTOPS_BASE_URLS")})
+        # --via-actions: each delivery runs the real workflow file under act (seed is the checkout holding
+        # .github/workflows and tests/act-stubs); otherwise the workflow's step runs in-process.
+        self.act: ActRunner | None = None
+        if via_actions:
+            from incidentops.sandbox.act import ActRunner
+
+            self.act = ActRunner(seed, self.info, root / "act")
         bare = Path(self.info["bare_repo"])
         self.seeded_adrs = set(_git("ls-tree", "--name-only", "main", "docs/adrs/", cwd=bare).split())
 
@@ -182,6 +192,9 @@ class DemoWorld:
         """Run the incident workflow's step: `incidentops handle-event` with the recorded event."""
         from incidentops.flows.dispatch import handle, ports_from_env
 
+        if self.act is not None:
+            # The job runs on real time; the CLI takes the story's "now" from this (sandbox-only) variable.
+            return self.act.run(delivery, extra_env={"INCIDENTOPS_SANDBOX_NOW": format_ts(self.clock.now)})
         self.event_file.write_text(json.dumps(delivery["payload"]), encoding="utf-8")
         env = {**self.env, "GITHUB_EVENT_NAME": delivery["event"], "GITHUB_EVENT_PATH": str(self.event_file)}
         ports = ports_from_env(env)
@@ -220,7 +233,7 @@ def _health(narrator: Narrator, world: DemoWorld) -> None:
     )
 
 
-def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None) -> int:
+def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, via_actions: bool = False) -> int:
     """Tell the whole story; return 0 when every step worked."""
     clock = StoryClock(STORY_START)
     n = Narrator(out or sys.stdout, clock)
@@ -230,9 +243,11 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None) ->
     try:
         n.line("incidentops demo: a SEV-1 from first report to closure, on the built-in sandbox")
         n.line("(emulated GitHub over a real bare git repo, emulated Cloudflare, five demo services; all on 127.0.0.1)")
+        if via_actions:
+            n.line("(each event runs the real .github/workflows file under act, offline: only loopback is up)")
         n.line()
         with n.step("Start the sandbox"):
-            world = DemoWorld(root, seed, clock)
+            world = DemoWorld(root, seed, clock, via_actions=via_actions)
             n.detail(f"GitHub API {world.info['github_api_url']} · repository {world.info['repository']}")
             _health(n, world)
         assert world is not None

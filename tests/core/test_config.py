@@ -4,7 +4,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from incidentops.config import load_config, parse_config
-from incidentops.errors import ConfigError
+from incidentops.errors import ConfigError, IncidentOpsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,3 +79,16 @@ def test_optional_sections_are_validated_and_exposed() -> None:
         parse_config(data)
     assert "exit_criteria.latency_tolerance: found 'a lot', expected a non-negative number" in str(info.value)
     assert "containment.expire_hours: found 'an unknown key'" in str(info.value)
+
+
+def test_the_story_clock_is_refused_outside_the_sandbox() -> None:
+    from datetime import UTC, datetime
+
+    from incidentops.flows.dispatch import clock_from_env
+
+    local = {"GITHUB_API_URL": "http://127.0.0.1:9/api/v3", "CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"}
+    clock = clock_from_env({**local, "INCIDENTOPS_SANDBOX_NOW": "2026-11-27T03:14:40Z"})
+    assert datetime(2026, 11, 27, 3, 14, 40, tzinfo=UTC) <= clock() < datetime(2026, 11, 27, 3, 15, 40, tzinfo=UTC)
+    with pytest.raises(IncidentOpsError, match="honoured only against the sandbox"):
+        clock_from_env({"GITHUB_API_URL": "https://api.github.com", "INCIDENTOPS_SANDBOX_NOW": "2026-11-27T03:14:40Z"})
+    assert clock_from_env({})().year >= 2026  # no override: the real clock

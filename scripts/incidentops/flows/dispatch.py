@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.adapters.git import GitRepo
@@ -13,13 +16,34 @@ from incidentops.config import load_config
 from incidentops.core import incidentfile as f
 from incidentops.core.events import Event, load_event
 from incidentops.core.redact import Redactor
-from incidentops.core.timefmt import utc_now
+from incidentops.core.timefmt import parse_ts, utc_now
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.commands import on_comment
 from incidentops.flows.contain import contain_on_declare
 from incidentops.flows.declare import Outcome, Ports, declare
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
 from incidentops.flows.verify import blast_radius, on_issue_closed
+
+SANDBOX_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def clock_from_env(env: Mapping[str, str]) -> Callable[[], datetime]:
+    """Real UTC time; against the sandbox only, `INCIDENTOPS_SANDBOX_NOW` moving forward with real seconds.
+
+    The demo tells its story on a story clock; when it runs the real workflows under act, the job needs the same
+    "now". The override is refused unless every API the job talks to is on this machine.
+    """
+    fixed = env.get("INCIDENTOPS_SANDBOX_NOW")
+    if not fixed:
+        return utc_now
+    hosts = {urlsplit(env.get(k) or "").hostname for k in ("GITHUB_API_URL", "CLOUDFLARE_API_BASE_URL")}
+    if not hosts <= SANDBOX_HOSTS:
+        raise IncidentOpsError(
+            "INCIDENTOPS_SANDBOX_NOW is honoured only against the sandbox (APIs on 127.0.0.1)",
+            hint="Unset it: production runs always use the real clock.",
+        )
+    start, began = parse_ts(fixed), time.monotonic()
+    return lambda: start + timedelta(seconds=int(time.monotonic() - began))
 
 
 def ports_from_env(env: Mapping[str, str]) -> Ports:
@@ -44,7 +68,7 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
         repository=repository,
         server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
         redact=Redactor.from_env(env),
-        clock=utc_now,
+        clock=clock_from_env(env),
         cloudflare=cloudflare,
     )
 
