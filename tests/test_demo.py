@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from incidentops.core import incidentfile as f
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +66,23 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
         cwd=keep / "workspace",
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.act
+@pytest.mark.slow
+def test_demo_via_actions_runs_the_same_story_through_the_real_workflows(tmp_path: Path) -> None:
+    from incidentops.sandbox import act
+
+    problem = act.namespace_problem()
+    if problem:
+        pytest.skip(problem)
+    result = subprocess.run(
+        [sys.executable, "-m", "incidentops", "demo", "--seed", str(ROOT), "--via-actions"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "each event runs the real .github/workflows file under act" in result.stdout
+    assert "all exit criteria met; closed at 2026-11-27T03:52:40Z" in result.stdout
