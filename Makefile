@@ -68,6 +68,7 @@ bench: install
 	$(VENV)/bin/python benchmarks/history.py
 	$(VENV)/bin/python benchmarks/smoke.py
 	$(VENV)/bin/python benchmarks/declare.py
+	$(VENV)/bin/python benchmarks/rollback.py
 	$(VENV)/bin/python benchmarks/install.py
 
 clean:
