@@ -405,7 +405,9 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
                 if r.status == "in-sync":
                     recovered.add(r.service)  # deployed by an earlier, interrupted attempt (or by a person)
                 before = entry.get("from") or r.before
-                entry.update({"from": before, "to": r.pin, "status": status, "at": r.ended})
+                entry.update(
+                    {"from": before, "to": r.pin, "status": status, "started": r.started, "at": r.ended}
+                )
                 services[r.service] = entry
                 row_key = f"{key}:{r.service}:{status}"
                 if not f.has_event(new_text, row_key):
