@@ -237,3 +237,18 @@ def test_rollback_comment_opens_the_pr_and_a_reader_is_refused(world: World) -> 
     assert outcome.status == "planned", outcome.message
     pr = next(iter(world.repo().get_pulls(state="open")))
     assert "| api-worker |" in pr.body and "| user-portal |" not in pr.body
+
+
+def test_an_architecture_significant_rollback_pr_commits_its_adr_with_the_timeline(world: World) -> None:
+    number = declared(world)
+    open_rollback_pr(None, world.ports(), number, [], "oncall-write")
+    pr = next(iter(world.repo().get_pulls(state="open")))
+    world.repo("oncall-admin").get_issue(pr.number).add_to_labels("architecture-significant")
+    outcome = world.run(merge(world, pr.number))
+    assert outcome.status == "rolled-back", outcome.message
+    bare = Path(world.info["bare_repo"])
+    last = git("log", "-1", "--grep", "rollback applied", "--stat", "--format=%s", "main", cwd=bare)
+    assert last.startswith(f"INC-{number:04d}: rollback applied") and "docs/adrs/0003-" in last
+    assert f"incidents/INC-{number:04d}.md" in last  # one commit: the ADR stub and the timeline rows
+    adr = git("show", "main:" + next(p for p in last.split() if p.startswith("docs/adrs/0003-")), cwd=bare)
+    assert f"INC-{number:04d}" in adr and "api-worker" in adr

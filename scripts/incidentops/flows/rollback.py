@@ -15,14 +15,17 @@ from typing import Any
 import httpx
 
 from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
+from incidentops.adapters.git import Edit
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
 from incidentops.core import rollback as core
+from incidentops.core.commands import Context
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
 from incidentops.core.ledger import dump_ledger, load_ledger
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
+from incidentops.flows.adr import adr_edit
 from incidentops.flows.declare import Outcome, Ports, file_url, refuse
 from incidentops.flows.smoke import verify_after_rollback
 from incidentops.render import render
@@ -30,6 +33,7 @@ from incidentops.render import render
 BRANCH_PREFIX = "rollback/"
 ROLLBACK_LABEL = "rollback"
 ROLLBACK_HEADER = "| service | from | to | status | at |"
+ADR_LABELS = {"architecture-significant", "adr"}
 
 
 def ledger_path(env: str) -> str:
@@ -361,8 +365,12 @@ async def _reconcile_all(
         return list(await asyncio.gather(*(one(n, p) for n, p in pins.items())))
 
 
-def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outcome:
-    """Reconcile Cloudflare to the ledger on the default branch and record it in the incident file."""
+def apply_ledger(ports: Ports, number: int | None, actor: str, key: str, adr: tuple[str, str] | None = None) -> Outcome:
+    """Reconcile Cloudflare to the ledger on the default branch and record it in the incident file.
+
+    `adr` (title, link) marks the rollback architecture-significant: its ADR stub lands in the same commit as
+    the timeline rows.
+    """
     ports.git.sync()
     fields: dict[str, Any] = {}
     path = incident_path(ports.config, number) if number is not None else None
@@ -405,9 +413,7 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
                 if r.status == "in-sync":
                     recovered.add(r.service)  # deployed by an earlier, interrupted attempt (or by a person)
                 before = entry.get("from") or r.before
-                entry.update(
-                    {"from": before, "to": r.pin, "status": status, "started": r.started, "at": r.ended}
-                )
+                entry.update({"from": before, "to": r.pin, "status": status, "started": r.started, "at": r.ended})
                 services[r.service] = entry
                 row_key = f"{key}:{r.service}:{status}"
                 if not f.has_event(new_text, row_key):
@@ -428,7 +434,16 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str) -> Outc
             new_text = f.set_fields(new_text, {"rollback": rollback})
             return {path: ports.redact(new_text)}
 
-        ports.git.commit(edit, f"{inc}: rollback applied ({len(changed)} changed, {len(failed)} failed) (@{actor})")
+        commit_edit: Edit = edit
+        if adr is not None and number is not None and changed:
+            title, where = adr
+            names = ", ".join(r.service for r in changed)
+            decision = f"Roll back {names} to the last known good versions pinned by {where}."
+            ctx = Context(actor, format_ts(ports.clock()), where, f"{key}:adr")
+            commit_edit = adr_edit(ports, number, decision=decision, ctx=ctx, title=title, before=edit)
+        ports.git.commit(
+            commit_edit, f"{inc}: rollback applied ({len(changed)} changed, {len(failed)} failed) (@{actor})"
+        )
         table = [
             {"service": r.service, "from": r.before or "?", "to": r.pin, "status": r.status, "detail": r.detail}
             for r in results
@@ -491,4 +506,11 @@ def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
         target = Event(event.name, event.action, merger, False, issue=event.issue, raw=event.raw)
         return refuse(target, ports, "rollback_apply", role)
     key = f"pr-{pr.get('number')}-{pr.get('merge_commit_sha') or ''}"
-    return apply_ledger(ports, number, merger, key)
+    # A rollback PR labelled architecture-significant gets an ADR stub, committed with the timeline.
+    adr = None
+    if ADR_LABELS & labels:
+        adr = (
+            str(pr.get("title") or "Roll back to last known good"),
+            link(f"PR #{pr.get('number')}", str(pr.get("html_url") or "")),
+        )
+    return apply_ledger(ports, number, merger, key, adr=adr)
