@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from incidentops.core import incidentfile as f
+from incidentops.core.ledger import load_ledger
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.declare import Outcome
 from incidentops.flows.rollback import open_rollback_pr
@@ -117,6 +118,9 @@ def test_a_rollback_through_the_pr_turns_the_checks_green_and_the_incident_recor
     assert applied.status == "rolled-back", applied.message
     assert applied.exit_code == 0, applied.steps
     assert "smoke tests on production passed (10 passed, 0 failed)" in applied.message
+    # The smoke run verified the new pins: the ledger says so, for the next incident's planner.
+    ledger = load_ledger(world.bare_file("deployments/production.yaml"))
+    assert all(entry["verified"] is True for entry in ledger["services"].values())
 
     text = world.bare_file(path)
     smoke = f.read_fields(text)["verification"]["smoke"]

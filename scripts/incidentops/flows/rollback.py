@@ -482,7 +482,30 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str, adr: tu
         details={"results": results},
     )
     # Playbook: re-run the smoke tests from the runbook after re-deploying (skipped when the rollback failed).
-    return verify_after_rollback(ports, outcome, number, key, actor)
+    verified = verify_after_rollback(ports, outcome, number, key, actor)
+    rolled = [r.service for r in results if r.status == "done" or r.service in recovered]
+    if verified.exit_code == 0 and rolled:
+        _mark_verified(ports, ledger, {r.service: r.pin for r in results if r.service in rolled}, inc)
+        verified.steps.append(f"marked {', '.join(rolled)} verified in {ledger}")
+    return verified
+
+
+def _mark_verified(ports: Ports, ledger: str, pins: Mapping[str, str], inc: str) -> None:
+    """The smoke checks passed on these pins: record it in the ledger, so a later rollback can trust them."""
+
+    def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
+        text = read(ledger)
+        if text is None:
+            return {}
+        doc = load_ledger(text)
+        services = doc.get("services") or {}
+        for name, version in pins.items():
+            entry = services.get(name)
+            if entry is not None and entry.get("version") == version and entry.get("verified") is not True:
+                entry["verified"] = True
+        return {ledger: dump_ledger(doc)}
+
+    ports.git.commit(edit, f"{inc}: smoke tests verified the rolled-back pins")
 
 
 def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
