@@ -117,20 +117,25 @@ class GitRepo:
             hint="Check the workflow has 'contents: write' and the token may push to the default branch.",
         )
 
+    def _stage(self, edit: Edit) -> dict[str, str]:
+        """Write the files `edit` changes and `git add` them; return what changed."""
+        changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
+        for path, text in changes.items():
+            full = self.workdir / path
+            full.parent.mkdir(parents=True, exist_ok=True)
+            full.write_text(text, encoding="utf-8")
+            self.run("add", "--", path)
+        return changes
+
     def commit(self, edit: Edit, message: str) -> CommitResult:
         """Apply `edit` on the latest tip, commit and push; on rejection re-apply on the new tip and retry."""
         started = time.monotonic()
         attempt = 0
         for attempt in range(1, self.max_attempts + 1):
             self.sync()
-            changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
+            changes = self._stage(edit)
             if not changes:
                 return CommitResult(None, attempt, ())
-            for path, text in changes.items():
-                full = self.workdir / path
-                full.parent.mkdir(parents=True, exist_ok=True)
-                full.write_text(text, encoding="utf-8")
-                self.run("add", "--", path)
             self.run("commit", "--quiet", "--no-verify", "-m", message)
             try:
                 self._push()
@@ -161,15 +166,10 @@ class GitRepo:
     def publish_branch(self, branch: str, edit: Edit, message: str) -> CommitResult:
         """Commit `edit` on top of the default branch as `branch` and push it (our own branch, never main)."""
         self.sync()
-        changes = {path: text for path, text in edit(self.read).items() if self.read(path) != text}
+        changes = self._stage(edit)
         if not changes:
             return CommitResult(None, 1, ())
-        self.run("checkout", "--quiet", "-B", branch)
-        for path, text in changes.items():
-            full = self.workdir / path
-            full.parent.mkdir(parents=True, exist_ok=True)
-            full.write_text(text, encoding="utf-8")
-            self.run("add", "--", path)
+        self.run("checkout", "--quiet", "-B", branch)  # carries the staged change over to the branch
         self.run("commit", "--quiet", "--no-verify", "-m", message)
         remote = self.run("ls-remote", "--heads", self.remote, branch).stdout.split()
         # A stale branch of ours from a closed PR may exist; replace only that exact tip (lease), never main.

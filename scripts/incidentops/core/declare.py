@@ -16,31 +16,8 @@ from incidentops.core.timefmt import format_ts
 from incidentops.render import render
 
 UNKNOWN = "unknown"
-# The keys of a newly declared incident, in file order.
-FIELD_ORDER_NEW = (
-    "id",
-    "title",
-    "severity",
-    "status",
-    "environment",
-    "started_at",
-    "declared_at",
-    "issue",
-    "commander",
-    "comms_owner",
-    "services",
-    "impact",
-    "tenant_isolation_risk",
-    "deploy_regression_suspected",
-    "security_impacting",
-    "containment",
-    "rollback",
-    "verification",
-    "escalations",
-    "unknown_fields",
-    "resolved_at",
-    "closed_at",
-)
+# The keys of a newly declared incident, in file order (`risks` arrives with the first /risk command).
+FIELD_ORDER_NEW = tuple(key for key in f.FIELD_ORDER if key != "risks")
 
 
 def incident_id(issue_number: int) -> str:
