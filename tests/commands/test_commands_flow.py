@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from incidentops.core import incidentfile as f
 from incidentops.core.events import parse_event
@@ -93,6 +94,12 @@ def test_evidence_replaces_unknown_and_merges_values(world: World) -> None:
     assert "Evidence request ids: req-2, req-3 (1 already listed)" in [r[2] for r in rows(world, number)]
 
 
+def next_adr_number() -> int:
+    """The number after the ADRs this repository ships (the sandbox is seeded with them)."""
+    root = Path(__file__).resolve().parents[2]
+    return max(int(p.name[:4]) for p in (root / "docs/adrs").glob("[0-9][0-9][0-9][0-9]-*.md")) + 1
+
+
 def test_decision_log_row_and_adr_stub_linked_both_ways(world: World) -> None:
     number = declared(world)
     world.run(comment(world, number, "/decision keep the deny rule until the fix ships"))
@@ -102,10 +109,11 @@ def test_decision_log_row_and_adr_stub_linked_both_ways(world: World) -> None:
     text = world.bare_file(path_of(number))
     log = text.split("## Decision log", 1)[1].split("\n## ", 1)[0]
     assert "| keep the deny rule until the fix ships | — |" in log
-    adr = "docs/adrs/0003-move-tenant-scoping-into-the-query-layer.md"
-    assert f"| Move tenant scoping into the query layer | [ADR-0003](../{adr}) |" in log
+    n = next_adr_number()
+    adr = f"docs/adrs/{n:04d}-move-tenant-scoping-into-the-query-layer.md"
+    assert f"| Move tenant scoping into the query layer | [ADR-{n:04d}](../{adr}) |" in log
     adr_text = world.bare_file(adr)
-    assert adr_text.startswith("# 3. Move tenant scoping into the query layer\n")
+    assert adr_text.startswith(f"# {n}. Move tenant scoping into the query layer\n")
     for section in ("## Status", "## Context", "## Decision", "## Consequences"):
         assert section in adr_text
     assert f"[INC-{number:04d}](../../incidents/INC-{number:04d}.md)" in adr_text

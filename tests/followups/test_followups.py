@@ -92,6 +92,9 @@ def test_standing_followups_are_added_once(world: World) -> None:
     assert len(followup_issues(world)) == 2 and len(followups_table(world.bare_file(path_of(number)))) == 2
 
 
+ROOT_DIR = Path(__file__).resolve().parents[2]
+
+
 def test_two_incidents_adding_an_adr_at_the_same_moment_get_distinct_numbers(world: World) -> None:
     numbers = [declared(world), declared(world)]
     deliveries = [comment(world, n, f"/decision --adr Decision of incident {n}") for n in numbers]
@@ -115,8 +118,10 @@ def test_two_incidents_adding_an_adr_at_the_same_moment_get_distinct_numbers(wor
         t.join(timeout=120)
     assert not errors, errors
     assert [o.status for o in outcomes] == ["recorded", "recorded"]
-    adrs = sorted(line for line in world_ls(world, "docs/adrs") if line.startswith(("0003-", "0004-")))
-    assert len(adrs) == 2 and adrs[0].startswith("0003-") and adrs[1].startswith("0004-")
+    first = max(int(p.name[:4]) for p in (ROOT_DIR / "docs/adrs").glob("[0-9][0-9][0-9][0-9]-*.md")) + 1
+    expected = (f"{first:04d}-", f"{first + 1:04d}-")
+    adrs = sorted(line for line in world_ls(world, "docs/adrs") if line.startswith(expected))
+    assert len(adrs) == 2 and adrs[0].startswith(expected[0]) and adrs[1].startswith(expected[1])
     # Each incident links the ADR that names it.
     for name in adrs:
         adr_text = world.bare_file(f"docs/adrs/{name}")
