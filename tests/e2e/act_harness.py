@@ -9,13 +9,11 @@ Two halves:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,27 +25,23 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from incidentops.sandbox.act import (
+    BASE_URLS_VAR,
+    PLATFORMS,
+    STUB_DIRS,
+    UV_SYNC_ARGS,
+    run_bounded,
+    workflow_uses,
+)
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 STUBS_DIR = REPO_ROOT / "tests" / "act-stubs"
 SCENARIO_SCRIPT = Path(__file__).with_name("act_scenario.py")
 
 # The stub that stands in for each action a workflow may use (act cannot clone from GitHub offline).
-STUBS = {
-    "actions/checkout": STUBS_DIR / "checkout",
-    "astral-sh/setup-uv": STUBS_DIR / "setup-uv",
-    "actions/upload-pages-artifact": STUBS_DIR / "upload-pages-artifact",
-    "actions/deploy-pages": STUBS_DIR / "deploy-pages",
-}
-
-# Every runs-on label needs a mapping; an unmapped one makes act skip the job and still exit 0.
-PLATFORMS = ("ubuntu-latest",)
-
-# What the workflows install: the locked runtime dependencies only, never the project itself.
-UV_SYNC_ARGS = ("sync", "--locked", "--no-dev", "--no-install-project", "--quiet")
-
-# The repository variable that overrides incidentops.yaml's base URLs (the workflows read `vars.` of it).
-BASE_URLS_VAR = "INCIDENTOPS_BASE_URLS"
+# The stubs, platforms, install and variable names are the ones `incidentops demo --via-actions` uses.
+STUBS = {action: STUBS_DIR / name for action, name in STUB_DIRS.items()}
 
 # Variables from the caller that must not leak into act's host runner (it inherits our environment).
 _LEAKY_PREFIXES = ("UV_", "GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV", "PIP_", "PYTHONPATH", "ACT_")
@@ -69,35 +63,6 @@ class ActResult:
     output: str
     seconds: float
     command: list[str]
-
-
-def run_bounded(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """Run a command in its own process group; on timeout end that whole group (act's step processes,
-    the scenario's sandbox), not only the direct child. Returns (exit code or -1, stdout + stderr)."""
-    # No stdin: act asks for the value of a `-s NAME` given without one, and must fail rather than wait.
-    proc = subprocess.Popen(
-        command,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out + err
-    except subprocess.TimeoutExpired:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            try:
-                out, err = proc.communicate(timeout=10)
-                break
-            except subprocess.TimeoutExpired:
-                out, err = "", ""
-        return -1, f"{out}{err}\n[harness] {Path(command[0]).name} timed out after {timeout} s"
 
 
 def find_tools() -> Tools:
@@ -169,17 +134,6 @@ def namespace_problem() -> str | None:
     if probe.returncode != 0:
         return f"cannot create a network namespace (needs root): {probe.stderr.strip()}"
     return None
-
-
-def workflow_uses(workflow: Path) -> list[str]:
-    """Every `uses:` of every step in a workflow file, in order."""
-    doc = YAML(typ="safe").load(workflow.read_text(encoding="utf-8"))
-    found: list[str] = []
-    for job in (doc.get("jobs") or {}).values():
-        for step in job.get("steps") or []:
-            if "uses" in step:
-                found.append(str(step["uses"]))
-    return found
 
 
 def local_repository_args(workflow: Path) -> list[str]:

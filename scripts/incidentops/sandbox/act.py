@@ -433,7 +433,7 @@ class ActRunner:
             }
         )
         started = time.monotonic()
-        returncode, output = _run_bounded(command, cwd=self.workspace, env=env, timeout=self.timeout)
+        returncode, output = run_bounded(command, cwd=self.workspace, env=env, timeout=self.timeout)
         run = ActRun(workflow_name, event, returncode, output, time.monotonic() - started, command)
         self.runs.append(run)
         return run
@@ -442,7 +442,7 @@ class ActRunner:
         """Map every action the event workflows use to its stub (act cannot clone from GitHub offline)."""
         args: list[str] = []
         for name in sorted(set(WORKFLOW_FOR_EVENT.values())):
-            for uses in _workflow_uses(self.workspace / WORKFLOWS_REL / name):
+            for uses in workflow_uses(self.workspace / WORKFLOWS_REL / name):
                 action, _, ref = uses.partition("@")
                 stub = STUB_DIRS.get(action)
                 if stub is None or not ref:
@@ -488,7 +488,8 @@ class ActRunner:
         return env
 
 
-def _workflow_uses(workflow: Path) -> list[str]:
+def workflow_uses(workflow: Path) -> list[str]:
+    """Every `uses:` of every step in a workflow file, in order."""
     from ruamel.yaml import YAML
 
     doc = YAML(typ="safe").load(workflow.read_text(encoding="utf-8")) or {}
@@ -507,7 +508,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
     return done.stdout
 
 
-def _run_bounded(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
+def run_bounded(command: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> tuple[int, str]:
     """Run `command` in its own process group (no stdin: act would prompt for a secret given no value);
     on timeout end that whole group, act's step processes included. Returns (exit code or -1, output)."""
     proc = subprocess.Popen(
