@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from incidentops.adapters.git import GitRepo
-from incidentops.flows.declare import Ports
+from incidentops.core.events import parse_event
+from incidentops.flows.declare import Outcome, Ports
+from incidentops.flows.dispatch import handle
 from tests.flows.conftest import FORM_BODY, NOW, World
 
 NO_ROLLBACK = FORM_BODY.replace("- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected")
@@ -40,3 +44,27 @@ def own_clone_ports(world: World, name: str, now: datetime = NOW) -> Ports:
     ports = world.ports(now)
     # Real (jittered) back-off between push attempts, so racing runs spread out as they do in Actions.
     return replace(ports, git=GitRepo(Path(target)))
+
+
+def run_at_once(world: World, deliveries: list[dict[str, Any]], name: str) -> list[Outcome]:
+    """Handle each delivery in its own thread with its own clone, all released at the same moment."""
+    ports = [own_clone_ports(world, f"{name}-{i}") for i in range(len(deliveries))]
+    outcomes: list[Outcome] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(deliveries))
+
+    def run(i: int) -> None:
+        try:
+            event = parse_event(deliveries[i]["event"], json.loads(json.dumps(deliveries[i]["payload"])))
+            start.wait()
+            outcomes.append(handle(event, ports[i]))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(deliveries))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    return outcomes

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import timedelta
 from pathlib import Path
 
 from incidentops.core import incidentfile as f
-from incidentops.core.events import parse_event
-from incidentops.flows.declare import Outcome
-from incidentops.flows.dispatch import handle
-from tests.commands.helpers import NO_ROLLBACK, comment, declared, own_clone_ports, path_of
+from tests.commands.helpers import NO_ROLLBACK, comment, declared, path_of, run_at_once
 from tests.flows.conftest import NOW, World
 
 
@@ -169,25 +164,7 @@ def test_hostile_text_stays_data(world: World) -> None:
 def test_ten_simultaneous_notes_give_ten_rows(world: World) -> None:
     number = declared(world)
     deliveries = [comment(world, number, f"/note parallel {i}") for i in range(10)]
-    ports = [own_clone_ports(world, f"run-{i}") for i in range(10)]
-    outcomes: list[Outcome] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(10)
-
-    def run(i: int) -> None:
-        try:
-            event = parse_event("issue_comment", json.loads(json.dumps(deliveries[i]["payload"])))
-            start.wait()
-            outcomes.append(handle(event, ports[i]))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    outcomes = run_at_once(world, deliveries, "run")
     # A run may apply an earlier comment whose own run has not got there yet (catching up with cancelled runs);
     # that comment's own run then finds it applied. Either way each note is applied exactly once.
     assert len(outcomes) == 10 and {o.status for o in outcomes} <= {"recorded", "unchanged"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,10 +10,9 @@ import httpx
 
 from incidentops.core import incidentfile as f
 from incidentops.core.events import parse_event
-from incidentops.flows.declare import Outcome
 from incidentops.flows.dispatch import handle
 from incidentops.flows.followups import LABEL, add_standing_followups
-from tests.commands.helpers import comment, declared, own_clone_ports, path_of
+from tests.commands.helpers import comment, declared, path_of, run_at_once
 from tests.flows.conftest import NOW, World, git
 
 
@@ -98,25 +96,7 @@ ROOT_DIR = Path(__file__).resolve().parents[2]
 def test_two_incidents_adding_an_adr_at_the_same_moment_get_distinct_numbers(world: World) -> None:
     numbers = [declared(world), declared(world)]
     deliveries = [comment(world, n, f"/decision --adr Decision of incident {n}") for n in numbers]
-    ports = [own_clone_ports(world, f"adr-{i}") for i in range(2)]
-    outcomes: list[Outcome] = []
-    errors: list[BaseException] = []
-    start = threading.Barrier(2)
-
-    def run(i: int) -> None:
-        try:
-            event = parse_event("issue_comment", json.loads(json.dumps(deliveries[i]["payload"])))
-            start.wait()
-            outcomes.append(handle(event, ports[i]))
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    outcomes = run_at_once(world, deliveries, "adr")
     assert [o.status for o in outcomes] == ["recorded", "recorded"]
     first = max(int(p.name[:4]) for p in (ROOT_DIR / "docs/adrs").glob("[0-9][0-9][0-9][0-9]-*.md")) + 1
     expected = (f"{first:04d}-", f"{first + 1:04d}-")
