@@ -50,19 +50,27 @@ def code(value: Any) -> str:
     return f"`{text}`"
 
 
-@lru_cache(maxsize=8)
-def environment(workspace: str | None) -> jinja2.Environment:
-    """The shared environment: the workspace's templates first, then the packaged defaults."""
+def template_environment(workspace: str | None, *, autoescape: bool) -> jinja2.Environment:
+    """A jinja2 environment over the workspace's templates first, then the packaged defaults.
+
+    StrictUndefined, trim_blocks and lstrip_blocks everywhere; autoescape only for HTML (the report site).
+    """
     search = [str(Path(workspace) / "templates")] if workspace else []
     search.append(str(_default_templates_dir()))
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(search),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=autoescape,
     )
+
+
+@lru_cache(maxsize=8)
+def environment(workspace: str | None) -> jinja2.Environment:
+    """The markdown environment shared by the incident file, comments and summaries."""
+    env = template_environment(workspace, autoescape=False)
     env.filters["cell"] = escape_cell
     env.filters["inline"] = md_inline
     env.filters["quote"] = quote_block

@@ -22,7 +22,7 @@ import jinja2
 
 from incidentops.core import report as core
 from incidentops.errors import IncidentOpsError
-from incidentops.render import _default_templates_dir
+from incidentops.render import template_environment
 
 ASSETS = ("report.css", "filter.js")
 PARALLEL_FROM = 400  # below this, starting worker processes costs more than it saves
@@ -59,16 +59,7 @@ def _severity_class(severity: str) -> str:
 @lru_cache(maxsize=8)
 def environment(workspace: str | None) -> jinja2.Environment:
     """The HTML environment: autoescape on for every template, since all incident text is untrusted."""
-    search = [str(Path(workspace) / "templates")] if workspace else []
-    search.append(str(_default_templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
-        undefined=jinja2.StrictUndefined,
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    env = template_environment(workspace, autoescape=True)
     env.filters["duration"] = core.format_duration
     env.filters["timestamp"] = _timestamp
     env.filters["sev_class"] = _severity_class
