@@ -16,14 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from incidentops.core import commands as core
-from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome, Ports, file_url, refuse
+from incidentops.flows.declare import Outcome, Ports, file_url, refuse, reply_once
 from incidentops.flows.rollback import open_rollback_pr
-from incidentops.render import render
 
 Run = Callable[[Event, Ports, str], Outcome]
 
@@ -50,36 +48,32 @@ def acknowledge(event: Event, ports: Ports, command: str, what: str) -> str:
     """Reply once to the comment (keyed on its id) saying what was recorded where; return a step line."""
     assert event.issue is not None
     number = event.issue.number
-    marker = f"<!-- incidentops:ack:{f.escape_cell(event.key)} -->"
-    body = render(
+    posted = reply_once(
+        event,
+        ports,
+        "ack",
         "comment-command-ack.md.j2",
-        ports.workspace,
-        marker=marker,
-        actor=event.sender,
         command=command,
         what=what,
         incident_id=incident_id(number),
         file_url=file_url(ports, incident_path(ports.config, number)),
     )
-    posted = ports.github.post_comment_once(number, marker, ports.redact(body))
     return f"acknowledged /{command} ({posted.url})" if posted.created else f"/{command} already acknowledged"
 
 
 def reply_help(event: Event, ports: Ports, command: str = "", problem: str = "", usage: str = "") -> Outcome:
     """Answer an unknown or malformed command (or /help) with the help text, once per comment."""
     assert event.issue is not None
-    marker = f"<!-- incidentops:help:{f.escape_cell(event.key)} -->"
-    body = render(
+    posted = reply_once(
+        event,
+        ports,
+        "help",
         "comment-help.md.j2",
-        ports.workspace,
-        marker=marker,
-        actor=event.sender,
         command=command,
         problem=problem,
         usage=usage,
         commands=help_rows(ports),
     )
-    posted = ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
     step = "posted the help text" if posted.created else "help text already posted"
     if problem:
         return Outcome(

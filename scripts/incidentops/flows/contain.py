@@ -30,7 +30,7 @@ from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows import smoke
-from incidentops.flows.declare import Outcome, Ports, file_url
+from incidentops.flows.declare import Outcome, Ports, file_url, reply_once
 from incidentops.render import render
 
 DEFAULT_EXPIRY = timedelta(hours=4)  # the playbook's deny is temporary: reported when due, lifted by a person
@@ -486,10 +486,7 @@ def _combine(outcomes: Sequence[Outcome]) -> Outcome:
 
 
 def _rejected(event: Event, ports: Ports, problem: str) -> Outcome:
-    assert event.issue is not None
-    marker = f"<!-- incidentops:rejected:{f.escape_cell(event.key)} -->"
-    body = render("contain-rejected.md.j2", ports.workspace, marker=marker, actor=event.sender, problem=problem)
-    ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+    reply_once(event, ports, "rejected", "contain-rejected.md.j2", problem=problem)
     return Outcome("rejected", problem, exit_code=1, level="error", steps=["explained the problem in a comment"])
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.adapters.git import GitRepo
-from incidentops.adapters.github import GitHubClient
+from incidentops.adapters.github import GitHubClient, PostedComment
 from incidentops.config import Config
 from incidentops.core import declare as core
 from incidentops.core import incidentfile as f
@@ -57,21 +57,19 @@ def file_url(ports: Ports, path: str) -> str:
     return f"{ports.server_url.rstrip('/')}/{ports.repository}/blob/{ports.config.default_branch}/{path}"
 
 
+def reply_once(event: Event, ports: Ports, kind: str, template: str, **context: Any) -> PostedComment:
+    """Answer an event with a comment from `template`, once: a hidden `incidentops:<kind>:<event key>` marker
+    is looked up before posting, so a replayed event does not answer twice."""
+    assert event.issue is not None
+    marker = f"<!-- incidentops:{kind}:{f.escape_cell(event.key)} -->"
+    body = render(template, ports.workspace, marker=marker, actor=event.sender, **context)
+    return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+
+
 def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
     """Tell the actor they lack the role, once per event; change nothing else."""
-    assert event.issue is not None
     needed = ports.config.permissions[action]
-    marker = f"<!-- incidentops:refused:{f.escape_cell(event.key)} -->"
-    body = render(
-        "comment-refused.md.j2",
-        ports.workspace,
-        marker=marker,
-        actor=event.sender,
-        action=action,
-        needed=needed,
-        role=role,
-    )
-    posted = ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+    posted = reply_once(event, ports, "refused", "comment-refused.md.j2", action=action, needed=needed, role=role)
     return Outcome(
         "refused",
         f"@{event.sender} has role {role!r}; {action} needs {needed!r}. Refusal comment "
