@@ -13,10 +13,8 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -25,11 +23,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from incidentops.sandbox import act as act_module
 from incidentops.sandbox.act import (
     BASE_URLS_VAR,
     PLATFORMS,
     STUB_DIRS,
-    UV_SYNC_ARGS,
+    ActTools,
     run_bounded,
     workflow_uses,
 )
@@ -47,14 +46,8 @@ STUBS = {action: STUBS_DIR / name for action, name in STUB_DIRS.items()}
 _LEAKY_PREFIXES = ("UV_", "GITHUB_", "RUNNER_", "ACTIONS_", "VIRTUAL_ENV", "PIP_", "PYTHONPATH", "ACT_")
 
 
-@dataclass(frozen=True)
-class Tools:
-    """Host binaries the act runs need."""
-
-    act: Path
-    uv: Path
-    python: Path  # the interpreter the pre-warmed cache was built for
-    uv_cache_dir: Path
+# The host binaries an act run needs (act, uv, the interpreter the cache was warmed for, the cache).
+Tools = ActTools
 
 
 @dataclass(frozen=True)
@@ -66,47 +59,14 @@ class ActResult:
 
 
 def find_tools() -> Tools:
-    """Locate act, uv, the base interpreter and the uv cache; raise FileNotFoundError if missing."""
-    bindir = Path(sys.executable).parent
-    act = _first_existing([bindir / "act", shutil.which("act")])
-    uv = _first_existing(
-        [
-            os.environ.get("INCIDENTOPS_ACT_UV"),
-            REPO_ROOT / ".tools" / "bin" / "uv",
-            bindir / "uv",
-            shutil.which("uv"),
-        ]
-    )
-    python = Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-    cache_env = os.environ.get("INCIDENTOPS_ACT_UV_CACHE")
-    if cache_env:
-        cache_dir = Path(cache_env)
-    else:
-        # The host's own uv cache: `make install` has already filled it from the same lock.
-        out = subprocess.run([str(uv), "cache", "dir"], capture_output=True, text=True, check=True)
-        cache_dir = Path(out.stdout.strip())
-    return Tools(act=act, uv=uv, python=python, uv_cache_dir=cache_dir)
-
-
-def _first_existing(candidates: list[Any]) -> Path:
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise FileNotFoundError(f"none of these exist: {[str(c) for c in candidates if c]}")
+    """Locate act, uv, the base interpreter and the uv cache, as `incidentops demo --via-actions` does."""
+    return act_module.find_tools(REPO_ROOT)
 
 
 def prewarm_uv_cache(tools: Tools, project: Path = REPO_ROOT) -> float:
     """Install the runtime deps from uv.lock once into a scratch venv so the same cache works offline."""
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="act-prewarm-") as scratch:
-        env = clean_env()
-        env.update(
-            UV_CACHE_DIR=str(tools.uv_cache_dir),
-            UV_PROJECT_ENVIRONMENT=str(Path(scratch) / "venv"),
-            UV_PYTHON=str(tools.python),
-            UV_PYTHON_DOWNLOADS="never",
-        )
-        subprocess.run([str(tools.uv), *UV_SYNC_ARGS], cwd=project, env=env, check=True, timeout=600)
+    act_module.prewarm_uv_cache(tools, project)
     return time.monotonic() - started
 
 
@@ -125,15 +85,8 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @cache
 def namespace_problem() -> str | None:
-    """Why no loopback-only network namespace can be made here, or None if it can."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare and ip (util-linux, iproute2) are needed to run act offline"
-    probe = subprocess.run(
-        ["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True, check=False
-    )
-    if probe.returncode != 0:
-        return f"cannot create a network namespace (needs root): {probe.stderr.strip()}"
-    return None
+    """Why no loopback-only network namespace can be made here, or None if it can (asked once a session)."""
+    return act_module.namespace_problem()
 
 
 def local_repository_args(workflow: Path) -> list[str]:
