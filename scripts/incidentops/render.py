@@ -80,9 +80,13 @@ def environment(workspace: str | None) -> jinja2.Environment:
 
 def render(name: str, workspace: Path | None = None, **context: Any) -> str:
     """Render a template by file name with the given data."""
+    return render_with(environment(str(workspace) if workspace else None), name, **context)
+
+
+def render_with(env: jinja2.Environment, name: str, **context: Any) -> str:
+    """Render `name` from `env`; a missing or broken template is a user-facing error naming it."""
     try:
-        template = environment(str(workspace) if workspace else None).get_template(name)
-        return template.render(**context)
+        return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound as exc:
         raise IncidentOpsError(
             f"template {name} not found", hint="Restore it in templates/ (see the incidentops repository)."

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import jinja2
 
 from incidentops.core import report as core
 from incidentops.errors import IncidentOpsError
-from incidentops.render import template_environment
+from incidentops.render import render_with, template_environment
 
 ASSETS = ("report.css", "filter.js")
 PARALLEL_FROM = 400  # below this, starting worker processes costs more than it saves
@@ -66,22 +65,9 @@ def environment(workspace: str | None) -> jinja2.Environment:
     return env
 
 
-def _render(env: jinja2.Environment, name: str, **context: Any) -> str:
-    try:
-        return env.get_template(name).render(**context)
-    except jinja2.TemplateNotFound as exc:
-        raise IncidentOpsError(
-            f"template {name} not found", hint="Restore it in templates/ (see the incidentops repository)."
-        ) from exc
-    except jinja2.TemplateError as exc:
-        raise IncidentOpsError(
-            f"template {name} failed to render: {exc}", hint="Fix the template in templates/ and run again."
-        ) from exc
-
-
 def render_incident(env: jinja2.Environment, incident: core.Incident, repo_url: str | None) -> str:
     """The HTML page of one incident."""
-    return _render(
+    return render_with(
         env,
         "report/incident.html.j2",
         root="../",
@@ -96,7 +82,7 @@ def render_incident(env: jinja2.Environment, incident: core.Incident, repo_url: 
 
 def render_index(env: jinja2.Environment, site: core.Site, repo_url: str | None) -> str:
     """The HTML index: statistics, the monthly chart, the filterable list, the unreadable files."""
-    return _render(env, "report/index.html.j2", root="", site=site, chart=site.months, repo_url=repo_url)
+    return render_with(env, "report/index.html.j2", root="", site=site, chart=site.months, repo_url=repo_url)
 
 
 def incident_files(directory: Path) -> list[Path]:
