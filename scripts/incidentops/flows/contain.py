@@ -30,7 +30,7 @@ from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows import smoke
-from incidentops.flows.declare import Outcome, Ports, file_url, reply_once
+from incidentops.flows.base import Outcome, Ports, file_url, reply_once
 from incidentops.render import render
 
 DEFAULT_EXPIRY = timedelta(hours=4)  # the playbook's deny is temporary: reported when due, lifted by a person
