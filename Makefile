@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: all install demo demo-actions test lint typecheck workflows incidents-lint wrangler lock-check test-fast bench clean
+.PHONY: all install demo demo-actions test lint typecheck imports workflows incidents-lint wrangler lock-check test-fast bench clean
 
 all: test
 
@@ -26,8 +26,11 @@ $(VENV)/.installed: $(UV) uv.lock pyproject.toml
 
 install: $(VENV)/.installed
 
+# The lock matches pyproject.toml, and the check still bites: a drifted copy must be refused. Resolving the
+# drifted copy needs PyPI's metadata, which a fresh machine only has online, so the proof runs here, not in pytest.
 lock-check: $(UV)
 	$(UV) lock --check
+	$(TOOLS)/bin/python scripts/check_lock_drift.py $(UV)
 
 demo: install
 	$(VENV)/bin/incidentops demo
@@ -42,6 +45,10 @@ lint: install
 
 typecheck: install
 	$(VENV)/bin/mypy
+
+# The layering contracts in pyproject.toml ([tool.importlinter]): pure core, flows layered under dispatch.
+imports: install
+	$(VENV)/bin/lint-imports
 
 workflows: install
 	$(VENV)/bin/zizmor --offline .github/workflows
@@ -58,7 +65,7 @@ wrangler: $(WRANGLER_DIR)/node_modules/.installed
 incidents-lint: install
 	$(VENV)/bin/incidentops lint
 
-test: lock-check install lint typecheck workflows incidents-lint wrangler
+test: lock-check install lint typecheck imports workflows incidents-lint wrangler
 	$(VENV)/bin/pytest -q
 
 test-fast: install

@@ -28,7 +28,8 @@ from incidentops.config import load_config
 from incidentops.core.events import parse_event
 from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import utc_now
-from incidentops.flows.declare import Ports, declare
+from incidentops.flows.base import Ports
+from incidentops.flows.declare import declare
 from incidentops.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,10 +26,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from incidentops.core import incidentfile as f
-from incidentops.core.declare import new_incident_text
 from incidentops.core.events import Event, Issue
 from incidentops.core.form import Intake
 from incidentops.core.timefmt import format_ts
+from incidentops.flows.declare import new_incident_text
 from incidentops.flows.report import build_report
 
 SERVICES = ("api-worker", "ingest-worker", "queue-consumer", "admin-pages", "user-portal")

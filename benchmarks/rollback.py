@@ -30,7 +30,7 @@ from incidentops.config import load_config
 from incidentops.core.redact import Redactor
 from incidentops.core.rollback import Pin
 from incidentops.core.timefmt import utc_now
-from incidentops.flows.declare import Ports
+from incidentops.flows.base import Ports
 from incidentops.flows.rollback import _reconcile_all
 from incidentops.sandbox import world
 

@@ -52,8 +52,8 @@ def _incident_number(value: str) -> int:
 def _cmd_rollback_plan(args: argparse.Namespace) -> int:
     import os
 
-    from incidentops.flows.dispatch import ports_from_env
     from incidentops.flows.rollback import build_plan, plan_table
+    from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(os.environ)
     plan, _, env = build_plan(ports, args.incident, args.service or [])
@@ -75,8 +75,8 @@ def _cmd_rollback_apply(args: argparse.Namespace) -> int:
 
     from incidentops.adapters.actions import Runner
     from incidentops.core.timefmt import format_ts, utc_now
-    from incidentops.flows.dispatch import ports_from_env
     from incidentops.flows.rollback import apply_ledger
+    from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(os.environ)
     actor = os.environ.get("GITHUB_ACTOR") or os.environ.get("USER") or "operator"
@@ -148,8 +148,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     import os
 
     from incidentops.adapters.actions import Runner
-    from incidentops.flows.dispatch import ports_from_env
     from incidentops.flows.verify import verify_incident
+    from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(os.environ)
     actor = os.environ.get("GITHUB_ACTOR", "incidentops")
@@ -162,8 +162,8 @@ def _cmd_remind(args: argparse.Namespace) -> int:
     import os
 
     from incidentops.adapters.actions import Runner
-    from incidentops.flows.dispatch import ports_from_env
     from incidentops.flows.remind import run_reminders
+    from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(os.environ)
     outcome = run_reminders(ports)

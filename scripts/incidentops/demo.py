@@ -27,7 +27,7 @@ from incidentops.core import incidentfile as f
 from incidentops.core.events import parse_event
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 
 if TYPE_CHECKING:
     from incidentops.sandbox.act import ActRunner
@@ -191,7 +191,8 @@ class DemoWorld:
 
     def workflow(self, delivery: dict[str, Any]) -> Outcome:
         """Run the incident workflow's step: `incidentops handle-event` with the recorded event."""
-        from incidentops.flows.dispatch import handle, ports_from_env
+        from incidentops.flows.dispatch import handle
+        from incidentops.wiring import ports_from_env
 
         if self.act is not None:
             # The job runs on real time; the CLI takes the story's "now" from this (sandbox-only) variable.
@@ -341,8 +342,8 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
 def _force_queue_consumer(n: Narrator, world: DemoWorld, number: int, pr: Any) -> None:
     """The operator decision the preflight asked for: pin queue-consumer's target with `force: true`."""
     from incidentops.core.ledger import dump_ledger, load_ledger
-    from incidentops.flows.dispatch import ports_from_env
     from incidentops.flows.rollback import build_plan
+    from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(world.env)
     plan, _, _ = build_plan(ports, number, ["queue-consumer"])

@@ -12,7 +12,7 @@ from typing import Any
 
 from incidentops.adapters.git import GitRepo
 from incidentops.core.events import parse_event
-from incidentops.flows.declare import Outcome, Ports
+from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.dispatch import handle
 from tests.flows.conftest import FORM_BODY, NOW, World
 

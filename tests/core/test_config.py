@@ -84,7 +84,7 @@ def test_optional_sections_are_validated_and_exposed() -> None:
 def test_the_story_clock_is_refused_outside_the_sandbox() -> None:
     from datetime import UTC, datetime
 
-    from incidentops.flows.dispatch import clock_from_env
+    from incidentops.wiring import clock_from_env
 
     local = {"GITHUB_API_URL": "http://127.0.0.1:9/api/v3", "CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"}
     clock = clock_from_env({**local, "INCIDENTOPS_SANDBOX_NOW": "2026-11-27T03:14:40Z"})

@@ -10,7 +10,8 @@ from incidentops.adapters.cloudflare import CloudflareClient, RetryPolicy
 from incidentops.core import rollback as core
 from incidentops.core.events import parse_event
 from incidentops.core.ledger import load_ledger
-from incidentops.flows.declare import Outcome, Ports, declare
+from incidentops.flows.base import Outcome, Ports
+from incidentops.flows.declare import declare
 from incidentops.flows.rollback import open_rollback_pr
 from tests.flows.conftest import FORM_BODY, World, git
 

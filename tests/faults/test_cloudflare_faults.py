@@ -16,7 +16,7 @@ import pytest
 from incidentops.adapters.cloudflare import RetryPolicy
 from incidentops.core import incidentfile as f
 from incidentops.core.events import parse_event
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 from incidentops.flows.dispatch import handle
 from tests.faults.common import (
     ROLLBACK_SERVICES,

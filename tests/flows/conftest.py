@@ -20,7 +20,7 @@ from incidentops.adapters.github import GitHubClient
 from incidentops.config import Config, load_config
 from incidentops.core.events import Event, parse_event
 from incidentops.core.redact import Redactor
-from incidentops.flows.declare import Outcome, Ports
+from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.dispatch import handle
 from incidentops.sandbox.server import Sandbox
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from incidentops.core.declare import new_incident_text
 from incidentops.core.events import parse_event
 from incidentops.core.form import read_intake
 from incidentops.core.lint import lint_text
 from incidentops.core.timefmt import parse_ts
 from incidentops.flows import lint as flow
+from incidentops.flows.declare import new_incident_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PATH = "incidents/INC-0042.md"

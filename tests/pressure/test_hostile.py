@@ -12,9 +12,10 @@ import pytest
 
 from incidentops.config import load_config
 from incidentops.core import incidentfile as f
-from incidentops.core.declare import FIELD_ORDER_NEW, new_incident_text
+from incidentops.core.declare import FIELD_ORDER_NEW
 from incidentops.core.events import parse_event
 from incidentops.core.form import read_intake
+from incidentops.flows.declare import new_incident_text
 from tests.flows.conftest import World
 from tests.pressure.hostile import LABELS_LOOKALIKE, bodies, comments, titles
 

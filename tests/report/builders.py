@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from incidentops.core import incidentfile as f
-from incidentops.core.declare import new_incident_text
 from incidentops.core.events import Event, Issue
 from incidentops.core.form import Intake
 from incidentops.core.timefmt import format_ts
+from incidentops.flows.declare import new_incident_text
 
 STARTED = datetime(2026, 11, 27, 3, 12, 9, tzinfo=UTC)
 

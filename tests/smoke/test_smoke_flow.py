@@ -14,7 +14,7 @@ import pytest
 from incidentops.core import incidentfile as f
 from incidentops.core.ledger import load_ledger
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 from incidentops.flows.rollback import open_rollback_pr
 from incidentops.flows.smoke import SmokeResult, replace_section, run_smoke, smoke_from_env
 from tests.flows.conftest import NOW, World, git

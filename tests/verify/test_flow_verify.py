@@ -11,7 +11,7 @@ from typing import Any
 
 from incidentops.core import incidentfile as f
 from incidentops.core.events import parse_event
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 from incidentops.flows.verify import blast_radius, on_issue_closed, resolve_command, verify_incident
 from tests.flows.conftest import NOW, World
 from tests.verify.conftest import Clock

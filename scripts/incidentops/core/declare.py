@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from incidentops.config import Config
@@ -13,7 +13,6 @@ from incidentops.core import incidentfile as f
 from incidentops.core.events import Event
 from incidentops.core.form import Intake
 from incidentops.core.timefmt import format_ts
-from incidentops.render import render
 
 UNKNOWN = "unknown"
 # The keys of a newly declared incident, in file order (`risks` arrives with the first /risk command).
@@ -109,16 +108,9 @@ def link(text: str, url: str) -> str:
     return f"[{text}]({url})" if url else text
 
 
-def new_incident_text(
-    event: Event,
-    intake: Intake,
-    severity: str,
-    now: datetime,
-    workspace: Path | None = None,
-) -> str:
-    """Render the whole file for a new incident, with its first timeline rows."""
+def first_rows(event: Event, intake: Intake, severity: str, fields: Mapping[str, Any]) -> list[f.TimelineRow]:
+    """The timeline a new incident starts with: impact start (when known), declaration, commander."""
     assert event.issue is not None
-    fields = new_incident_fields(event, intake, severity, now)
     at = fields["declared_at"]
     issue_link = link(f"issue #{event.issue.number}", event.issue.html_url)
     rows = [
@@ -127,16 +119,7 @@ def new_incident_text(
     ]
     if intake.started_at:
         rows.insert(0, f.TimelineRow(intake.started_at, event.issue.author or event.sender, "Impact started", ""))
-    text = render(
-        "incident.md.j2",
-        workspace,
-        front_matter=f.render_front_matter(fields),
-        incident=fields,
-        intake=intake,
-        issue_url=event.issue.html_url,
-        timeline=[f.format_row(r) for r in rows],
-    )
-    return f.refresh_diagram(text)  # also proves the template produced a readable file
+    return rows
 
 
 def severity_change_text(text: str, event: Event, severity: str, now: datetime) -> tuple[str, str] | None:

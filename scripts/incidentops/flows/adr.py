@@ -14,7 +14,7 @@ from incidentops.adapters.git import Edit
 from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path
-from incidentops.flows.declare import Ports, file_url
+from incidentops.flows.base import Ports, file_url
 from incidentops.render import render
 
 ADR_DIR = "docs/adrs"

@@ -9,19 +9,21 @@ reply also says where the change landed, so acknowledgements are short replies.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from incidentops.core import commands as core
-from incidentops.core.declare import incident_id, incident_path, link
+from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event
-from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome, Ports, file_url, refuse, reply_once
+from incidentops.flows.adr import adr_edit
+from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
+from incidentops.flows.contain import contain_command, lift_command
+from incidentops.flows.followups import followup_command
 from incidentops.flows.rollback import open_rollback_pr
+from incidentops.flows.smoke import smoke_command
+from incidentops.flows.verify import resolve_command
 
 Run = Callable[[Event, Ports, str], Outcome]
 
@@ -32,33 +34,9 @@ class Command:
     run: Run
     usage: str
     summary: str = ""
-    module: str | None = None  # delivered by another module, imported when first used
 
 
 # -- shared by every command ---------------------------------------------------------------------------
-
-
-def context(event: Event, ports: Ports) -> core.Context:
-    """Actor, time, comment link and event key for the rows this comment produces."""
-    url = event.comment_url or (event.issue.html_url if event.issue else "")
-    return core.Context(event.sender, format_ts(ports.clock()), link("comment", url), event.key)
-
-
-def acknowledge(event: Event, ports: Ports, command: str, what: str) -> str:
-    """Reply once to the comment (keyed on its id) saying what was recorded where; return a step line."""
-    assert event.issue is not None
-    number = event.issue.number
-    posted = reply_once(
-        event,
-        ports,
-        "ack",
-        "comment-command-ack.md.j2",
-        command=command,
-        what=what,
-        incident_id=incident_id(number),
-        file_url=file_url(ports, incident_path(ports.config, number)),
-    )
-    return f"acknowledged /{command} ({posted.url})" if posted.created else f"/{command} already acknowledged"
 
 
 def reply_help(event: Event, ports: Ports, command: str = "", problem: str = "", usage: str = "") -> Outcome:
@@ -91,13 +69,7 @@ def help_rows(ports: Ports) -> list[dict[str, str]]:
     return [
         {"usage": c.usage, "summary": c.summary, "role": ports.config.permissions.get(c.action, "") if c.action else ""}
         for c in COMMANDS.values()
-        if available(c)
     ]
-
-
-def available(command: Command) -> bool:
-    """Whether a command delivered by another module is installed."""
-    return command.module is None or importlib.util.find_spec(command.module) is not None
 
 
 def record(event: Event, ports: Ports, name: str, parsed: core.Parsed, what: str) -> Outcome:
@@ -117,27 +89,6 @@ def record(event: Event, ports: Ports, name: str, parsed: core.Parsed, what: str
         return {} if new is None else {path: ports.redact(new)}
 
     return commit_and_ack(event, ports, name, edit, what, seen)
-
-
-def commit_and_ack(
-    event: Event,
-    ports: Ports,
-    name: str,
-    edit: Callable[[Callable[[str], str | None]], Mapping[str, str]],
-    what: str,
-    seen: dict[str, bool],
-) -> Outcome:
-    """Commit `edit` for this comment, then reply once; a replay commits nothing and re-uses the reply."""
-    assert event.issue is not None
-    number = event.issue.number
-    inc, path = incident_id(number), incident_path(ports.config, number)
-    result = ports.git.commit(edit, f"{inc}: /{name} (@{event.sender}, {event.key})")
-    steps = [f"committed {path} ({result.sha[:12]}, push attempt {result.attempts})"] if result.sha else []
-    steps.append(acknowledge(event, ports, name, what))
-    if result.sha:
-        return Outcome("recorded", f"{inc}: /{name} by @{event.sender} recorded", inc, path, steps)
-    reason = "this comment was already applied" if seen.get("replay") else "nothing to change"
-    return Outcome("unchanged", f"{inc}: /{name}: {reason}", inc, path, steps)
 
 
 def _parsed(name: str, what: str) -> Run:
@@ -170,8 +121,6 @@ def decision_command(event: Event, ports: Ports, args: str) -> Outcome:
     assert isinstance(parsed, core.Decision) and event.issue is not None
     if not parsed.adr:
         return record(event, ports, "decision", parsed, "the decision log")
-    from incidentops.flows.adr import adr_edit
-
     ctx = context(event, ports)
     seen: dict[str, bool] = {}
     edit = adr_edit(ports, event.issue.number, decision=parsed.text, ctx=ctx, seen=seen)
@@ -189,22 +138,13 @@ def _rollback(event: Event, ports: Ports, args: str) -> Outcome:
     return open_rollback_pr(event, ports, event.issue.number, services, event.sender)
 
 
-def _followup(event: Event, ports: Ports, args: str) -> Outcome:
-    from incidentops.flows.followups import followup_command
+def _one_line(run: Run) -> Run:
+    """Commands that take a single line of arguments (routes, service names) ignore what follows it."""
 
-    return followup_command(event, ports, args)
+    def one_line(event: Event, ports: Ports, args: str) -> Outcome:
+        return run(event, ports, args.split("\n", 1)[0].strip())
 
-
-def _elsewhere(module: str, function: str) -> Run:
-    """A command another module delivers, imported only when used (this module imports without it)."""
-
-    def run(event: Event, ports: Ports, args: str) -> Outcome:
-        if importlib.util.find_spec(module) is None:
-            return reply_help(event, ports, function.removesuffix("_command"), "not available in this version")
-        target: Run = getattr(importlib.import_module(module), function)
-        return target(event, ports, args.split("\n", 1)[0].strip())  # those commands take one line
-
-    return run
+    return one_line
 
 
 COMMANDS: dict[str, Command] = {
@@ -218,36 +158,12 @@ COMMANDS: dict[str, Command] = {
         "evidence", security_impact_command, core.USAGE["security-impact"], "state whether security behavior changed"
     ),
     "risk": Command("evidence", risk_command, core.USAGE["risk"], "open or clear a risk"),
-    "followup": Command("followup", _followup, core.USAGE["followup"], "open a follow-up issue"),
+    "followup": Command("followup", followup_command, core.USAGE["followup"], "open a follow-up issue"),
     "rollback": Command("rollback_plan", _rollback, "/rollback [service …]", "open the rollback pull request"),
-    "contain": Command(
-        "contain",
-        _elsewhere("incidentops.flows.contain", "contain_command"),
-        "/contain <route>",
-        "deny a route temporarily",
-        module="incidentops.flows.contain",
-    ),
-    "lift": Command(
-        "lift",
-        _elsewhere("incidentops.flows.contain", "lift_command"),
-        "/lift <route>",
-        "lift a containment",
-        module="incidentops.flows.contain",
-    ),
-    "smoke": Command(
-        "smoke",
-        _elsewhere("incidentops.flows.smoke", "smoke_command"),
-        "/smoke",
-        "run the runbook's smoke checks",
-        module="incidentops.flows.smoke",
-    ),
-    "resolve": Command(
-        "resolve",
-        _elsewhere("incidentops.flows.verify", "resolve_command"),
-        "/resolve",
-        "check the exit criteria and resolve",
-        module="incidentops.flows.verify",
-    ),
+    "contain": Command("contain", _one_line(contain_command), "/contain <route>", "deny a route temporarily"),
+    "lift": Command("lift", _one_line(lift_command), "/lift <route>", "lift a containment"),
+    "smoke": Command("smoke", _one_line(smoke_command), "/smoke", "run the runbook's smoke checks"),
+    "resolve": Command("resolve", _one_line(resolve_command), "/resolve", "check the exit criteria and resolve"),
     "help": Command("", help_command, core.USAGE["help"], "show this list"),
 }
 
@@ -330,10 +246,13 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     if ports.git.read(incident_path(ports.config, event.issue.number)) is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
     command = COMMANDS.get(name)
-    if command is None or not available(command):
+    if command is None:
         return reply_help(event, ports, name, f"/{name} is not a command")
     if command.action:
         role = ports.github.role_of(event.sender)
         if not ports.config.allows(command.action, role):
             return refuse(event, ports, command.action, role)
-    return command.run(event, ports, args)
+    try:
+        return command.run(event, ports, args)
+    except BadCommand as bad:
+        return reply_help(event, ports, bad.command, bad.problem, bad.usage)

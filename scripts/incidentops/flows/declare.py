@@ -7,77 +7,38 @@ changes nothing) → label the issue → post one comment (found by its hidden m
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from incidentops.adapters.cloudflare import CloudflareClient
-from incidentops.adapters.git import GitRepo
-from incidentops.adapters.github import GitHubClient, PostedComment
-from incidentops.config import Config
 from incidentops.core import declare as core
 from incidentops.core import incidentfile as f
 from incidentops.core.events import Event
-from incidentops.core.form import read_intake
-from incidentops.core.redact import Redactor
+from incidentops.core.form import Intake, read_intake
 from incidentops.core.timefmt import format_ts
+from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.render import render
 
 
-@dataclass
-class Ports:
-    """Everything a flow may touch, built once by the CLI (or a test)."""
-
-    config: Config
-    workspace: Path
-    github: GitHubClient
-    git: GitRepo
-    repository: str
-    server_url: str
-    redact: Redactor
-    clock: Callable[[], datetime]
-    # Builds a Cloudflare client for an account id; None where no Cloudflare token is configured.
-    cloudflare: Callable[[str], CloudflareClient] | None = None
-
-
-@dataclass
-class Outcome:
-    status: str  # declared | escalated | de-escalated | unchanged | skipped | refused
-    message: str
-    incident_id: str | None = None
-    path: str | None = None
-    steps: list[str] = field(default_factory=list)
-    exit_code: int = 0
-    level: str = "notice"  # annotation level for the message
-    details: dict[str, Any] = field(default_factory=dict)  # flow-specific data for summaries and tests
-
-
-def file_url(ports: Ports, path: str) -> str:
-    return f"{ports.server_url.rstrip('/')}/{ports.repository}/blob/{ports.config.default_branch}/{path}"
-
-
-def reply_once(event: Event, ports: Ports, kind: str, template: str, **context: Any) -> PostedComment:
-    """Answer an event with a comment from `template`, once: a hidden `incidentops:<kind>:<event key>` marker
-    is looked up before posting, so a replayed event does not answer twice."""
+def new_incident_text(
+    event: Event,
+    intake: Intake,
+    severity: str,
+    now: datetime,
+    workspace: Path | None = None,
+) -> str:
+    """Render the whole file for a new incident (the workspace's template), with its first timeline rows."""
     assert event.issue is not None
-    marker = f"<!-- incidentops:{kind}:{f.escape_cell(event.key)} -->"
-    body = render(template, ports.workspace, marker=marker, actor=event.sender, **context)
-    return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
-
-
-def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
-    """Tell the actor they lack the role, once per event; change nothing else."""
-    needed = ports.config.permissions[action]
-    posted = reply_once(event, ports, "refused", "comment-refused.md.j2", action=action, needed=needed, role=role)
-    return Outcome(
-        "refused",
-        f"@{event.sender} has role {role!r}; {action} needs {needed!r}. Refusal comment "
-        + ("posted" if posted.created else "already posted")
-        + "; nothing written.",
-        steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
-        level="warning",
+    fields = core.new_incident_fields(event, intake, severity, now)
+    text = render(
+        "incident.md.j2",
+        workspace,
+        front_matter=f.render_front_matter(fields),
+        incident=fields,
+        intake=intake,
+        issue_url=event.issue.html_url,
+        timeline=[f.format_row(r) for r in core.first_rows(event, intake, severity, fields)],
     )
+    return f.refresh_diagram(text)  # also proves the template produced a readable file
 
 
 def _row_for(text: str, key: str) -> str:
@@ -114,7 +75,7 @@ def declare(event: Event, ports: Ports) -> Outcome:
         text = read(path)
         if text is None:
             produced["kind"] = "declared"
-            return {path: ports.redact(core.new_incident_text(event, intake, decision.severity, now, ports.workspace))}
+            return {path: ports.redact(new_incident_text(event, intake, decision.severity, now, ports.workspace))}
         if f.has_event(text, event.key):
             produced["kind"] = "replay"
             return {}

@@ -1,76 +1,19 @@
-"""Route a GitHub Actions event to its flow, and build the ports from the job's environment."""
+"""Route a GitHub Actions event to its flow: the entry point of `handle-event`, on top of every other flow."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
-from pathlib import Path
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
-from incidentops.adapters.cloudflare import CloudflareClient
-from incidentops.adapters.git import GitRepo
-from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
-from incidentops.config import load_config
 from incidentops.core import incidentfile as f
 from incidentops.core.events import Event, load_event
-from incidentops.core.redact import Redactor
-from incidentops.core.timefmt import parse_ts, utc_now
 from incidentops.errors import IncidentOpsError
+from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.commands import on_comment
 from incidentops.flows.contain import contain_on_declare
-from incidentops.flows.declare import Outcome, Ports, declare
+from incidentops.flows.declare import declare
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
 from incidentops.flows.verify import blast_radius, on_issue_closed
-
-SANDBOX_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-def clock_from_env(env: Mapping[str, str]) -> Callable[[], datetime]:
-    """Real UTC time; against the sandbox only, `INCIDENTOPS_SANDBOX_NOW` moving forward with real seconds.
-
-    The demo tells its story on a story clock; when it runs the real workflows under act, the job needs the same
-    "now". The override is refused unless every API the job talks to is on this machine.
-    """
-    fixed = env.get("INCIDENTOPS_SANDBOX_NOW")
-    if not fixed:
-        return utc_now
-    hosts = {urlsplit(env.get(k) or "").hostname for k in ("GITHUB_API_URL", "CLOUDFLARE_API_BASE_URL")}
-    if not hosts <= SANDBOX_HOSTS:
-        raise IncidentOpsError(
-            "INCIDENTOPS_SANDBOX_NOW is honoured only against the sandbox (APIs on 127.0.0.1)",
-            hint="Unset it: production runs always use the real clock.",
-        )
-    start, began = parse_ts(fixed), time.monotonic()
-    return lambda: start + timedelta(seconds=int(time.monotonic() - began))
-
-
-def ports_from_env(env: Mapping[str, str]) -> Ports:
-    """Build the ports exactly from the variables GitHub Actions sets."""
-    workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
-    config = load_config(workspace)
-    repository = env.get("GITHUB_REPOSITORY", "")
-    github = GitHubClient(
-        token=env.get("GITHUB_TOKEN", ""),
-        repository=repository,
-        api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL,
-    )
-
-    def cloudflare(account_id: str) -> CloudflareClient:
-        return CloudflareClient.from_env(account_id=account_id, env=env)
-
-    return Ports(
-        config=config,
-        workspace=workspace,
-        github=github,
-        git=GitRepo(workspace, branch=config.default_branch),
-        repository=repository,
-        server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
-        redact=Redactor.from_env(env),
-        clock=clock_from_env(env),
-        cloudflare=cloudflare,
-    )
+from incidentops.wiring import ports_from_env
 
 
 def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:

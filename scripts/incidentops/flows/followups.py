@@ -18,8 +18,7 @@ from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
-from incidentops.flows.commands import commit_and_ack, context, reply_help
-from incidentops.flows.declare import Outcome, Ports, file_url
+from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, file_url
 from incidentops.render import render
 
 LABEL = "incident-followup"
@@ -87,12 +86,12 @@ def followup_command(event: Event, ports: Ports, args: str) -> Outcome:
     assert event.issue is not None
     parsed = core.parse_command("followup", args, ports.clock().date())
     if isinstance(parsed, core.CommandError):
-        return reply_help(event, ports, "followup", parsed.message, parsed.usage)
+        raise BadCommand("followup", parsed.message, parsed.usage)
     assert isinstance(parsed, core.FollowUp)
     if ports.github.role_of(parsed.owner) == "none":
         # GitHub refuses to assign someone without access; say so instead of failing the job.
         problem = f"@{parsed.owner} has no access to this repository, so the follow-up cannot be assigned to them"
-        return reply_help(event, ports, "followup", problem, core.USAGE["followup"])
+        raise BadCommand("followup", problem, core.USAGE["followup"])
     number = event.issue.number
     created = open_followup_issue(
         ports,

@@ -14,7 +14,7 @@ from pathlib import Path
 from incidentops.config import CONFIG_FILE, load_config
 from incidentops.core.lint import FILE_NAME, SEVERITIES, Problem, lint_text
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 
 PARALLEL_FROM = 400  # below this, starting worker processes costs more than it saves
 CHUNK = 250

@@ -14,7 +14,7 @@ from github import GithubException
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
 from incidentops.errors import ApiError
-from incidentops.flows.declare import Outcome, Ports, file_url
+from incidentops.flows.base import Outcome, Ports, file_url
 from incidentops.render import render
 
 

@@ -26,7 +26,7 @@ from incidentops.core.ledger import dump_ledger, load_ledger
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows.adr import adr_edit
-from incidentops.flows.declare import Outcome, Ports, file_url, refuse
+from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.flows.smoke import verify_after_rollback
 from incidentops.render import render
 

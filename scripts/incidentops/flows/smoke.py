@@ -29,8 +29,9 @@ from incidentops.core.events import Event
 from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome, Ports, file_url
+from incidentops.flows.base import Outcome, Ports, file_url
 from incidentops.render import render
+from incidentops.wiring import ports_from_env
 
 BASE_URLS_VAR = "INCIDENTOPS_BASE_URLS"
 SECTION = "Recovery verification"
@@ -561,9 +562,6 @@ def smoke_from_env(
     junit_path: Path | None = None,
 ) -> Outcome:
     """`incidentops smoke`: build what the run needs from the job's environment and run it."""
-    # Imported here: dispatch imports the command table, which imports this module.
-    from incidentops.flows.dispatch import ports_from_env
-
     if number is not None:
         ports = ports_from_env(env)
         key = f"run-{env.get('GITHUB_RUN_ID', '')}-{env.get('GITHUB_RUN_ATTEMPT', '')}"

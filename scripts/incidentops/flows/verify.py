@@ -9,7 +9,6 @@ Every write is keyed on the event, so a re-delivered event changes nothing.
 from __future__ import annotations
 
 import asyncio
-import importlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
@@ -24,7 +23,9 @@ from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
-from incidentops.flows.declare import Outcome, Ports, file_url, refuse
+from incidentops.flows.base import Outcome, Ports, file_url, refuse
+from incidentops.flows.followups import add_standing_followups
+from incidentops.flows.smoke import run_smoke
 from incidentops.render import render
 
 ACTION = "resolve"  # the permission `/resolve` and closing the issue need
@@ -105,17 +106,10 @@ def read_metrics(
 
 
 def _run_smoke(ports: Ports, fields: Mapping[str, Any], number: int, key: str) -> str | None:
-    """Run the runbook's smoke checks when that flow is installed; return a note for the steps."""
-    try:
-        smoke = importlib.import_module("incidentops.flows.smoke")
-    except ImportError:
-        return None  # until the smoke flow lands, its recorded result in verification.smoke is the fact
-    runner: Callable[..., Outcome] | None = getattr(smoke, "run_smoke", None)
-    if runner is None:
-        return None
+    """Run the runbook's smoke checks (they record their result in the file); return a note for the steps."""
     services = [str(s) for s in fields.get("services") or [] if s != crit.UNKNOWN]
     try:
-        outcome = runner(ports, str(fields.get("environment") or "production"), services, number, f"{key}-smoke")
+        outcome = run_smoke(ports, str(fields.get("environment") or "production"), services, number, f"{key}-smoke")
     except IncidentOpsError as err:
         return f"smoke checks could not run: {err}"
     return f"smoke checks: {outcome.message}"
@@ -189,15 +183,7 @@ def _issue_state(ports: Ports, number: int, state: str) -> bool:
 
 
 def _standing_followups(ports: Ports, number: int, actor: str, key: str) -> str:
-    try:
-        followups = importlib.import_module("incidentops.flows.followups")
-    except ImportError:
-        return "standing follow-ups skipped: the follow-ups flow is not installed"
-    add: Callable[..., Any] | None = getattr(followups, "add_standing_followups", None)
-    if add is None:
-        return "standing follow-ups skipped: the follow-ups flow has no add_standing_followups"
-    result = add(ports, number, actor, key)
-    return f"standing follow-ups: {getattr(result, 'message', result)}"
+    return f"standing follow-ups: {add_standing_followups(ports, number, actor, key).message}"
 
 
 def verify_incident(ports: Ports, number: int, actor: str, key: str, close: bool, link: str = "") -> Outcome:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.declare import Outcome
+from incidentops.flows.base import Outcome
 
 # Which workflow GitHub runs for which event.
 WORKFLOW_FOR_EVENT = {"issues": "incident.yml", "issue_comment": "incident.yml", "pull_request": "rollback.yml"}

@@ -1,0 +1,127 @@
+"""What every flow shares: the outcome it returns, and the few ways it answers on GitHub.
+
+Every flow is `(event, ports) -> Outcome`: it reads, decides through core, writes through the ports. The helpers
+here are the only ways a flow answers: one reply per event (found again by a hidden marker), a refusal that
+changes nothing, and one commit plus one acknowledgement for a command. Flows import this module, the wiring,
+core and the adapters; nothing here imports a flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from incidentops.core import commands as core
+from incidentops.core import incidentfile as f
+from incidentops.core.declare import incident_id, incident_path, link
+from incidentops.core.events import Event
+from incidentops.core.timefmt import format_ts
+from incidentops.render import render
+from incidentops.wiring import Ports
+
+if TYPE_CHECKING:
+    from incidentops.adapters.github import PostedComment
+
+__all__ = [
+    "BadCommand",
+    "Outcome",
+    "Ports",
+    "acknowledge",
+    "commit_and_ack",
+    "context",
+    "file_url",
+    "refuse",
+    "reply_once",
+]
+
+
+@dataclass
+class Outcome:
+    status: str  # declared | escalated | de-escalated | recorded | unchanged | skipped | refused | rejected | …
+    message: str
+    incident_id: str | None = None
+    path: str | None = None
+    steps: list[str] = field(default_factory=list)
+    exit_code: int = 0
+    level: str = "notice"  # annotation level for the message
+    details: dict[str, Any] = field(default_factory=dict)  # flow-specific data for summaries and tests
+
+
+class BadCommand(Exception):
+    """A command that could not be read; the command table answers it with the help text."""
+
+    def __init__(self, command: str, problem: str, usage: str) -> None:
+        super().__init__(problem)
+        self.command, self.problem, self.usage = command, problem, usage
+
+
+def file_url(ports: Ports, path: str) -> str:
+    return f"{ports.server_url.rstrip('/')}/{ports.repository}/blob/{ports.config.default_branch}/{path}"
+
+
+def reply_once(event: Event, ports: Ports, kind: str, template: str, **context: Any) -> PostedComment:
+    """Answer an event with a comment from `template`, once: a hidden `incidentops:<kind>:<event key>` marker
+    is looked up before posting, so a replayed event does not answer twice."""
+    assert event.issue is not None
+    marker = f"<!-- incidentops:{kind}:{f.escape_cell(event.key)} -->"
+    body = render(template, ports.workspace, marker=marker, actor=event.sender, **context)
+    return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+
+
+def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
+    """Tell the actor they lack the role, once per event; change nothing else."""
+    needed = ports.config.permissions[action]
+    posted = reply_once(event, ports, "refused", "comment-refused.md.j2", action=action, needed=needed, role=role)
+    return Outcome(
+        "refused",
+        f"@{event.sender} has role {role!r}; {action} needs {needed!r}. Refusal comment "
+        + ("posted" if posted.created else "already posted")
+        + "; nothing written.",
+        steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
+        level="warning",
+    )
+
+
+def context(event: Event, ports: Ports) -> core.Context:
+    """Actor, time, comment link and event key for the rows this comment produces."""
+    url = event.comment_url or (event.issue.html_url if event.issue else "")
+    return core.Context(event.sender, format_ts(ports.clock()), link("comment", url), event.key)
+
+
+def acknowledge(event: Event, ports: Ports, command: str, what: str) -> str:
+    """Reply once to the comment (keyed on its id) saying what was recorded where; return a step line."""
+    assert event.issue is not None
+    number = event.issue.number
+    posted = reply_once(
+        event,
+        ports,
+        "ack",
+        "comment-command-ack.md.j2",
+        command=command,
+        what=what,
+        incident_id=incident_id(number),
+        file_url=file_url(ports, incident_path(ports.config, number)),
+    )
+    return f"acknowledged /{command} ({posted.url})" if posted.created else f"/{command} already acknowledged"
+
+
+def commit_and_ack(
+    event: Event,
+    ports: Ports,
+    name: str,
+    edit: Callable[[Callable[[str], str | None]], Mapping[str, str]],
+    what: str,
+    seen: dict[str, bool],
+) -> Outcome:
+    """Commit `edit` for this comment, then reply once; a replay commits nothing and re-uses the reply."""
+    assert event.issue is not None
+    number = event.issue.number
+    inc, path = incident_id(number), incident_path(ports.config, number)
+    result = ports.git.commit(edit, f"{inc}: /{name} (@{event.sender}, {event.key})")
+    steps = [f"committed {path} ({result.sha[:12]}, push attempt {result.attempts})"] if result.sha else []
+    steps.append(acknowledge(event, ports, name, what))
+    if result.sha:
+        return Outcome("recorded", f"{inc}: /{name} by @{event.sender} recorded", inc, path, steps)
+    reason = "this comment was already applied" if seen.get("replay") else "nothing to change"
+    return Outcome("unchanged", f"{inc}: /{name}: {reason}", inc, path, steps)
