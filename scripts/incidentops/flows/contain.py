@@ -162,6 +162,16 @@ def _table_row(entry: Mapping[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _show(text: str, shown: str | None, entry: Mapping[str, Any]) -> str:
+    """Update the route's row in the Containment table (one row per containment), or add it."""
+    row = _table_row(entry)
+    if shown is not None:
+        updated = f.replace_table_row(text, "Containment", shown, row)
+        if updated is not None:
+            return updated
+    return f.append_table_row(text, "Containment", row, TABLE_HEADER)
+
+
 def record_contained(
     text: str,
     route: Route,
@@ -180,6 +190,7 @@ def record_contained(
     at = format_ts(now)
     until = format_ts(now + expiry)
     entry = _active(entries, route)
+    shown = _table_row(entry) if entry is not None else None
     if entry is not None and entry.get("rule_id") == rule_id:
         try:
             due = parse_ts(str(entry.get("expires")))
@@ -209,8 +220,7 @@ def record_contained(
     updates: dict[str, Any] = {"containment": entries}
     if fields.get("status") == "declared":
         updates["status"] = "contained"
-    text = f.set_fields(text, updates)
-    text = f.append_table_row(text, "Containment", _table_row(entry), TABLE_HEADER)
+    text = _show(f.set_fields(text, updates), shown, entry)
     text = f.append_timeline(text, f.TimelineRow(at, actor, what, f"`/contain {route.text}`", key))
     return text, change
 
@@ -226,10 +236,10 @@ def record_lifted(text: str, route: Route, rule_id: str | None, actor: str, now:
         return None
     at = format_ts(now)
     if entry is not None:
+        shown = _table_row(entry)
         entry["lifted"] = at
         entry["lifted_by"] = actor
-        text = f.set_fields(text, {"containment": entries})
-        text = f.append_table_row(text, "Containment", _table_row(entry), TABLE_HEADER)
+        text = _show(f.set_fields(text, {"containment": entries}), shown, entry)
     deleted = f"WAF rule {rule_id} deleted" if rule_id else "no rule was left to delete"
     row = f.TimelineRow(at, actor, f"Lifted containment of {route.text} ({deleted})", f"`/lift {route.text}`", key)
     return f.append_timeline(text, row)
