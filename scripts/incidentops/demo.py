@@ -134,7 +134,8 @@ class DemoWorld:
 
         self.root = root
         self.clock = clock
-        self.sandbox = Sandbox(root / "sandbox", seed=seed).start()
+        # Rule changes reach the emulated edge after 0.5–1.5 s: the deny check waits for them, as it would for real.
+        self.sandbox = Sandbox(root / "sandbox", seed=seed, propagation=(0.5, 1.5)).start()
         self.sandbox.cloudflare.set_clock(clock)
         self.info: dict[str, Any] = self.sandbox.info
         self.workspace = root / "workspace"

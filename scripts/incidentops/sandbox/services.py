@@ -42,6 +42,35 @@ def _html(status: int, title: str, text: str) -> Response:
     return Response(status, page, {"Content-Type": "text/html; charset=utf-8"})
 
 
+def edge_answer(rule: dict[str, Any]) -> Response:
+    """What the edge answers for a request a custom rule ended: its custom response, or Cloudflare's own page.
+
+    A block without a custom response answers 403 with Cloudflare's block page ("Sorry, you have been
+    blocked", with a Ray ID; cloudflare-docs waf/custom-rules "default block status is 403"); a challenge
+    answers 403 with `cf-mitigated: challenge` (what wrangler's cfetch recognises as a WAF challenge page).
+    """
+    ray = hashlib.sha256(str(rule.get("id", "")).encode()).hexdigest()[:16]
+    if rule.get("action") != "block":
+        page = _html(403, "Just a moment...", f"Checking your browser. Cloudflare Ray ID: {ray}")
+        page.headers["cf-mitigated"] = "challenge"
+        return page
+    response = (rule.get("action_parameters") or {}).get("response") or {}
+    if response:
+        return Response(
+            int(response.get("status_code", 403)),
+            str(response.get("content", "")),
+            {"Content-Type": str(response.get("content_type", "text/plain"))},
+        )
+    page = _html(
+        403,
+        "Attention Required! | Cloudflare",
+        "Sorry, you have been blocked. You are unable to access this site. "
+        f"Cloudflare Ray ID: {ray} · Performance &amp; security by Cloudflare",
+    )
+    page.headers["cf-ray"] = f"{ray}-SJC"
+    return page
+
+
 class _EdgeApp(App):
     """One host: the WAF first, then the service's own routes."""
 
@@ -55,16 +84,9 @@ class _EdgeApp(App):
         return self.cloudflare.is_good(service or self.service)
 
     def dispatch(self, request: Request) -> Response:
-        rule = self.cloudflare.blocking_rule(self.host, request.path, request.method)
+        rule = self.cloudflare.edge_decision(self.host, request.path, request.method)
         if rule is not None:
-            response = (rule.get("action_parameters") or {}).get("response") or {}
-            if response:
-                return Response(
-                    int(response.get("status_code", 403)),
-                    str(response.get("content", "")),
-                    {"Content-Type": str(response.get("content_type", "text/plain"))},
-                )
-            return _html(403, "Sorry, you have been blocked", f"Cloudflare Ray ID: {rule.get('id', '')[:16]}")
+            return edge_answer(rule)
         answer = super().dispatch(request)
         answer.headers.setdefault("x-served-version", self.cloudflare.live_version(self.service))
         return answer
