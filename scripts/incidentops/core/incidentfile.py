@@ -218,8 +218,20 @@ def format_row(row: TimelineRow) -> str:
 
 
 def has_event(text: str, key: str) -> bool:
-    """Whether a row produced by this event is already in the file (re-runs replay events)."""
-    return event_marker(key) in text
+    """Whether a row produced by this event is already in the file (re-runs replay events).
+
+    Only the marker column of a Timeline row counts: user text lands verbatim in the front matter (YAML data) and
+    as inline code in the Evidence section, so a `<!-- ev:… -->` typed into a form field or a command must not
+    pass for a row we wrote (it would block the follow-ups, the blast radius or any command keyed like it).
+    """
+    marker = event_marker(key)
+    if marker not in text:
+        return False
+    lines = text.split("\n")
+    bounds = _section_bounds(lines, "Timeline")
+    if bounds is None:
+        return False
+    return any(line.rstrip().endswith(f"{marker} |") for line in lines[bounds[0] + 1 : bounds[1]])
 
 
 def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from incidentops.core import commands as core
 from incidentops.core.declare import incident_id, incident_path
-from incidentops.core.events import Event
+from incidentops.core.events import Event, is_own_login
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
@@ -198,7 +198,7 @@ def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
     assert event.issue is not None and event.comment_id is not None
     text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
     comments = ports.github.comments(event.issue.number)
-    replies = "\n".join(c.body or "" for c in comments if c.user.type == "Bot" or c.user.login.endswith("[bot]"))
+    replies = "\n".join(c.body or "" for c in comments if is_own_login(c.user.login))  # only our own markers count
     found = []
     for comment in comments:
         if comment.id >= event.comment_id or comment.user.type == "Bot" or comment.user.login.endswith("[bot]"):
