@@ -187,9 +187,9 @@ class GitRepo:
         return shown.stdout if shown.returncode == 0 else None
 
     def parents(self, rev: str) -> list[str]:
-        """The parents of commit `rev` (fetching it first when this checkout lacks it)."""
+        """The parents of commit `rev` (a shallow checkout shows none: the history is fetched first)."""
+        self.complete_history()
         if self.run("cat-file", "-e", f"{rev}^{{commit}}", check=False).returncode != 0:
-            self.complete_history()
             self.run("fetch", "--quiet", self.remote, rev, check=False)
         return self.run("rev-list", "--parents", "-n", "1", rev).stdout.split()[1:]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from incidentops.core import commands as core
 from incidentops.core.declare import incident_id, incident_path
@@ -193,6 +194,17 @@ def on_comment(event: Event, ports: Ports) -> Outcome:
     return outcome
 
 
+def _edited(comment: Any) -> bool:
+    """Whether a comment changed after it was posted: its current text is not what its author commanded.
+
+    Whoever can edit others' comments (write access) could otherwise turn an admin's "thanks" into a `/decision`
+    applied in the admin's name. GitHub's timestamps have one-second resolution; an edit within the same second
+    as the post is indistinguishable here, so the live event's own payload (the text at creation) stays the source.
+    """
+    created, updated = getattr(comment, "created_at", None), getattr(comment, "updated_at", None)
+    return bool(created and updated and updated > created)
+
+
 def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
     """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions."""
     assert event.issue is not None and event.comment_id is not None
@@ -207,7 +219,7 @@ def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
         if trace.search(text) or trace.search(replies):
             continue
-        if core.find_command(comment.body or "") is None:
+        if core.find_command(comment.body or "") is None or _edited(comment):
             continue
         payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
