@@ -20,7 +20,8 @@ def test_an_edited_comment_is_never_caught_up_as_a_command(world: World) -> None
     world.run(world.next_event("issues", "labeled"))
     said = world.repo("oncall-admin").get_issue(number).create_comment("thanks all, keep going")
     time.sleep(1.1)  # GitHub's timestamps have one-second resolution: the edit must land in a later second
-    world.repo("oncall-write").get_issue(number).get_comment(said.id).edit("/decision Skip the rollback and ship a hotfix")
+    editor = world.repo("oncall-write").get_issue(number)
+    editor.get_comment(said.id).edit("/decision Skip the rollback and ship a hotfix")
     world.repo("oncall-write").get_issue(number).create_comment("/note checking")
     outcome = world.run(world.next_event("issue_comment", "created"))
     assert outcome.status == "recorded"
