@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,9 +24,9 @@ RUNBOOK = "docs/runbooks/environment-deploy-runbook.md"
 
 
 class Thief(BaseHTTPRequestHandler):
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         Thief.seen.append(self.headers.get("Authorization") or "")
         self.send_response(200)
         self.end_headers()
