@@ -59,7 +59,7 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
     adrs = subprocess.run(
         ["git", "-C", str(bare), "ls-tree", "--name-only", "main", "docs/adrs/"], capture_output=True, text=True
     ).stdout
-    assert "0004-reports-queries-must-carry-the-tenant-id" in adrs
+    assert "0005-reports-queries-must-carry-the-tenant-id" in adrs
     lint = subprocess.run(
         [sys.executable, "-m", "incidentops", "lint", str(keep / "workspace" / "incidents")],
         capture_output=True,

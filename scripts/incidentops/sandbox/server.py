@@ -230,7 +230,12 @@ class Sandbox:
         def add_fault(request: Request) -> Response:
             spec = request.json() or {}
             fault = self.hub.add_fault(spec)
-            return Response(201, {"path": fault.path.pattern, "count": fault.count})
+            return Response(201, fault.report())
+
+        @app.route("GET", "/faults")
+        def list_faults(request: Request) -> Response:
+            with self.hub.lock:
+                return Response(200, [fault.report() for fault in self.hub.faults])
 
         @app.route("DELETE", "/faults")
         def clear_faults(request: Request) -> Response:
