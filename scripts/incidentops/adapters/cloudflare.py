@@ -281,18 +281,47 @@ def block_rule(
     content: str = '{"error":"temporarily disabled"}',
     content_type: str = "application/json",
     enabled: bool = True,
+    custom_response: bool = True,
 ) -> dict[str, Any]:
-    """Return the body of a WAF custom rule that answers matching requests with `status`."""
-    body: dict[str, Any] = {
-        "description": description,
-        "expression": expression,
-        "action": "block",
-        "enabled": enabled,
-        "action_parameters": {"response": {"status_code": status, "content": content, "content_type": content_type}},
-    }
+    """Return the body of a WAF custom rule that answers matching requests with `status`.
+
+    Without `custom_response` (what a Free zone allows) the edge answers Cloudflare's own 403 block page.
+    """
+    body: dict[str, Any] = {"description": description, "expression": expression, "action": "block", "enabled": enabled}
+    if custom_response:
+        body["action_parameters"] = {
+            "response": {"status_code": status, "content": content, "content_type": content_type}
+        }
     if ref:
         body["ref"] = ref
     return body
+
+
+# Custom rules a zone may have, by plan (cloudflare-docs waf/custom-rules, availability table).
+PLAN_RULE_LIMITS = {"free": 5, "pro": 20, "business": 100, "enterprise": 1000}
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    plan: str  # plan.legacy_id: free | pro | business | enterprise
+
+    @property
+    def paid(self) -> bool:
+        """Custom block responses are a paid-plan feature (cloudflare-docs waf/custom-rules; docs issue #22900)."""
+        return self.plan != "free"
+
+    @property
+    def rule_limit(self) -> int | None:
+        """How many custom rules the plan allows, or None for a plan we do not know."""
+        return PLAN_RULE_LIMITS.get(self.plan)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Zone:
+        """Build from `GET /zones/{zone_id}`."""
+        plan = data.get("plan") or {}
+        return cls(id=str(data["id"]), name=str(data.get("name", "")), plan=str(plan.get("legacy_id") or "").lower())
 
 
 @dataclass(frozen=True)
@@ -682,7 +711,12 @@ class CloudflareClient:
         result, _ = await self._call("POST", path, safety="no-blind-retry")
         return PagesDeployment.from_api(result)
 
-    # -- WAF custom rules ------------------------------------------------------------------------
+    # -- zones and WAF custom rules --------------------------------------------------------------
+
+    async def get_zone(self, zone_id: str) -> Zone:
+        """Fetch a zone with its plan (which decides the WAF features and the custom-rule limit)."""
+        result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}")
+        return Zone.from_api(result)
 
     def _rulesets(self, zone_id: str) -> str:
         return f"/zones/{quote(zone_id, safe='')}/rulesets"
