@@ -198,6 +198,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.core import doctor as core
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.doctor import run_doctor
+
+    redact = Redactor.from_env(os.environ)
+    checks = run_doctor(Path(args.workspace).resolve(), os.environ)
+    print(redact(core.render_json(checks) if args.json else core.render_text(checks)), end="", flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(redact(core.render_markdown(checks)))
+    return core.exit_code(checks)
+
+
 def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
@@ -277,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
     report.set_defaults(handler=_cmd_report)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix; reads only",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")

@@ -216,7 +216,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             "error_rate_tolerance": float,
             "latency_tolerance": float,
         },
-        "containment": {"expiry_hours": float},
+        "containment": {"expiry_hours": float, "verify_seconds": float},
     }
     for section, keys in numbers.items():
         if section not in doc:
