@@ -186,7 +186,7 @@ def test_a_configured_service_that_does_not_exist(setup: Setup) -> None:
 def test_zone_plan_and_free_rule_slots(setup: Setup) -> None:
     setup.control("PUT", f"/cloudflare/zones/{ZONE}/plan", {"plan": "free"})
     check = setup.doctor()["cloudflare.zone.production"]
-    assert check.status == WARN and "Free plan" in check.detail
+    assert check.status == OK and "free plan" in check.detail and "block page" in check.detail
     setup.control("PUT", f"/cloudflare/zones/{ZONE}/plan", {"plan": "pro"})
     rules = [
         {"action": "block", "expression": f'http.request.uri.path eq "/x{i}"', "description": f"r{i}"}

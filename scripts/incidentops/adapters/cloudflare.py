@@ -579,11 +579,6 @@ class CloudflareClient:
         """The zones of this account (id, name, plan), every page."""
         return await self._pages("/zones", {"account.id": self.account_id})
 
-    async def get_zone(self, zone_id: str) -> dict[str, Any]:
-        """One zone's details; `plan.legacy_id` is free, pro, business or enterprise."""
-        result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}")
-        return dict(result or {})
-
     async def list_worker_routes(self, zone_id: str) -> list[dict[str, Any]]:
         """A zone's Worker routes (`pattern` → `script`)."""
         result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}/workers/routes")

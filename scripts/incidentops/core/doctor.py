@@ -472,16 +472,9 @@ def plan_check(env: str, zone: str, plan: str | None, rules_used: int | None) ->
     if limit is None:
         return check(cid, "Cloudflare", title, WARN, f"unknown plan {plan!r}", "")
     free = limit - (rules_used or 0)
-    if plan == "free":
-        return check(
-            cid,
-            "Cloudflare",
-            title,
-            WARN,
-            f"Free plan: a custom deny response is not allowed, so `/contain` is refused here; {free} of "
-            f"{limit} custom-rule slots free",
-            "move the zone to Pro or higher to contain routes with incidentops, or contain by hand",
-        )
+    # The deny carries the incident's JSON body on paid plans; Free allows no custom response, so there the
+    # deny shows Cloudflare's block page (flows/contain.py).
+    mode = "Cloudflare's block page (Free allows no custom response)" if plan == "free" else "the incident's JSON deny"
     if free <= 0:
         return check(
             cid,
@@ -496,6 +489,6 @@ def plan_check(env: str, zone: str, plan: str | None, rules_used: int | None) ->
         "Cloudflare",
         title,
         OK if free > 1 else WARN,
-        f"{plan} plan: containment answers with the incident's JSON deny; {free} of {limit} custom-rule slots free",
+        f"{plan} plan: containment answers with {mode}; {free} of {limit} custom-rule slots free",
         "remove unused custom rules so more than one route can be contained",
     )

@@ -314,7 +314,7 @@ async def _environment_checks(
     used: int | None = None
     try:
         zone = await client.get_zone(environment.zone_id)
-        plan = str((zone.get("plan") or {}).get("legacy_id") or "") or None
+        plan = zone.plan or None
         ruleset = await client.get_entrypoint_ruleset(environment.zone_id)
         used = len(ruleset.rules) if ruleset else 0
     except ApiError:
