@@ -47,6 +47,20 @@ def _cmd_handle_event(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.dispatch import gate_from_env
+
+    runner = Runner(redact=Redactor.from_env(os.environ))
+    outcome = gate_from_env(os.environ)
+    runner.say(f"incidentops: {outcome.message}")
+    runner.output("decision", str(outcome.details["decision"]))
+    return 0
+
+
 def _incident_number(value: str) -> int:
     digits = value.upper().removeprefix("INC-").lstrip("#")
     if not digits.isdigit():
@@ -256,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
     )
     handle.set_defaults(handler=_cmd_handle_event)
+
+    gate = sub.add_parser(
+        "gate",
+        help="decide with a read-only token which job handles the event (output `decision`: skip, record, production)",
+    )
+    gate.set_defaults(handler=_cmd_gate)
 
     rollback = sub.add_parser("rollback", help="plan or apply a rollback to the ledger's pins")
     rollback_sub = rollback.add_subparsers(dest="rollback_command", metavar="ROLLBACK_COMMAND")

@@ -194,6 +194,12 @@ def on_comment(event: Event, ports: Ports) -> Outcome:
     return outcome
 
 
+# Commands that reach Cloudflare or hand the tenants' credentials to the smoke checks: only these run in the job
+# that holds the production secrets (a GitHub environment); every other command, refusal and help reply runs in a
+# job without them (`incidentops gate` decides), which also leaves these out when it catches up.
+PRODUCTION_COMMANDS = frozenset({"contain", "lift", "smoke", "rollback", "resolve"})
+
+
 def _edited(comment: Any) -> bool:
     """Whether a comment changed after it was posted: its current text is not what its author commanded.
 
@@ -219,8 +225,11 @@ def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
         if trace.search(text) or trace.search(replies):
             continue
-        if core.find_command(comment.body or "") is None or _edited(comment):
+        command = core.find_command(comment.body or "")
+        if command is None or _edited(comment):
             continue
+        if ports.cloudflare is None and command[0] in PRODUCTION_COMMANDS:
+            continue  # left for the next run of the job that holds the production secrets
         payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
         found.append(
@@ -258,6 +267,11 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     if ports.git.read(incident_path(ports.config, event.issue.number)) is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
     command = COMMANDS.get(name)
+    if command is None or not command.action:
+        # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.
+        role = ports.github.role_of(event.sender)
+        if not any(ports.config.allows(action, role) for action in ports.config.permissions):
+            return Outcome("skipped", f"no reply: @{event.sender} ({role}) holds no role that may run a command")
     if command is None:
         return reply_help(event, ports, name, f"/{name} is not a command")
     if command.action:
