@@ -353,10 +353,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
+    import os
+
+    from incidentops.core.redact import Redactor
+
+    # Every error and traceback goes through the redactor: an exception message can quote a URL, a header or a
+    # request body that carries a token.
+    redact = Redactor.from_env(os.environ)
     try:
         return handler(args)
     except IncidentOpsError as err:
-        print(f"::error::{_escape_annotation(str(err))}", flush=True)
+        print(f"::error::{_escape_annotation(redact(str(err)))}", flush=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
@@ -364,11 +371,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         import traceback
 
         print(
-            f"::error::incidentops failed unexpectedly ({type(exc).__name__}: {exc}). This is a bug in incidentops, "
-            "not in your input; nothing after this point was done. Re-running the job is safe.",
+            f"::error::incidentops failed unexpectedly ({type(exc).__name__}: {redact(str(exc))}). This is a bug in "
+            "incidentops, not in your input; nothing after this point was done. Re-running the job is safe.",
             flush=True,
         )
-        traceback.print_exc(file=sys.stderr)
+        print(redact(traceback.format_exc()), file=sys.stderr, flush=True)
         return EXIT_BUG
 
 

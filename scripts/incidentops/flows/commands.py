@@ -92,11 +92,19 @@ def record(event: Event, ports: Ports, name: str, parsed: core.Parsed, what: str
     return commit_and_ack(event, ports, name, edit, what, seen)
 
 
+def _outside(ports: Ports, login: str) -> bool:
+    """Whether `login` lacks even read access (the commander and comms owner must be able to see the incident)."""
+    return ports.github.role_of(login) in ("none", "")
+
+
 def _parsed(name: str, what: str) -> Run:
     def run(event: Event, ports: Ports, args: str) -> Outcome:
         parsed = core.parse_command(name, args, ports.clock().date())
         if isinstance(parsed, core.CommandError):
             return reply_help(event, ports, name, parsed.message, parsed.usage)
+        if isinstance(parsed, core.Assign) and _outside(ports, parsed.login):
+            problem = f"@{parsed.login} has no access to this repository, so cannot hold an incident role"
+            return reply_help(event, ports, name, problem, core.USAGE[name])
         return record(event, ports, name, parsed, what)
 
     run.__name__ = name.replace("-", "_") + "_command"
