@@ -95,6 +95,7 @@ def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
         + "; nothing written.",
         steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
         level="warning",
+        details={"posted": posted.created},
     )
 
 

@@ -195,7 +195,9 @@ def on_comment(event: Event, ports: Ports) -> Outcome:
     try:
         for earlier in _untraced_commands(event, ports):
             caught = _on_comment(earlier, ports)
-            if caught.status != "skipped":
+            # A person already refused on this issue is not answered again (one refusal per person).
+            quiet = caught.status == "refused" and not caught.details.get("posted", True)
+            if caught.status != "skipped" and not quiet:
                 outcome.steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
     except IncidentOpsError as err:  # catching up is best effort; the comment at hand was handled
         outcome.steps.append(f"could not check earlier comments: {err}")
