@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError
+
+if TYPE_CHECKING:  # the flows are imported lazily, per command, to keep start-up fast
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.base import Outcome
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a domain error: the message says what to do
@@ -97,20 +102,16 @@ def _cmd_rollback_apply(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _report(outcome: object, runner: object) -> int:
+def _report(outcome: Outcome, runner: Runner) -> int:
     """Print a flow's outcome the way every command does: message, steps, annotation, summary."""
-    from incidentops.adapters.actions import Runner
-
-    assert isinstance(runner, Runner)
-    message = getattr(outcome, "message", "")
-    runner.say(f"incidentops: {message}")
-    for step in getattr(outcome, "steps", []):
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
         runner.say(f"  - {step}")
-    if getattr(outcome, "status", "") != "skipped":
-        runner.annotate(getattr(outcome, "level", "notice"), message)
+    if outcome.status != "skipped":
+        runner.annotate(outcome.level, outcome.message)
     runner.summary(_summary(outcome))
-    runner.output("status", str(getattr(outcome, "status", "")))
-    return int(getattr(outcome, "exit_code", 0))
+    runner.output("status", outcome.status)
+    return outcome.exit_code
 
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
@@ -261,17 +262,11 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(outcome: object) -> str:
+def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
-    headline = getattr(outcome, "message", "")
     return render(
-        "summary-declare.md.j2",
-        None,
-        headline=headline,
-        incident=None,
-        path=getattr(outcome, "path", None),
-        steps=getattr(outcome, "steps", []),
+        "summary-declare.md.j2", None, headline=outcome.message, incident=None, path=outcome.path, steps=outcome.steps
     )
 
 

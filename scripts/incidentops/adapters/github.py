@@ -19,6 +19,7 @@ from github.IssueComment import IssueComment
 from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
+from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError, IncidentOpsError
 
 T = TypeVar("T")
@@ -174,12 +175,15 @@ class GitHubClient:
         )
 
     def find_comment(self, number: int, marker: str) -> IssueComment | None:
-        """The bot's comment carrying `marker`, if an earlier run already posted it."""
+        """The bot's comment carrying `marker`, if an earlier run already posted it.
+
+        Only comments by the workflow's own identity count: anyone who can comment can type a hidden marker.
+        """
         issue = self.issue(number)
 
         def scan() -> IssueComment | None:
             for comment in issue.get_comments():
-                if marker in (comment.body or ""):
+                if marker in (comment.body or "") and is_own_login(comment.user.login):
                     return comment
             return None
 
@@ -209,11 +213,11 @@ class GitHubClient:
         return PostedComment(created.id, created.html_url, created=True)
 
     def find_issue(self, marker: str, label: str) -> GhIssue | None:
-        """The issue (open or closed) labelled `label` whose body carries `marker`, if one exists."""
+        """The issue (open or closed) labelled `label` that the bot opened with `marker` in its body, if one exists."""
 
         def scan() -> GhIssue | None:
             for issue in self.repo.get_issues(state="all", labels=[label]):
-                if marker in (issue.body or ""):
+                if marker in (issue.body or "") and is_own_login(issue.user.login):
                     return issue
             return None
 
