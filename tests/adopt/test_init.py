@@ -181,3 +181,25 @@ def test_an_unknown_service_or_bad_pin_is_refused(empty: Setup) -> None:
     bad = init(empty, *FLAGS[:-1], "incidentops/incidentops@v1")
     assert bad.returncode == 1 and "full 40-character commit SHA" in bad.stdout
     assert not (empty.workspace / "incidentops.yaml").exists()
+
+
+def test_on_a_terminal_init_asks_what_the_flags_leave_open(empty: Setup) -> None:
+    from incidentops.flows.init import Answers, run_init
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def ask(question: str, choices: list[str], multiple: bool) -> list[str]:
+        asked.append((question, choices))
+        if "zone" in question:
+            return ["staging.example.com"]
+        if "services" in question:
+            return ["api-worker"]
+        return ["staging"]
+
+    result = run_init(empty.workspace, empty.env(), Answers(uses=PIN, ask=ask))
+    assert [q for q, _ in asked] == ["Which zone?", "Which services?", "Which environment is this (e.g. production)?"]
+    assert asked[0][1] == ["example.com", "staging.example.com"]
+    assert "wrote     deployments/staging.yaml" in result.lines
+    config = parse_config(YAML(typ="safe").load((empty.workspace / "incidentops.yaml").read_text()))
+    assert [s.name for s in config.services] == ["api-worker"]
+    assert config.environments[0].base_urls == {"api": "https://api.staging.example.com"}
