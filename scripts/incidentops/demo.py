@@ -148,6 +148,7 @@ class DemoWorld:
             "GITHUB_SERVER_URL": self.info["github_server_url"],
             "GITHUB_TOKEN": self.info["actions_token"],
             "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_ACTIONS": "true",  # the demo plays the workflow's job, on the job's own checkout
             "GITHUB_STEP_SUMMARY": str(root / "step-summary.md"),
             "CLOUDFLARE_API_BASE_URL": self.info["cloudflare_api_base_url"],
             "CLOUDFLARE_API_TOKEN": self.info["cloudflare_api_token"],
