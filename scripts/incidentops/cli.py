@@ -56,17 +56,9 @@ def _ports() -> Ports:
 
 
 def _check_role(ports: Ports, action: str) -> str:
-    """The acting person, if their role allows `action`; else a refusal (exit 1) and nothing is changed."""
-    from incidentops.wiring import acting_person
+    from incidentops.flows.base import authorize
 
-    actor = acting_person(ports, os.environ)
-    role = ports.github.role_of(actor)
-    if not ports.config.allows(action, role):
-        raise IncidentOpsError(
-            f"@{actor} has role {role!r}; {action} needs {ports.config.permissions[action]!r}. Nothing was changed.",
-            hint="Ask someone with that role, or an admin to raise yours.",
-        )
-    return actor
+    return authorize(ports, os.environ, action)
 
 
 def _report(outcome: Any, runner: Runner) -> int:
