@@ -66,8 +66,8 @@ def _report(outcome: Any, runner: Runner) -> int:
     runner.say(f"incidentops: {outcome.message}")
     for step in outcome.steps:
         runner.say(f"  - {step}")
-    if outcome.status != "skipped" or outcome.exit_code:
-        runner.annotate(outcome.level, outcome.message)
+    if runner.in_actions and (outcome.status != "skipped" or outcome.exit_code):
+        runner.annotate(outcome.level, outcome.message)  # on a terminal the line above already said it
     runner.summary(_summary(outcome))
     runner.output("status", str(outcome.status))
     if getattr(outcome, "incident_id", None):
@@ -140,11 +140,11 @@ def _cmd_smoke(args: argparse.Namespace) -> int:
     outcome = smoke_from_env(
         os.environ, args.env, args.service, args.incident, Path(args.junit) if args.junit else None
     )
+    # Each check once: the table; the steps repeat its rows, so they go to the job summary only.
     runner.say(outcome.details["table"])
     runner.say(f"incidentops: {outcome.message}")
-    for step in outcome.steps:
-        runner.say(f"  - {step}")
-    runner.annotate(outcome.level, outcome.message)
+    if runner.in_actions:
+        runner.annotate(outcome.level, outcome.message)
     runner.summary(outcome.details["summary"])
     runner.output("status", outcome.status)
     return int(outcome.exit_code)
@@ -404,6 +404,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PATIENCE = 2.0  # seconds of silence on a terminal before saying what the run is waiting on
+
+
+def _say_what_we_wait_on(stream: Any = None) -> None:
+    """On a terminal, name each Cloudflare request that has taken longer than PATIENCE, once (a daemon thread)."""
+    import threading
+    import time
+
+    stream = stream or sys.stderr
+
+    def watch() -> None:
+        from incidentops.adapters.cloudflare import IN_FLIGHT
+
+        told: set[int] = set()
+        while True:
+            time.sleep(0.25)
+            now = time.monotonic()
+            for key, (what, since) in list(IN_FLIGHT.items()):
+                if key not in told and now - since >= PATIENCE:
+                    told.add(key)
+                    print(f"… waiting on Cloudflare: {what} ({now - since:.0f} s so far)", file=stream, flush=True)
+
+    threading.Thread(target=watch, name="incidentops-progress", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -411,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if os.environ.get("GITHUB_ACTIONS") != "true" and sys.stderr.isatty():
+        _say_what_we_wait_on()
     try:
         return handler(args)
     except UsageError as err:
