@@ -56,7 +56,8 @@ def _server() -> Iterator[Served]:
 @pytest.fixture
 def served(_server: Served) -> Served:
     """A freshly seeded emulator mounted on the module's server, with no faults left over."""
-    emulator = CloudflareEmulator(api_base_url=_server.base_url)
+    # Rule changes reach the edge at once here; tests of propagation set their own delay.
+    emulator = CloudflareEmulator(api_base_url=_server.base_url, propagation=(0.0, 0.0))
     with _server.hub.lock:
         _server.hub.faults.clear()
         _server.hub.log.clear()

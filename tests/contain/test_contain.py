@@ -65,6 +65,11 @@ def incident(world: World, number: int) -> str:
     return world.bare_file(f"incidents/INC-{number:04d}.md")
 
 
+def containment_rows(world: World, number: int) -> list[str]:
+    section = incident(world, number).split("## Containment\n", 1)[1].split("\n## ", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| `")]
+
+
 def test_contain_adds_one_rule_beside_the_zone_rules_records_it_and_the_route_is_denied(world: World) -> None:
     put_customer_rule(world)
     number = declared(world)
@@ -146,6 +151,10 @@ def test_while_contained_smoke_proves_the_deny_and_lift_restores_the_route(world
     assert reports(world).status_code == 200  # the (still bad) worker answers again
     (entry,) = f.read_fields(incident(world, number))["containment"]
     assert entry["lifted"] == "2026-11-27T04:14:40Z" and entry["lifted_by"] == "oncall-write"
+    # The lift updates the route's row: the table shows it once, lifted, not once active and once lifted.
+    assert containment_rows(world, number) == [
+        f"| `/v1/reports` | `{entry['rule_id']}` | 2026-11-27T03:14:40Z | 2026-11-27T07:14:40Z | 2026-11-27T04:14:40Z |"
+    ]
     again = lift_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-4")
     assert again.status == "unchanged" and "not contained" in again.message
 
@@ -161,31 +170,34 @@ def test_an_expired_containment_is_reported_and_renewed_on_request(world: World)
     assert renewed.status == "contained" and "renewed" in renewed.message
     (entry,) = f.read_fields(incident(world, number))["containment"]
     assert entry["expires"] == "2026-11-27T12:14:40Z" and entry["hosts"] == ["api.example.com"]
+    assert containment_rows(world, number) == [
+        f"| `api.example.com/v1/reports` | `{entry['rule_id']}` | 2026-11-27T03:14:40Z | 2026-11-27T12:14:40Z | — |"
+    ]
 
 
-def test_containment_on_declare_follows_the_form_and_the_declarers_role(world: World) -> None:
-    # Declaring with "tenant isolation at risk" contains the form's routes in the same run (flows.dispatch).
+def test_declaring_proposes_containment_and_a_contain_role_confirms_it(world: World) -> None:
+    # Declaring with "tenant isolation at risk" proposes the form's routes; nothing is denied on the form's word.
     number = declared(world, tenant_risk=True)
+    assert f.read_fields(incident(world, number))["containment"] == []
+    assert reports(world).status_code == 200
+    event = severity_event(world)
+    proposed = contain_on_declare(event, world.ports(), number)  # a re-run posts no second proposal
+    assert proposed.status == "proposed" and proposed.details["routes"] == ["/v1/reports"]
+    assert sum("incidentops:contain-proposal" in c for c in world.comments(number)) == 1
+    digest = proposed.details["digest"]
+    world.repo("oncall-write").get_issue(number).create_comment(f"/contain confirm {digest}")
+    delivery = world.next_event("issue_comment", "created")
+    assert world.run(delivery).status == "contained"
     (entry,) = f.read_fields(incident(world, number))["containment"]
     assert entry["route"] == "/v1/reports" and not entry.get("lifted")
     assert reports(world).status_code == 403
-    event = severity_event(world)
-    assert event.sender == "oncall-write"
-    again = contain_on_declare(event, world.ports(), number)  # a re-run adds nothing
-    assert again.status != "contained" and len(f.read_fields(incident(world, number))["containment"]) == 1
-    # A triager may declare but not contain: the incident is declared, the containment left to someone with write.
-    other = declared(world, login="triager", tenant_risk=True)
-    event = severity_event(world)
-    assert event.sender == "triager"
-    skipped = contain_on_declare(event, world.ports(), other)
-    assert skipped.status == "skipped" and "contain needs write" in skipped.message
-    assert f.read_fields(incident(world, other))["containment"] == []
+    assert world.run(delivery).status == "unchanged"  # a re-delivered confirmation adds nothing
 
 
 @pytest.mark.parametrize(
     ("route", "problem"),
     [
-        ('/v1/reports" or true or "', "is not a route this can contain"),
+        ('/v1/reports" or true or "', "is not a plain path"),
         ("evil.example.net/v1/reports", "is not a host of production"),
         ("", "/contain needs a route"),
     ],

@@ -61,6 +61,17 @@ def test_append_timeline_inserts_one_line_after_the_last_row() -> None:
     assert f.has_event(new, "k1") and not f.has_event(BASE, "k1")
 
 
+def test_replace_table_row_changes_only_that_row_of_that_section() -> None:
+    old = "| 2026-11-27T03:14:40Z | @alice | Declared SEV-2 |  |"
+    new = f.replace_table_row(BASE, "Timeline", old, "| new |")
+    assert new is not None
+    diff = [(a, b) for a, b in zip(BASE.split("\n"), new.split("\n"), strict=True) if a != b]
+    assert diff == [(old, "| new |")]
+    assert f.replace_table_row(BASE, "Decision log", old, "| new |") is None  # the row is not in that section
+    assert f.replace_table_row(BASE, "Timeline", "| edited by a human |", "| new |") is None
+    assert f.replace_table_row(BASE, "Containment", old, "| new |") is None  # no such section
+
+
 def test_hostile_text_stays_data() -> None:
     nasty = "a | b\n---\n<script>alert(1)</script> {{ 7*7 }} \u202e"
     new = f.set_fields(BASE, {"title": nasty})

@@ -32,7 +32,32 @@ def test_newest_verified_pin_wins_over_newer_unverified_ones() -> None:
 
 def test_without_verified_pins_cloudflare_previous_full_deployment_is_used() -> None:
     plan = plan_worker("api-worker", worker_facts(), [snap("c3", BAD, False)], None)
-    assert plan.target == GOOD and "previous deployment at 100%" in plan.why
+    assert plan.target == GOOD and plan.fallback
+    assert plan.why.startswith("no verified pin in the ledger's history: fallback to Cloudflare's previous deployment")
+
+
+def test_the_fallback_skips_a_secret_change_and_the_code_it_re_deployed() -> None:
+    # A secret rotation re-deployed BAD's code as a new version: the deployment before it is BAD itself.
+    rotated = "v-bad-rotated"
+    facts = worker_facts(
+        live_version=rotated,
+        deployments=(("4", rotated), ("3", BAD), ("2", GOOD), ("1", OLDER)),
+        deployment_triggers=("secret", "upload", "upload", "upload"),
+    )
+    plan = plan_worker("api-worker", facts, [], None)
+    assert plan.target == GOOD and plan.fallback, plan
+
+
+def test_the_fallback_never_lands_on_an_older_secret_made_deployment() -> None:
+    facts = worker_facts(
+        deployments=(("4", BAD), ("3", "v-old-rotated"), ("2", GOOD)),
+        deployment_triggers=("upload", "secret", "upload"),
+    )
+    assert plan_worker("api-worker", facts, [], None).target == GOOD
+
+
+def test_a_verified_pin_is_not_a_fallback() -> None:
+    assert not plan_worker("api-worker", worker_facts(), [snap("c2", GOOD, True)], None).fallback
 
 
 def test_split_deployments_are_skipped_when_falling_back() -> None:

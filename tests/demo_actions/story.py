@@ -51,7 +51,7 @@ def incident_file(bare: Path, number: int) -> str | None:
 
 def story(root: Path) -> dict[str, Any]:
     record: dict[str, Any] = {"interfaces": network_interfaces()}
-    sandbox = Sandbox(root / "sandbox", seed=REPO_ROOT).start()
+    sandbox = Sandbox(root / "sandbox", seed=REPO_ROOT, propagation=(0.2, 0.5)).start()
     try:
         info = sandbox.info
         bare = Path(info["bare_repo"])

@@ -46,6 +46,7 @@ from act_harness import REPO_ROOT, WORKFLOWS, ActResult, Tools, job_ran, run_act
 from github import Auth, Github
 
 from incidentops.core.ledger import dump_ledger, load_ledger
+from incidentops.sandbox.world import seed
 
 HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
 ROLLBACK_APPROVER = "oncall-admin"  # merges the rollback PR (permissions.rollback_apply: maintain)
@@ -260,20 +261,22 @@ def close(repo: Any, sandbox: SandboxProcess, number: int) -> Event:
     return "issues", event
 
 
+def plan_rows(body: str) -> list[list[str]]:
+    """The rows of the rollback PR's plan table: service, live, target, why, preflight."""
+    rows = (
+        [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
+        for line in body.splitlines()
+        if line.startswith("| ")
+    )
+    return [row for row in rows if len(row) == 5 and row[0] != "service"]
+
+
 def force_refused_targets(repo: Any, pull_number: int, approver: str) -> dict[str, str]:
     """What the rollback PR asks of its reviewer for a service whose preflight refused its target (secrets
     rotated since): read the target from the PR's table and pin it with `force: true` on the PR's branch.
     Returns {service: forced target}."""
     pull = repo.get_pull(pull_number)
-    refused = {
-        row[0]: row[2]
-        for row in (
-            [cell.strip().strip("`") for cell in line.strip().strip("|").split("|")]
-            for line in (pull.body or "").splitlines()
-            if line.startswith("| ")
-        )
-        if len(row) == 5 and row[4].startswith("refused:")
-    }
+    refused = {row[0]: row[2] for row in plan_rows(pull.body or "") if row[4].startswith("refused:")}
     if not refused:
         return {}
     current = repo.get_contents(LEDGER, ref=pull.head.ref)
@@ -426,6 +429,10 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
         pulls = [p for p in rollback_pulls(human) if p["state"] == "open"]
         if len(pulls) != 1:
             raise RuntimeError(f"expected one open rollback PR after the declaration, found {pulls}")
+        # The target the PR's plan names for each service, against the seeded story's newest verified good pins.
+        record["planned_targets"] = {row[0]: row[2] for row in plan_rows(pulls[0]["body"] or "")}
+        world = seed()
+        record["expected_pins"] = {service: world.good_target(service) for service in ALL_SERVICES}
         # The human approval: someone allowed to apply a rollback reviews the PR (queue-consumer's secrets
         # were rotated since its good version, so the preflight asks for an explicit `force: true`), then
         # merges it.

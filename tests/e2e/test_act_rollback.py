@@ -61,6 +61,12 @@ def test_declaring_a_suspected_regression_opens_the_pr_and_merging_it_rolls_back
     assert_installed_only_locked_dependencies(result, declare)
     pull = the_rollback_pull(result)
     assert f"opened PR #{pull['number']}" in declare["output"], explain(result)
+    # The checkout held one commit (actions/checkout's default depth), yet the PR pins every service to
+    # its last verified ledger pin, never to Cloudflare's previous deployment (for queue-consumer that is
+    # the bad code a secret rotation re-deployed).
+    assert "(depth 1, shallow: true)" in declare["output"], explain(result)
+    assert result["planned_targets"] == result["expected_pins"], pull["body"]
+    assert pull["body"].count("last verified ledger pin") == len(SERVICES), pull["body"]
     # Planning touches nothing live. queue-consumer's secrets changed since its good version: the PR asks
     # its reviewer for `force: true`, which the approver (the harness) gave on the PR's branch.
     assert result["live_planned"] == result["live_before"]

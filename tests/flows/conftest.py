@@ -136,7 +136,8 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
-    sandbox = Sandbox(tmp_path / "sandbox", seed=ROOT).start()
+    # Rule changes reach the emulated edge after 50–200 ms: real propagation, kept short for the tests.
+    sandbox = Sandbox(tmp_path / "sandbox", seed=ROOT, propagation=(0.05, 0.2)).start()
     # The smoke checks reach the sandbox's demo services, with the demo tenants' credentials.
     for name, value in sandbox.info["smoke_env"].items():
         monkeypatch.setenv(name, value)

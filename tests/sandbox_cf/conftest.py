@@ -47,7 +47,8 @@ def _server() -> Iterator[Served]:
 def cf(_server: Served) -> Iterator[CloudflareApi]:
     """Serve a freshly seeded emulator; after the test, every body must have matched the API description."""
     hub = _server.hub
-    emulator = CloudflareEmulator(api_base_url=_server.base_url)
+    # Rule changes reach the edge at once here; tests of propagation set their own delay.
+    emulator = CloudflareEmulator(api_base_url=_server.base_url, propagation=(0.0, 0.0))
     with hub.lock:
         hub.faults.clear()
         hub.log.clear()

@@ -190,6 +190,7 @@ class GitRepo:
 
     def history(self, path: str, limit: int = 200) -> list[tuple[str, str]]:
         """(commit sha, file text) for each commit that changed `path` on the current tip, newest first."""
+        self.complete_history()
         shas = self.run("log", f"--max-count={limit}", "--format=%H", "HEAD", "--", path).stdout.split()
         found = []
         for sha in shas:
@@ -197,6 +198,23 @@ class GitRepo:
             if shown.returncode == 0:
                 found.append((sha, shown.stdout))
         return found
+
+    def complete_history(self) -> None:
+        """Fetch the branch's full history when the work tree is a shallow clone.
+
+        actions/checkout fetches one commit by default (action.yml: `fetch-depth` default 1, "0 indicates all
+        history"), and `git log -- <path>` in such a clone shows only the tip: the ledger's verified pins would
+        silently vanish. A failed fetch is an error, never a shorter history.
+        """
+        if self.run("rev-parse", "--is-shallow-repository").stdout.strip() != "true":
+            return
+        done = self.run("fetch", "--quiet", "--unshallow", "--no-tags", self.remote, self.branch, check=False)
+        if done.returncode != 0:
+            raise GitError(
+                f"cannot fetch the history of {self.branch} into this shallow checkout: {done.stderr.strip()[-300:]}",
+                hint="The rollback target is read from the ledger's git history; check that the job may read the "
+                "repository, or check out with `fetch-depth: 0`.",
+            )
 
     def publish_branch(self, branch: str, edit: Edit, message: str) -> CommitResult:
         """Commit `edit` on top of the default branch as `branch` and push it (our own branch, never main)."""

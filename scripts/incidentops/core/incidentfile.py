@@ -258,6 +258,21 @@ def append_table_row(text: str, section: str, row_line: str, header: str) -> str
     return FENCE + "\n" + front + FENCE + "\n" + "\n".join(lines)
 
 
+def replace_table_row(text: str, section: str, old_line: str, new_line: str) -> str | None:
+    """Replace one row of a `## section` table, exactly as written; None when no such row is there."""
+    front, body = split(text)
+    lines = body.split("\n")
+    bounds = _section_bounds(lines, section)
+    if bounds is None:
+        return None
+    start, end = bounds
+    at = next((i for i in range(start + 1, end) if lines[i] == old_line), None)
+    if at is None:
+        return None
+    lines[at] = new_line
+    return FENCE + "\n" + front + FENCE + "\n" + "\n".join(lines)
+
+
 TIMELINE_HEADER = "| time (UTC) | who | what | command / link |"
 
 

@@ -1,10 +1,10 @@
 """Rollback planning and reconciliation decisions (pure: the facts are gathered by the flow).
 
 Last known good, per service: the newest earlier ledger pin that smoke tests verified (from the ledger's
-git history); failing that, Cloudflare's previous deployment at 100% (Workers) or previous successful
-production deployment (Pages). Every target is preflighted; a refused preflight keeps that service out of
-the PR with the reason shown. Secrets changed since the target need `force: true` in the ledger, written by
-a person, never implied.
+git history); failing that, and saying so in the plan, Cloudflare's previous deployment of other code at
+100% (Workers; secret-change re-deployments skipped) or previous successful production deployment (Pages).
+Every target is preflighted; a refused preflight keeps that service out of the PR with the reason shown.
+Secrets changed since the target need `force: true` in the ledger, written by a person, never implied.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ class WorkerFacts:
     deployments: tuple[tuple[str, str | None], ...]  # (created_on, full version id), newest first
     deployable: dict[str, tuple[str, str | None]]  # version id -> (created_on, triggered_by), newest 100
     secret_rotations: tuple[str, ...]  # created_on of versions made by a secret change
+    # `workers/triggered_by` of each deployment in `deployments` (same order); "secret" marks a re-deployment of
+    # the same code that a secret change made (Cloudflare docs, Workers "Versions & Deployments").
+    deployment_triggers: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,11 @@ class ServicePlan:
     @property
     def ok(self) -> bool:
         return self.target is not None and all(c.ok for c in self.checks)
+
+    @property
+    def fallback(self) -> bool:
+        """The target does not come from the ledger (no verified pin): the PR says so."""
+        return self.why.startswith(NO_VERIFIED_PIN)
 
     @property
     def preflight(self) -> str:
@@ -139,10 +147,33 @@ def pick_worker_target(
     chosen = choose_target(service, current_pin.version if current_pin else None, live, history)
     if chosen:
         return chosen[0], chosen[1]
-    previous = next((v for _, v in facts.deployments[1:] if v and v != live), None)
+    previous = previous_code_deployment(facts)
     if previous is None:
-        return None, "no verified ledger pin and no earlier deployment at 100%"
-    return previous, "Cloudflare's previous deployment at 100% (no verified ledger pin)"
+        return None, f"{NO_VERIFIED_PIN}, and no earlier deployment of other code at 100%"
+    return previous, f"{NO_VERIFIED_PIN}: fallback to Cloudflare's previous deployment of other code at 100% (check it)"
+
+
+NO_VERIFIED_PIN = "no verified pin in the ledger's history"
+
+
+def previous_code_deployment(facts: WorkerFacts) -> str | None:
+    """The version of the newest deployment before the live code was deployed, at 100%.
+
+    A secret change re-deploys the live code as a new version (annotation `workers/triggered_by: secret`), so
+    "the previous deployment" after a rotation is the bad code again: skip secret-made deployments and the
+    deployment whose code they carried, then take the next full deployment of another version that was not
+    itself made by a secret change.
+    """
+    triggers = facts.deployment_triggers or (None,) * len(facts.deployments)
+    rows = list(zip(facts.deployments, triggers, strict=False))
+    start = 0
+    while start < len(rows) and rows[start][1] == "secret":
+        start += 1  # the live deployment(s) re-deployed the code of the next one
+    current = {facts.live_version, rows[start][0][1] if start < len(rows) else None} - {None}
+    for (_, version), trigger in rows[start + 1 :]:
+        if version and version not in current and trigger != "secret":
+            return version
+    return None
 
 
 def plan_worker(
@@ -199,8 +230,11 @@ def plan_pages(service: str, facts: PagesFacts, history: list[LedgerSnapshot], c
             None,
         )
         if previous is None:
-            return ServicePlan(service, "pages", live, None, "no verified ledger pin and no earlier good deployment")
-        target, why = previous, "Cloudflare's previous successful production deployment (no verified ledger pin)"
+            return ServicePlan(service, "pages", live, None, f"{NO_VERIFIED_PIN}, and no earlier good deployment")
+        target, why = (
+            previous,
+            f"{NO_VERIFIED_PIN}: fallback to Cloudflare's previous successful production deployment (check it)",
+        )
     found = by_id.get(target)
     checks = [Check("exists", found is not None, f"deployment {_short(target)} exists in the project")]
     if found is not None:

@@ -82,6 +82,7 @@ async def _gather_facts(cf: CloudflareClient, ports: Ports, names: list[str]) ->
                 deployments=tuple((d.created_on, d.full_version_id) for d in deployments),
                 deployable={v.id: (v.created_on, v.triggered_by) for v in versions},
                 secret_rotations=tuple(v.created_on for v in versions if v.triggered_by == "secret"),
+                deployment_triggers=tuple(d.triggered_by for d in deployments),
             )
         project, deployments_list = await asyncio.gather(
             cf.get_pages_project(service.cloudflare_name),
@@ -193,6 +194,7 @@ def open_rollback_pr(event: Event | None, ports: Ports, number: int, requested: 
         incident_url=file_url(ports, incident_path(ports.config, number)),
         rows=plan_table(plan),
         refused=plan.refused,
+        fallbacks=[s for s in plan.services if s.fallback],
         ledger=ledger,
         actor=actor,
     )

@@ -14,8 +14,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from incidentops.sandbox import world as seed_world
-from incidentops.sandbox.analytics import Analytics, History
+from incidentops.sandbox.analytics import Analytics, History, HostModel, Observed
 from incidentops.sandbox.http import App, HttpError, HttpServer, Hub, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 from incidentops.sandbox.world import Quality, World, iso
@@ -53,10 +55,30 @@ CODE_PAGES_DEPLOYMENT_NOT_FOUND = 8000009  # [guess]
 CODE_PAGES_ROLLBACK = 8000019  # [guess]
 CODE_RULESET_NOT_FOUND = 10003  # [guess]
 CODE_RULESET_INVALID = 20021  # [guess]
+CODE_NOT_ENTITLED = 20120  # [guess] the code; that Free zones are refused is documented (see PLAN_RULE_LIMITS)
+CODE_RULE_QUOTA = 20121  # [guess] the code; the per-plan quota itself is documented (see PLAN_RULE_LIMITS)
+# Seen from the real API by several public projects (e.g. SignalLayerLabs/Marginal#67, Aureliolo/synthorg#305):
+# "Invalid list options provided. Review the `page` or `per_page` parameter." for per_page above 25.
+CODE_PAGES_LIST_OPTIONS = 8000024
 
 DEPLOYABLE_WINDOW = 100  # only the newest 100 versions of a Worker can be deployed
 VERSIONS_PER_PAGE = 20  # [guess] default page size of the versions list
-PAGES_PER_PAGE = 25
+PAGES_PER_PAGE = 25  # default and maximum page size of the Pages deployments list (CODE_PAGES_LIST_OPTIONS)
+# wrangler: "Displays the 10 most recent deployments for a worker" (workers-sdk `wrangler deployments list`,
+# cloudflare-docs "Retrieve details for the 10 most recent deployments"); older history is in the versions list.
+WORKER_DEPLOYMENTS_LISTED = 10
+# Custom rules per zone by plan: 5 / 20 / 100 / 1,000 (cloudflare-docs waf/custom-rules, availability table).
+PLAN_RULE_LIMITS = {"free": 5, "pro": 20, "business": 100, "enterprise": 1000}
+# `GET /zones/{id}` → plan.name / plan.legacy_id, as the dashboard and API show them.
+PLAN_NAMES = {
+    "free": "Free Website",
+    "pro": "Pro Website",
+    "business": "Business Website",
+    "enterprise": "Enterprise Website",
+}
+# Rule changes reach the edge in seconds, not at once (real-world-facts Cloudflare 7): each write takes effect
+# after a delay drawn from these bounds (seconds). Tests set them small through `propagation=`.
+DEFAULT_PROPAGATION = (2.0, 5.0)
 MESSAGE_LIMIT_BYTES = 1000
 WAF_PHASE = "http_request_firewall_custom"
 RULE_ACTIONS = {
@@ -238,7 +260,11 @@ def _tokens(expression: str) -> list[str]:
 
 
 def matches_expression(expression: str, fields: dict[str, str]) -> bool:
-    """Evaluate a rules-language expression (eq/ne/contains/in, starts_with/ends_with, and/or/not)."""
+    """Evaluate a rules-language expression (eq/ne/contains/in, starts_with/ends_with, lower/upper, and/or/not).
+
+    Comparisons are case-sensitive, as on the edge: `http.request.uri.path eq "/v1/reports"` does not match
+    `/V1/Reports`; `lower(http.request.uri.path)` does (cloudflare-docs rules-language, `lower()`).
+    """
     tokens = _tokens(expression)
     pos = 0
 
@@ -257,6 +283,12 @@ def matches_expression(expression: str, fields: dict[str, str]) -> bool:
         token = take()
         if token.startswith('"'):
             return str(json.loads(token))
+        if token in ("lower", "upper") and peek() == "(":
+            # Rules language transformation functions (cloudflare-docs ruleset-engine/rules-language/functions).
+            take("(")
+            inner = value()
+            take(")")
+            return inner.lower() if token == "lower" else inner.upper()
         if token in fields:
             return fields[token]
         raise ValueError(f"unknown field or value {token!r}")
@@ -340,6 +372,11 @@ class _Pages:
     deployments: list[seed_world.PagesDeployment]  # oldest first
     canonical: str
     history: list[tuple[datetime, str]] = field(default_factory=list)  # (since, canonical id), oldest first
+    functions: bool = False  # whether the project has Pages Functions (then it has a production script)
+
+    @property
+    def script_name(self) -> str:
+        return seed_world.pages_script_name(self.name)
 
 
 class _CloudflareApp(App):
@@ -383,11 +420,22 @@ class CloudflareEmulator:
         *,
         world: World | None = None,
         clock: Callable[[], datetime] | None = None,
+        propagation: tuple[float, float] = DEFAULT_PROPAGATION,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api_base_url = api_base_url.rstrip("/")
         self.account_id = seed_world.ACCOUNT_ID
         self.zone_id = seed_world.ZONE_ID
         self.zone_name = seed_world.ZONE_NAME
+        # zone id -> {"name", "plan"}; the plan decides what rules the zone may have.
+        self.zones: dict[str, dict[str, str]] = {
+            zone: {"name": seed_world.ZONE_NAMES[zone], "plan": plan} for zone, plan in seed_world.ZONE_PLANS.items()
+        }
+        self.propagation = propagation
+        self._monotonic = monotonic
+        self._rng = random.Random(7)
+        # What the edge enforces, per zone: (monotonic time it takes effect, rules) for every ruleset write.
+        self._edge: dict[str, list[tuple[float, list[dict[str, Any]]]]] = {}
         self.token = seed_world.API_TOKEN
         self.violations: list[dict[str, Any]] = []
         self.lock = threading.RLock()
@@ -399,12 +447,18 @@ class CloudflareEmulator:
         self.pages: dict[str, _Pages] = {}
         self.rulesets: dict[str, dict[str, Any]] = {}  # id -> ruleset, API shape
         self._seed(world or seed_world.seed())
+        self.hosts: dict[str, HostModel] = {}  # what the demo services answer, registered by them
+        self._observed: list[Observed] = []
         self.analytics = Analytics(
             self.account_id,
             workers=lambda: self.serving_history("worker"),
-            pages=lambda: self.serving_history("pages"),
-            quality=self.quality,
+            pages=self._pages_functions_history,
+            quality=self._analytics_quality,
             now=self.current_time,
+            services=lambda: {**self.serving_history("worker"), **self.serving_history("pages")},
+            hosts=lambda zone: [m for m in list(self.hosts.values()) if self.zone_for_host(m.host) == zone],
+            observed=lambda: list(self._observed),
+            zones=lambda: set(self.zones),
         )
         self.app = _CloudflareApp(self)
         self._routes()
@@ -445,6 +499,7 @@ class CloudflareEmulator:
                 deployments=list(deployments),
                 canonical=world.live(name),
                 history=[(d.created_on, d.id) for d in deployments if d.rollback_target],
+                functions=name in seed_world.PAGES_WITH_FUNCTIONS,
             )
         self._last_time = max(moments)
 
@@ -504,10 +559,115 @@ class CloudflareEmulator:
                 }
             return {name: [(at, [(ident, 100.0)]) for at, ident in p.history] for name, p in self.pages.items()}
 
+    def _pages_functions_history(self) -> dict[str, History]:
+        """Pages Functions invocations exist only under the production script name, and only with Functions."""
+        by_project = self.serving_history("pages")
+        return {p.script_name: by_project[name] for name, p in self.pages.items() if p.functions}
+
+    def _analytics_quality(self, name: str, ident: str) -> Quality:
+        scripts = {p.script_name: name for name, p in self.pages.items()}
+        return self.quality(scripts.get(name, name), ident)
+
+    def register_host(self, model: HostModel) -> None:
+        """A demo service answers this host: its traffic feeds the zone's HTTP request analytics."""
+        with self.lock:
+            self.hosts[model.host] = model
+
+    def observe(self, host: str, method: str, path: str, status: int) -> None:
+        """Record a request a demo service really answered (zone HTTP analytics count it)."""
+        with self.lock:
+            if host in self.hosts:
+                self._observed.append(Observed(self.current_time(), host, method, path, status))
+
     def quality(self, service: str, ident: str) -> Quality:
         """Return the seeded quality of a Worker version or Pages deployment."""
         with self.lock:
             return self._quality[(service, ident)]
+
+    # -- zones, plans and the edge -------------------------------------------------------------------
+
+    def set_plan(self, zone_id: str, plan: str) -> None:
+        """Put a zone on a plan (free, pro, business, enterprise); what the control API's plan endpoint does."""
+        if plan not in PLAN_RULE_LIMITS:
+            raise ValueError(f"unknown plan {plan!r}: expected one of {', '.join(PLAN_RULE_LIMITS)}")
+        with self.lock:
+            if zone_id not in self.zones:
+                raise KeyError(zone_id)
+            self.zones[zone_id]["plan"] = plan
+
+    def set_propagation(self, low: float, high: float) -> None:
+        """Rule changes take effect at the edge after a delay drawn from [low, high] seconds."""
+        if not 0 <= low <= high:
+            raise ValueError("propagation bounds must satisfy 0 <= low <= high")
+        with self.lock:
+            self.propagation = (low, high)
+
+    def zone_for_host(self, host: str) -> str | None:
+        """The zone a host name belongs to: the longest zone name it ends with."""
+        host = host.lower().rstrip(".")
+        with self.lock:
+            found = [
+                (len(z["name"]), zid)
+                for zid, z in self.zones.items()
+                if host == z["name"] or host.endswith("." + z["name"])
+            ]
+        return max(found)[1] if found else None
+
+    def _publish(self, zone: str) -> None:
+        """Record the zone's rules as the edge will enforce them once the propagation delay has passed."""
+        low, high = self.propagation
+        ruleset = self._entrypoint(zone, WAF_PHASE)
+        rules = copy.deepcopy(ruleset["rules"]) if ruleset else []
+        self._edge.setdefault(zone, []).append((self._monotonic() + self._rng.uniform(low, high), rules))
+
+    def edge_rules(self, zone: str) -> list[dict[str, Any]]:
+        """The custom rules the edge enforces right now: the newest write whose delay has passed."""
+        with self.lock:
+            now = self._monotonic()
+            for at, rules in reversed(self._edge.get(zone, [])):
+                if at <= now:
+                    return copy.deepcopy(rules)
+            return []
+
+    def propagated(self, zone: str | None = None) -> bool:
+        """Whether every rule change of the zone has reached the edge (for tests that need to wait)."""
+        with self.lock:
+            now = self._monotonic()
+            return all(at <= now for at, _ in self._edge.get(zone or self.zone_id, []))
+
+    def edge_decision(self, host: str, path: str, method: str = "GET") -> dict[str, Any] | None:
+        """The rule that ends a request at the edge (block or a challenge), or None when it reaches the service.
+
+        Custom rules run in list order and a terminating action stops evaluation; a matching `skip` rule with
+        `ruleset: current` lets the request past every later custom rule (cloudflare-docs waf/custom-rules:
+        "Custom rules are evaluated in order, and some actions like Block will stop the evaluation of other
+        rules"; waf/custom-rules/skip: "Skip the remaining custom rules (current ruleset)"). Unreadable rules
+        never match.
+        """
+        zone = self.zone_for_host(host)
+        if zone is None:
+            return None
+        fields = {
+            "http.host": host,
+            "http.request.uri.path": path,
+            "http.request.method": method.upper(),
+            "http.request.full_uri": f"https://{host}{path}",
+        }
+        for rule in self.edge_rules(zone):
+            if not rule.get("enabled", True):
+                continue
+            try:
+                matched = matches_expression(str(rule.get("expression", "")), fields)
+            except ValueError:
+                continue
+            if not matched:
+                continue
+            action = rule.get("action")
+            if action == "skip" and (rule.get("action_parameters") or {}).get("ruleset") == "current":
+                return None
+            if action in ("block", "challenge", "js_challenge", "managed_challenge"):
+                return rule
+        return None
 
     def active_block_rules(self) -> list[dict[str, Any]]:
         """Return copies of the enabled `block` rules of the zone's custom WAF phase, in order."""
@@ -517,20 +677,9 @@ class CloudflareEmulator:
             return [copy.deepcopy(r) for r in rules if r.get("enabled", True) and r.get("action") == "block"]
 
     def blocking_rule(self, host: str, path: str, method: str = "GET") -> dict[str, Any] | None:
-        """Return the first active block rule matching a request, or None; unreadable rules never match."""
-        fields = {
-            "http.host": host,
-            "http.request.uri.path": path,
-            "http.request.method": method.upper(),
-            "http.request.full_uri": f"https://{host}{path}",
-        }
-        for rule in self.active_block_rules():
-            try:
-                if matches_expression(str(rule.get("expression", "")), fields):
-                    return rule
-            except ValueError:
-                continue
-        return None
+        """Return the block rule the edge applies to a request now (in rule order, after propagation), or None."""
+        rule = self.edge_decision(host, path, method)
+        return rule if rule is not None and rule.get("action") == "block" else None
 
     def add_versions(self, service: str, count: int = 1, *, quality: Quality = "good") -> list[str]:
         """Upload `count` new versions of a Worker (not deployed); return their ids, oldest first."""
@@ -554,6 +703,98 @@ class CloudflareEmulator:
                 self._quality[(service, version.id)] = quality
                 ids.append(version.id)
             return ids
+
+    def add_pages_deployments(
+        self,
+        project: str,
+        count: int = 1,
+        *,
+        environment: str = "preview",
+        status: str = "success",
+        skipped: bool = False,
+        quality: Quality = "good",
+    ) -> list[str]:
+        """Add builds to a Pages project (never made canonical); return their ids, oldest first."""
+        with self.lock:
+            pages = self.pages[project]
+            ids = []
+            for _ in range(count):
+                n = len(pages.deployments) + 1
+                ident = seed_world.stable_id(project, "deployment", str(n))
+                branch = "main" if environment == "production" else f"feat/preview-{n}"
+                pages.deployments.append(
+                    seed_world.PagesDeployment(
+                        project=project,
+                        id=ident,
+                        short_id=ident[:8],
+                        created_on=self.now(),
+                        author="dave",
+                        environment=environment,  # type: ignore[arg-type]
+                        branch=branch,
+                        commit_hash=uuid.uuid5(uuid.NAMESPACE_URL, f"{project}/{n}").hex[:40],
+                        commit_message=f"Build {n}",
+                        status=status,  # type: ignore[arg-type]
+                        quality=quality,
+                        skipped=skipped,
+                    )
+                )
+                self._quality[(project, ident)] = quality
+                ids.append(ident)
+            return ids
+
+    def rotate_secret(self, service: str, names: tuple[str, ...] = ("API_KEY",)) -> tuple[str, str]:
+        """Change a Worker secret as `wrangler secret put` does: a new version of the live code and its deployment.
+
+        Both are annotated `workers/triggered_by: "secret"` (real-world-facts Cloudflare 10; wrangler labels the
+        source of such a deployment "Secret Change"). Return (version id, deployment id).
+        """
+        with self.lock:
+            worker = self.workers[service]
+            live_id = self.live_version(service)
+            live = next(v for v in worker.versions if v.id == live_id)
+            at = self.now()
+            number = worker.versions[-1].number + 1
+            version = replace(
+                live,
+                id=seed_world.stable_id(service, "version", str(number)),
+                number=number,
+                created_on=at,
+                message="Secret change",
+                triggered_by="secret",
+            )
+            worker.versions.append(version)
+            self._quality[(service, version.id)] = self._quality[(service, live_id)]
+            worker.secret_changes.append(seed_world.SecretChange(service, at, names))
+            deployment = self._deployment_body(
+                seed_world.stable_id(service, "deployment", str(worker.next_deployment)),
+                at,
+                "api",
+                seed_world.USER_EMAIL,
+                [{"version_id": version.id, "percentage": 100.0}],
+                "Secret Change",
+                "secret",
+            )
+            worker.next_deployment += 1
+            worker.deployments.append(deployment)
+            return version.id, str(deployment["id"])
+
+    def deploy_versions(self, service: str, version_ids: list[str]) -> None:
+        """Deploy each version at 100% in turn, as uploads (to build up a long deployment history)."""
+        with self.lock:
+            worker = self.workers[service]
+            for vid in version_ids:
+                worker.deployments.append(
+                    self._deployment_body(
+                        seed_world.stable_id(service, "deployment", str(worker.next_deployment)),
+                        self.now(),
+                        "wrangler",
+                        seed_world.USER_EMAIL,
+                        [{"version_id": vid, "percentage": 100.0}],
+                        None,
+                        "upload",
+                    )
+                )
+                worker.next_deployment += 1
 
     # -- cross-cutting ---------------------------------------------------------------------------
 
@@ -607,7 +848,7 @@ class CloudflareEmulator:
 
     def _zone(self, request: Request) -> str:
         zone = request.params.get("zone_id", "")
-        if zone != self.zone_id:
+        if zone not in self.zones:
             raise _fail(
                 404,
                 CODE_ROUTE,
@@ -789,11 +1030,14 @@ class CloudflareEmulator:
     def _pages_body(self, project: _Pages, dep: seed_world.PagesDeployment) -> dict[str, Any]:
         started = dep.created_on
         ended = started + timedelta(minutes=2)
+        # Stage names and statuses follow the Pages deployment object (cloudflare-typescript
+        # `pages/projects/deployments`: name queued|initialize|clone_repo|build|deploy, status
+        # success|idle|active|failure|canceled). A skipped build never leaves the queue [guess: its exact stages].
         names = ["queued", "initialize", "clone_repo", "build", "deploy"]
         stages = []
         failed = dep.status == "failure"
         for i, name in enumerate(names):
-            if failed and name == "deploy":
+            if (failed and name == "deploy") or (dep.skipped and name != "queued"):
                 stages.append({"name": name, "started_on": None, "ended_on": None, "status": "idle"})
                 continue
             status = "failure" if failed and name == "build" else "success"
@@ -806,7 +1050,7 @@ class CloudflareEmulator:
                     "status": status,
                 }
             )
-        latest = stages[3] if failed else stages[4]
+        latest = stages[0] if dep.skipped else stages[3] if failed else stages[4]
         base = f"{project.name}.pages.dev"
         if dep.environment == "production":
             aliases = [f"https://{base}"] if dep.id == project.canonical else None
@@ -839,8 +1083,8 @@ class CloudflareEmulator:
                 "type": "github",
                 "config": {"owner": "acme", "repo_name": project.name, "production_branch": "main"},
             },
-            "is_skipped": False,
-            "uses_functions": False,
+            "is_skipped": dep.skipped,
+            "uses_functions": project.functions,
         }
 
     @staticmethod
@@ -886,6 +1130,9 @@ class CloudflareEmulator:
             raise _ruleset_error(f"unknown action {action!r}", f"{pointer}/action")
         if not isinstance(expression, str) or not expression.strip():
             raise _ruleset_error("a rule needs a non-empty expression", f"{pointer}/expression")
+        if action == "skip" and not merged.get("action_parameters"):
+            # A skip rule says what it skips: {"ruleset": "current"}, "phases" or "products" (waf/custom-rules/skip).
+            raise _ruleset_error("a skip rule needs action_parameters", f"{pointer}/action_parameters")
         if action == "block" and "action_parameters" in merged:
             response = (merged.get("action_parameters") or {}).get("response")
             if response is not None:
@@ -920,6 +1167,29 @@ class CloudflareEmulator:
             if extra in merged:
                 rule[extra] = merged[extra]
         return rule
+
+    def _check_plan(self, zone: str, rules: list[dict[str, Any]]) -> None:
+        """Refuse what the zone's plan does not allow: too many custom rules, or a custom block response on Free."""
+        plan = self.zones[zone]["plan"]
+        limit = PLAN_RULE_LIMITS[plan]
+        if len(rules) > limit:
+            raise _fail(
+                400,
+                CODE_RULE_QUOTA,
+                f"exceeded the maximum number of rules in phase {WAF_PHASE}: {len(rules)} rules, "
+                f"the {PLAN_NAMES[plan]} plan allows {limit}",
+            )
+        if plan != "free":
+            return
+        # "Custom block responses are only available on paid plans" (cloudflare-docs waf/custom-rules,
+        # cloudflare-docs issue #22900 and PR #22902); on Free a block answers Cloudflare's own block page.
+        for i, rule in enumerate(rules):
+            if rule.get("action") == "block" and (rule.get("action_parameters") or {}).get("response"):
+                raise _ruleset_error(
+                    "not entitled: a custom response for the block action requires a paid plan "
+                    f"(this zone is on {PLAN_NAMES[plan]})",
+                    f"/rules/{i}/action_parameters/response",
+                )
 
     def _bump(self, ruleset: dict[str, Any]) -> tuple[str, str]:
         version = str(int(ruleset["version"]) + 1)
@@ -1024,7 +1294,8 @@ class CloudflareEmulator:
         @app.route("GET", f"{prefix}/deployments")
         def list_deployments(request: Request) -> Response:
             _, worker = self._worker(request)
-            return _ok({"deployments": copy.deepcopy(list(reversed(worker.deployments)))})
+            newest = list(reversed(worker.deployments))[:WORKER_DEPLOYMENTS_LISTED]
+            return _ok({"deployments": copy.deepcopy(newest)})
 
         @app.route("POST", f"{prefix}/deployments")
         def create_deployment(request: Request) -> Response:
@@ -1087,6 +1358,11 @@ class CloudflareEmulator:
                     },
                     "canonical_deployment": self._pages_body(project, canonical),
                     "latest_deployment": self._pages_body(project, latest),
+                    # Pages Functions analytics are keyed by these internal script names, not the project name
+                    # (cloudflare-typescript Project.production_script_name / preview_script_name / uses_functions).
+                    "production_script_name": project.script_name,
+                    "preview_script_name": project.script_name.replace("-production", "-preview"),
+                    "uses_functions": project.functions,
                 }
             )
 
@@ -1097,8 +1373,14 @@ class CloudflareEmulator:
             if env not in (None, "", "production", "preview"):
                 raise _fail(400, CODE_PAGES_ROLLBACK, "env must be production or preview.")
             chosen = [d for d in reversed(project.deployments) if not env or d.environment == env]
-            page = _int_arg(request, "page", 1)
-            per_page = _int_arg(request, "per_page", PAGES_PER_PAGE, high=100)
+            page = _int_arg(request, "page", 1, high=10**6)
+            per_page = _int_arg(request, "per_page", PAGES_PER_PAGE, low=0, high=10**6)
+            if not 1 <= per_page <= PAGES_PER_PAGE:
+                raise _fail(
+                    400,
+                    CODE_PAGES_LIST_OPTIONS,
+                    "Invalid list options provided. Review the `page` or `per_page` parameter.",
+                )
             chunk = chosen[(page - 1) * per_page : page * per_page]
             return _ok(
                 [self._pages_body(project, d) for d in chunk],
@@ -1115,7 +1397,13 @@ class CloudflareEmulator:
             project = self._project(request)
             target = self._pages_deployment(project, request.params["deployment_id"])
             if not target.rollback_target:
-                why = "a preview deployment" if target.environment != "production" else "a failed build"
+                why = (
+                    "a preview deployment"
+                    if target.environment != "production"
+                    else "a skipped build"
+                    if target.skipped
+                    else "a failed build"
+                )
                 raise _fail(
                     400,
                     CODE_PAGES_ROLLBACK,
@@ -1133,6 +1421,30 @@ class CloudflareEmulator:
             except ValueError:
                 body = None
             return Response(200, self.analytics.answer(body))
+
+        @app.route("GET", "/zones/{zone_id}")
+        def get_zone(request: Request) -> Response:
+            # Zone details: `plan` decides the WAF features (real-world-facts Cloudflare 3: "The zone's plan is
+            # in GET /zones/{zone_id} → plan"); plan.legacy_id is free | pro | business | enterprise.
+            zone_id = self._zone(request)
+            zone = self.zones[zone_id]
+            return _ok(
+                {
+                    "id": zone_id,
+                    "name": zone["name"],
+                    "status": "active",
+                    "paused": False,
+                    "type": "full",
+                    "account": {"id": self.account_id, "name": seed_world.ACCOUNT_NAME},
+                    "plan": {
+                        "id": uuid.uuid5(uuid.NAMESPACE_URL, f"plan/{zone['plan']}").hex,
+                        "name": PLAN_NAMES[zone["plan"]],
+                        "legacy_id": zone["plan"],
+                        "is_subscribed": True,
+                        "can_subscribe": False,
+                    },
+                }
+            )
 
         zone = "/zones/{zone_id}/rulesets"
 
@@ -1190,11 +1502,13 @@ class CloudflareEmulator:
                 )
                 for i, raw in enumerate(body["rules"])
             ]
+            self._check_plan(zone_id, rules)
             ruleset.update(rules=rules, version=version, last_updated=now)
             for key in ("name", "description"):
                 if isinstance(body.get(key), str) and body[key]:
                     ruleset[key] = body[key]
             self.rulesets[ruleset["id"]] = ruleset
+            self._publish(zone_id)
             return _ok(self._public(ruleset))
 
         @app.route("GET", f"{zone}/{{ruleset_id}}")
@@ -1210,7 +1524,9 @@ class CloudflareEmulator:
             rule = self._rule(body, "", version, now)
             rules = list(ruleset["rules"])
             self._place(rules, rule, body.get("position"))
+            self._check_plan(ruleset["_zone"], rules)
             ruleset.update(rules=rules, version=version, last_updated=now)
+            self._publish(ruleset["_zone"])
             return _ok(self._public(ruleset))
 
         @app.route("PATCH", f"{zone}/{{ruleset_id}}/rules/{{rule_id}}")
@@ -1228,7 +1544,9 @@ class CloudflareEmulator:
                 self._place(rules, rule, body["position"])
             else:
                 rules.insert(index, rule)
+            self._check_plan(ruleset["_zone"], rules)
             ruleset.update(rules=rules, version=version, last_updated=now)
+            self._publish(ruleset["_zone"])
             return _ok(self._public(ruleset))
 
         @app.route("DELETE", f"{zone}/{{ruleset_id}}/rules/{{rule_id}}")
@@ -1238,6 +1556,7 @@ class CloudflareEmulator:
             rules.pop(_rule_index(rules, request.params["rule_id"]))
             self._bump(ruleset)
             ruleset["rules"] = rules
+            self._publish(ruleset["_zone"])
             return _ok(self._public(ruleset))
 
 

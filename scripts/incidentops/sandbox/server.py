@@ -155,7 +155,14 @@ def _environments(seed: Path) -> dict[str, dict[str, str]]:
 class Sandbox:
     """Start and stop the whole emulated world; `info` is the ready line."""
 
-    def __init__(self, workdir: Path, seed: Path, latency_ms: int = 0, port: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        seed: Path,
+        latency_ms: int = 0,
+        port: int = 0,
+        propagation: tuple[float, float] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.hub = Hub(latency_ms=latency_ms)
         self.server = HttpServer(self.hub, port=port)
@@ -169,6 +176,8 @@ class Sandbox:
             bare_repo=self.bare_repo,
         )
         self.cloudflare = CloudflareEmulator(api_base_url=f"{base}/client/v4")
+        if propagation is not None:
+            self.cloudflare.set_propagation(*propagation)
         self.hub.mount("/api/v3", self.github.app)
         self.hub.mount("/client/v4", self.cloudflare.app)
         self.hub.mount("/_sandbox", self._control_app())
@@ -236,6 +245,28 @@ class Sandbox:
                     for name in world.SERVICES
                 },
             )
+
+        @app.route("PUT", "/cloudflare/zones/{zone_id}/plan")
+        def set_plan(request: Request) -> Response:
+            """Put a zone on a plan: body {"plan": "free" | "pro" | "business" | "enterprise"}."""
+            body = request.json() or {}
+            try:
+                self.cloudflare.set_plan(request.params["zone_id"], str(body.get("plan")))
+            except KeyError:
+                return Response(404, {"error": f"no zone {request.params['zone_id']}"})
+            except ValueError as err:
+                return Response(400, {"error": str(err)})
+            return Response(200, {"zone": request.params["zone_id"], "plan": body.get("plan")})
+
+        @app.route("PUT", "/cloudflare/propagation")
+        def set_propagation(request: Request) -> Response:
+            """How long rule changes take to reach the edge: body {"min_seconds": 1, "max_seconds": 3}."""
+            body = request.json() or {}
+            try:
+                self.cloudflare.set_propagation(float(body["min_seconds"]), float(body["max_seconds"]))
+            except (KeyError, TypeError, ValueError) as err:
+                return Response(400, {"error": f"expected min_seconds <= max_seconds, both >= 0 ({err})"})
+            return Response(200, {"min_seconds": body["min_seconds"], "max_seconds": body["max_seconds"]})
 
         @app.route("GET", "/violations")
         def violations(request: Request) -> Response:

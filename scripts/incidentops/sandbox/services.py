@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from incidentops.sandbox.analytics import HostModel, RouteShare
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
+from incidentops.sandbox.world import Quality
 
 # Demo tenants and the bearer tokens the smoke checks use (put them in SMOKE_TENANT_A/B_TOKEN).
 TENANT_A, TENANT_B = "t-100", "t-200"
@@ -30,6 +33,20 @@ REPORTS = {
 }
 # Which service answers on which host, and the hosts the sandbox serves when no config says otherwise.
 HOST_SERVICES = {"api": "api-worker", "ingest": "ingest-worker", "admin": "admin-pages", "portal": "user-portal"}
+# What clients ask each host for, as shares of its requests: the zone's HTTP analytics replay this mix through
+# the host's own routes, so they show what these services answer (sandbox/analytics.py).
+HOST_TRAFFIC: dict[str, tuple[RouteShare, ...]] = {
+    "api": (
+        RouteShare("GET", "/v1/reports", 0.6),
+        RouteShare("GET", "/v1/reports/rep-100-1", 0.3),
+        RouteShare("GET", "/healthz", 0.1),
+    ),
+    "ingest": (RouteShare("POST", "/v1/events", 0.9), RouteShare("GET", "/healthz", 0.1)),
+    "admin": (RouteShare("GET", "/", 1.0),),
+    "portal": (RouteShare("GET", "/", 0.7), RouteShare("GET", "/login", 0.3)),
+}
+# While the analytics replay a route, the build quality they ask about (instead of what is live now).
+_REPLAYED: ContextVar[Quality | None] = ContextVar("replayed_quality", default=None)
 DEFAULT_BASE_URLS = {key: f"https://{key}.example.com" for key in HOST_SERVICES}
 
 
@@ -42,6 +59,35 @@ def _html(status: int, title: str, text: str) -> Response:
     return Response(status, page, {"Content-Type": "text/html; charset=utf-8"})
 
 
+def edge_answer(rule: dict[str, Any]) -> Response:
+    """What the edge answers for a request a custom rule ended: its custom response, or Cloudflare's own page.
+
+    A block without a custom response answers 403 with Cloudflare's block page ("Sorry, you have been
+    blocked", with a Ray ID; cloudflare-docs waf/custom-rules "default block status is 403"); a challenge
+    answers 403 with `cf-mitigated: challenge` (what wrangler's cfetch recognises as a WAF challenge page).
+    """
+    ray = hashlib.sha256(str(rule.get("id", "")).encode()).hexdigest()[:16]
+    if rule.get("action") != "block":
+        page = _html(403, "Just a moment...", f"Checking your browser. Cloudflare Ray ID: {ray}")
+        page.headers["cf-mitigated"] = "challenge"
+        return page
+    response = (rule.get("action_parameters") or {}).get("response") or {}
+    if response:
+        return Response(
+            int(response.get("status_code", 403)),
+            str(response.get("content", "")),
+            {"Content-Type": str(response.get("content_type", "text/plain"))},
+        )
+    page = _html(
+        403,
+        "Attention Required! | Cloudflare",
+        "Sorry, you have been blocked. You are unable to access this site. "
+        f"Cloudflare Ray ID: {ray} · Performance &amp; security by Cloudflare",
+    )
+    page.headers["cf-ray"] = f"{ray}-SJC"
+    return page
+
+
 class _EdgeApp(App):
     """One host: the WAF first, then the service's own routes."""
 
@@ -52,19 +98,36 @@ class _EdgeApp(App):
         self.service = service
 
     def good(self, service: str | None = None) -> bool:
+        replayed = _REPLAYED.get()
+        if replayed is not None and (service or self.service) == self.service:
+            return replayed == "good"
         return self.cloudflare.is_good(service or self.service)
 
+    def replay(self, method: str, path: str, quality: Quality) -> int:
+        """The status this host's service answers `method path` from tenant A when a build of `quality` serves."""
+        request = Request(
+            method=method,
+            path=path,
+            raw_path=path,
+            query={},
+            headers={"authorization": f"Bearer {TENANT_A_TOKEN}", "content-type": "application/json"},
+            body=b'{"event": "page_view"}' if method == "POST" else b"",
+        )
+        token = _REPLAYED.set(quality)
+        try:
+            return App.dispatch(self, request).status
+        finally:
+            _REPLAYED.reset(token)
+
     def dispatch(self, request: Request) -> Response:
-        rule = self.cloudflare.blocking_rule(self.host, request.path, request.method)
+        answer = self._answer(request)
+        self.cloudflare.observe(self.host, request.method, request.path, answer.status)
+        return answer
+
+    def _answer(self, request: Request) -> Response:
+        rule = self.cloudflare.edge_decision(self.host, request.path, request.method)
         if rule is not None:
-            response = (rule.get("action_parameters") or {}).get("response") or {}
-            if response:
-                return Response(
-                    int(response.get("status_code", 403)),
-                    str(response.get("content", "")),
-                    {"Content-Type": str(response.get("content_type", "text/plain"))},
-                )
-            return _html(403, "Sorry, you have been blocked", f"Cloudflare Ray ID: {rule.get('id', '')[:16]}")
+            return edge_answer(rule)
         answer = super().dispatch(request)
         answer.headers.setdefault("x-served-version", self.cloudflare.live_version(self.service))
         return answer
@@ -171,6 +234,7 @@ class DemoServices:
                     continue
                 app = _EdgeApp(cloudflare, urlsplit(url).hostname or url, HOST_SERVICES[key])
                 _ROUTES[key](app)
+                cloudflare.register_host(HostModel(app.host, app.service, HOST_TRAFFIC[key], app.replay))
                 own = Hub(latency_ms=hub.latency_ms if hub else 0)
                 if hub is not None:
                     # One fault list for the whole sandbox: POST /_sandbox/faults reaches these hosts too.

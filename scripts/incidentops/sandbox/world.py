@@ -23,6 +23,11 @@ ACCOUNT_ID = uuid.uuid5(_NAMESPACE, "account/acme").hex
 ACCOUNT_NAME = "Acme Platform"
 ZONE_ID = uuid.uuid5(_NAMESPACE, "zone/example.com").hex
 ZONE_NAME = "example.com"
+# A second zone for staging (incidentops.yaml names it); the demo keeps it on the Free plan, production on Pro.
+STAGING_ZONE_ID = "1a2b3c4d5e6f708192a3b4c5d6e7f809"
+STAGING_ZONE_NAME = "staging.example.com"
+ZONE_PLANS = {ZONE_ID: "pro", STAGING_ZONE_ID: "free"}
+ZONE_NAMES = {ZONE_ID: ZONE_NAME, STAGING_ZONE_ID: STAGING_ZONE_NAME}
 # The one API token the emulated Cloudflare accepts; shaped like a real one (40 characters).
 API_TOKEN = "cfsandbox-" + hashlib.sha256(b"incidentops sandbox token").hexdigest()[:30]
 TOKEN_ID = uuid.uuid5(_NAMESPACE, "token/sandbox").hex
@@ -34,6 +39,19 @@ LEDGER_PATH = "deployments/production.yaml"
 WORKERS = ("api-worker", "ingest-worker", "queue-consumer")
 PAGES = ("admin-pages", "user-portal")
 SERVICES = WORKERS + PAGES
+# Pages projects that have Functions; a static project has no Functions invocations analytics at all.
+PAGES_WITH_FUNCTIONS = ("user-portal",)
+
+
+def pages_script_name(project: str) -> str:
+    """The internal script name Pages Functions analytics are keyed by (`production_script_name`).
+
+    Shaped like the real ones, e.g. `pages-worker--7435187-production` (Pages project object,
+    cloudflare-typescript `pages/projects/projects.ts` field `production_script_name`).
+    """
+    digits = int(hashlib.sha256(project.encode()).hexdigest()[:8], 16) % 10_000_000
+    return f"pages-worker--{digits}-production"
+
 
 # Who did what in the seeded history (GitHub logins) and their e-mail as Cloudflare records it.
 PEOPLE = {
@@ -110,11 +128,12 @@ class PagesDeployment:
     status: Literal["success", "failure"]
     quality: Quality
     verified: bool = False
+    skipped: bool = False  # a build Pages skipped (`is_skipped`): it never deployed
 
     @property
     def rollback_target(self) -> bool:
-        """Only successful production builds may be rolled back to."""
-        return self.environment == "production" and self.status == "success"
+        """Only successful production builds that really deployed may be rolled back to."""
+        return self.environment == "production" and self.status == "success" and not self.skipped
 
 
 @dataclass
