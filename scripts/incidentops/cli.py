@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError, UsageError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the flows are imported lazily, per command, to keep start-up fast
     from incidentops.adapters.actions import Runner
+    from incidentops.flows.base import Outcome
     from incidentops.wiring import Ports
 
 EXIT_OK = 0
@@ -61,7 +62,7 @@ def _check_role(ports: Ports, action: str) -> str:
     return authorize(ports, os.environ, action)
 
 
-def _report(outcome: Any, runner: Runner) -> int:
+def _report(outcome: Outcome, runner: Runner) -> int:
     """Print a flow's outcome the way every command does: message, steps, annotation, summary, outputs."""
     runner.say(f"incidentops: {outcome.message}")
     for step in outcome.steps:
@@ -69,10 +70,10 @@ def _report(outcome: Any, runner: Runner) -> int:
     if runner.in_actions and (outcome.status != "skipped" or outcome.exit_code):
         runner.annotate(outcome.level, outcome.message)  # on a terminal the line above already said it
     runner.summary(_summary(outcome))
-    runner.output("status", str(outcome.status))
-    if getattr(outcome, "incident_id", None):
+    runner.output("status", outcome.status)
+    if outcome.incident_id:
         runner.output("incident_id", outcome.incident_id)
-    return int(outcome.exit_code)
+    return outcome.exit_code
 
 
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
@@ -213,17 +214,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(outcome: object) -> str:
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from incidentops.core import doctor as core
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.doctor import run_doctor
+
+    redact = Redactor.from_env(os.environ)
+    checks = run_doctor(Path(args.workspace).resolve(), os.environ)
+    print(redact(core.render_json(checks) if args.json else core.render_text(checks)), end="", flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(redact(core.render_markdown(checks)))
+    return core.exit_code(checks)
+
+
+def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
-    headline = getattr(outcome, "message", "")
     return render(
-        "summary-declare.md.j2",
-        None,
-        headline=headline,
-        incident=None,
-        path=getattr(outcome, "path", None),
-        steps=getattr(outcome, "steps", []),
+        "summary-declare.md.j2", None, headline=outcome.message, incident=None, path=outcome.path, steps=outcome.steps
     )
 
 
@@ -368,6 +380,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
     report.set_defaults(handler=_cmd_report)
+
+    doctor = command(
+        "doctor",
+        "check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix",
+        "nothing (reads only; the job summary in a workflow)",
+        f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, SMOKE_* (set or not)",
+        "incidentops doctor --json",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     demo = command(
         "demo",
