@@ -231,6 +231,52 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return core.exit_code(checks)
 
 
+def _ask(question: str, choices: list[str], multiple: bool) -> list[str]:
+    """Prompt on the terminal: a numbered list of choices (several, comma-separated, when `multiple`)."""
+    if not choices:
+        return [input(f"{question} ").strip()]
+    for number, choice in enumerate(choices, 1):
+        print(f"  {number}. {choice}")
+    hint = "numbers, comma-separated; empty for all" if multiple else "a number"
+    picked = input(f"{question} ({hint}) ").strip()
+    if not picked and multiple:
+        return choices
+    chosen = []
+    for part in picked.split(","):
+        part = part.strip()
+        if part.isdigit() and 1 <= int(part) <= len(choices):
+            chosen.append(choices[int(part) - 1])
+        elif part:
+            chosen.append(part)
+    return chosen
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.flows.init import Answers, UsageError, run_init
+
+    services = [s.strip() for item in args.services or [] for s in item.split(",") if s.strip()] or None
+    answers = Answers(
+        services=services,
+        environment=args.environment,
+        zone=args.zone,
+        uses=args.uses,
+        force=args.force,
+        health_path=args.health_path,
+        ask=_ask if sys.stdin.isatty() and sys.stdout.isatty() else None,
+    )
+    try:
+        result = run_init(Path(args.workspace).resolve(), os.environ, answers)
+    except UsageError as err:
+        print(f"incidentops init: {err}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    for line in result.lines:
+        print(line, flush=True)
+    return EXIT_OK
+
+
 def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
@@ -380,6 +426,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
     report.set_defaults(handler=_cmd_report)
+
+    init = command(
+        "init",
+        "set this repository up from what Cloudflare shows: config, caller workflows, form, runbook, ledger, labels",
+        "files in the checkout (never one a person edited, without --force) and labels on GitHub; idempotent",
+        f"{GITHUB_VARS}, {CLOUDFLARE_VARS}",
+        "incidentops init --services api-worker,user-portal --environment production --zone example.com",
+    )
+    init.add_argument("--services", action="append", help="Workers/Pages names to manage, comma-separated")
+    init.add_argument("--environment", help="the environment this zone serves, e.g. production")
+    init.add_argument("--zone", help="the zone (name or id) the services answer on")
+    init.add_argument("--uses", metavar="OWNER/REPO@SHA", help="the incidentops commit the workflows run")
+    init.add_argument("--health-path", default="/healthz", help="each service's health route (default: /healthz)")
+    init.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
+    init.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    init.set_defaults(handler=_cmd_init)
 
     doctor = command(
         "doctor",

@@ -196,6 +196,7 @@ def test_help_says_what_each_command_does_writes_reads_and_shows_an_example(worl
         ("remind",),
         ("report",),
         ("doctor",),
+        ("init",),
         ("demo",),
         ("sandbox", "serve"),
     ):
