@@ -171,15 +171,17 @@ def test_an_edited_file_is_kept_unless_forced(empty: Setup) -> None:
 def test_without_a_terminal_a_missing_answer_is_a_usage_error(empty: Setup) -> None:
     run = init(empty, "--uses", PIN, "--zone", "example.com")
     assert run.returncode == 2
-    assert "which services?" in run.stderr and "api-worker" in run.stderr and "--services" in run.stderr
+    said = run.stdout + run.stderr
+    assert "which services?" in said and "api-worker" in said and "--services" in said
     assert not (empty.workspace / "incidentops.yaml").exists()
 
 
 def test_an_unknown_service_or_bad_pin_is_refused(empty: Setup) -> None:
     run = init(empty, "--services", "api-wrker", "--environment", "production", "--zone", "example.com", "--uses", PIN)
-    assert run.returncode == 1 and "api-wrker" in run.stdout and "api-worker" in run.stdout
+    said = run.stdout + run.stderr  # errors go to stderr on a terminal, to annotations in a job
+    assert run.returncode == 2 and "api-wrker" in said and "api-worker" in said
     bad = init(empty, *FLAGS[:-1], "incidentops/incidentops@v1")
-    assert bad.returncode == 1 and "full 40-character commit SHA" in bad.stdout
+    assert bad.returncode == 2 and "full 40-character commit SHA" in bad.stdout + bad.stderr + bad.stderr
     assert not (empty.workspace / "incidentops.yaml").exists()
 
 
