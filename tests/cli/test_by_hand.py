@@ -96,12 +96,14 @@ def declared(world: World) -> Iterator[World]:
     "args",
     [
         ("rollback", "plan", "--incident", "INC-0001"),
+        ("rollback", "apply", "--incident", "INC-0001"),
         ("verify", "--incident", "INC-0001"),
         ("verify", "--incident", "INC-0001", "--close"),
         ("remind",),
         ("smoke", "--incident", "INC-0001", "--service", "api-worker"),
+        ("lint",),
     ],
-    ids=lambda a: " ".join(a[:2]),
+    ids=lambda a: " ".join(a[:3]),
 )
 def test_commands_never_touch_a_persons_branch_tree_or_unpushed_commits(declared: World, args: tuple[str, ...]) -> None:
     world = declared
