@@ -53,7 +53,7 @@ def test_errors_are_redacted_before_they_are_printed(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "incidentops", "handle-event"], capture_output=True, text=True, env=env, timeout=60
     )
-    assert done.returncode == 1 and "does not exist" in done.stdout
+    assert done.returncode == 1 and "does not exist" in done.stdout + done.stderr
     assert secret not in done.stdout + done.stderr
 
 
