@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError
+
+if TYPE_CHECKING:  # the flows are imported lazily, per command, to keep start-up fast
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.base import Outcome
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a domain error: the message says what to do
@@ -97,20 +102,16 @@ def _cmd_rollback_apply(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _report(outcome: object, runner: object) -> int:
+def _report(outcome: Outcome, runner: Runner) -> int:
     """Print a flow's outcome the way every command does: message, steps, annotation, summary."""
-    from incidentops.adapters.actions import Runner
-
-    assert isinstance(runner, Runner)
-    message = getattr(outcome, "message", "")
-    runner.say(f"incidentops: {message}")
-    for step in getattr(outcome, "steps", []):
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
         runner.say(f"  - {step}")
-    if getattr(outcome, "status", "") != "skipped":
-        runner.annotate(getattr(outcome, "level", "notice"), message)
+    if outcome.status != "skipped":
+        runner.annotate(outcome.level, outcome.message)
     runner.summary(_summary(outcome))
-    runner.output("status", str(getattr(outcome, "status", "")))
-    return int(getattr(outcome, "exit_code", 0))
+    runner.output("status", outcome.status)
+    return outcome.exit_code
 
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
@@ -197,17 +198,75 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(outcome: object) -> str:
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.core import doctor as core
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.doctor import run_doctor
+
+    redact = Redactor.from_env(os.environ)
+    checks = run_doctor(Path(args.workspace).resolve(), os.environ)
+    print(redact(core.render_json(checks) if args.json else core.render_text(checks)), end="", flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(redact(core.render_markdown(checks)))
+    return core.exit_code(checks)
+
+
+def _ask(question: str, choices: list[str], multiple: bool) -> list[str]:
+    """Prompt on the terminal: a numbered list of choices (several, comma-separated, when `multiple`)."""
+    if not choices:
+        return [input(f"{question} ").strip()]
+    for number, choice in enumerate(choices, 1):
+        print(f"  {number}. {choice}")
+    hint = "numbers, comma-separated; empty for all" if multiple else "a number"
+    picked = input(f"{question} ({hint}) ").strip()
+    if not picked and multiple:
+        return choices
+    chosen = []
+    for part in picked.split(","):
+        part = part.strip()
+        if part.isdigit() and 1 <= int(part) <= len(choices):
+            chosen.append(choices[int(part) - 1])
+        elif part:
+            chosen.append(part)
+    return chosen
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.flows.init import Answers, UsageError, run_init
+
+    services = [s.strip() for item in args.services or [] for s in item.split(",") if s.strip()] or None
+    answers = Answers(
+        services=services,
+        environment=args.environment,
+        zone=args.zone,
+        uses=args.uses,
+        force=args.force,
+        health_path=args.health_path,
+        ask=_ask if sys.stdin.isatty() and sys.stdout.isatty() else None,
+    )
+    try:
+        result = run_init(Path(args.workspace).resolve(), os.environ, answers)
+    except UsageError as err:
+        print(f"incidentops init: {err}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    for line in result.lines:
+        print(line, flush=True)
+    return EXIT_OK
+
+
+def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
-    headline = getattr(outcome, "message", "")
     return render(
-        "summary-declare.md.j2",
-        None,
-        headline=headline,
-        incident=None,
-        path=getattr(outcome, "path", None),
-        steps=getattr(outcome, "steps", []),
+        "summary-declare.md.j2", None, headline=outcome.message, incident=None, path=outcome.path, steps=outcome.steps
     )
 
 
@@ -282,6 +341,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
     report.set_defaults(handler=_cmd_report)
+
+    init = sub.add_parser(
+        "init",
+        help="set this repository up from what Cloudflare shows: config, caller workflows, form, runbook, ledger, "
+        "labels; idempotent, never overwrites an edited file without --force",
+    )
+    init.add_argument("--services", action="append", help="Workers/Pages names to manage, comma-separated")
+    init.add_argument("--environment", help="the environment this zone serves, e.g. production")
+    init.add_argument("--zone", help="the zone (name or id) the services answer on")
+    init.add_argument("--uses", metavar="OWNER/REPO@SHA", help="the incidentops commit the workflows run")
+    init.add_argument("--health-path", default="/healthz", help="each service's health route (default: /healthz)")
+    init.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
+    init.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    init.set_defaults(handler=_cmd_init)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix; reads only",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")

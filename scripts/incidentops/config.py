@@ -23,6 +23,7 @@ ACTIONS = (
     "lift",  # /lift <route>
     "rollback_plan",  # /rollback: open the rollback PR
     "rollback_apply",  # merging the rollback PR (or `incidentops rollback apply`)
+    "rollback_override",  # merging a rollback PR whose pins differ from the bot's plan (recorded)
     "resolve",  # /resolve, and closing the incident issue
     "followup",  # /followup
     "note",  # /note, /status

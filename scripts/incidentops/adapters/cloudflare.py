@@ -594,6 +594,48 @@ class CloudflareClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    # -- the token and the account (setup checks and discovery) ---------------------------------
+
+    async def verify_token(self) -> dict[str, Any]:
+        """`GET /user/tokens/verify`: the token's id and status (active, disabled, expired)."""
+        result, _ = await self._call("GET", "/user/tokens/verify")
+        return dict(result or {})
+
+    async def token_details(self, token_id: str) -> dict[str, Any]:
+        """`GET /user/tokens/{id}`: the token's policies; needs the token's own "API Tokens Read" permission."""
+        result, _ = await self._call("GET", f"/user/tokens/{quote(token_id, safe='')}")
+        return dict(result or {})
+
+    async def list_worker_scripts(self) -> list[str]:
+        """The names of the account's Workers."""
+        result, _ = await self._call("GET", f"/accounts/{quote(self.account_id, safe='')}/workers/scripts")
+        return [str(item.get("id")) for item in result or [] if isinstance(item, dict) and item.get("id")]
+
+    async def list_pages_projects(self) -> list[dict[str, Any]]:
+        """The account's Pages projects (name, domains, …), every page."""
+        return await self._pages(f"/accounts/{quote(self.account_id, safe='')}/pages/projects", {})
+
+    async def list_zones(self) -> list[dict[str, Any]]:
+        """The zones of this account (id, name, plan), every page."""
+        return await self._pages("/zones", {"account.id": self.account_id})
+
+    async def list_worker_routes(self, zone_id: str) -> list[dict[str, Any]]:
+        """A zone's Worker routes (`pattern` → `script`)."""
+        result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}/workers/routes")
+        return [dict(item) for item in result or [] if isinstance(item, dict)]
+
+    async def _pages(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            result, info = await self._call("GET", path, params={**params, "page": str(page), "per_page": "50"})
+            items = [dict(item) for item in result or [] if isinstance(item, dict)]
+            found += items
+            pages = (info or {}).get("total_pages")
+            if not items or not isinstance(pages, int) or page >= pages or page >= 20:
+                return found
+            page += 1
+
     # -- Workers -------------------------------------------------------------------------------
 
     def _script(self, script: str) -> str:
