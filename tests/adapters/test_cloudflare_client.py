@@ -445,7 +445,8 @@ def test_from_env_reads_the_wrangler_variables() -> None:
     cf = CloudflareClient.from_env(env=env)
     assert (cf.account_id, cf.base_url) == ("acc", "http://127.0.0.1:9/client/v4")
     assert CloudflareClient.from_env("from-config", env={"CLOUDFLARE_API_TOKEN": "t"}).base_url == DEFAULT_BASE_URL
-    assert CloudflareClient.from_env("from-config", env=env).account_id == "from-config"
+    with pytest.raises(IncidentOpsError, match=r"CLOUDFLARE_ACCOUNT_ID is acc but incidentops\.yaml names"):
+        CloudflareClient.from_env("from-config", env=env)  # never a silent call to the other account
     with pytest.raises(IncidentOpsError, match="CLOUDFLARE_API_TOKEN"):
         CloudflareClient.from_env(env={"CLOUDFLARE_ACCOUNT_ID": "acc"})
     with pytest.raises(IncidentOpsError, match="CLOUDFLARE_ACCOUNT_ID"):
