@@ -177,7 +177,8 @@ def test_without_a_terminal_a_missing_answer_is_a_usage_error(empty: Setup) -> N
 
 def test_an_unknown_service_or_bad_pin_is_refused(empty: Setup) -> None:
     run = init(empty, "--services", "api-wrker", "--environment", "production", "--zone", "example.com", "--uses", PIN)
-    assert run.returncode == 1 and "api-wrker" in run.stdout and "api-worker" in run.stdout
+    said = run.stdout + run.stderr  # errors go to stderr on a terminal, to annotations in a job
+    assert run.returncode == 1 and "api-wrker" in said and "api-worker" in said
     bad = init(empty, *FLAGS[:-1], "incidentops/incidentops@v1")
-    assert bad.returncode == 1 and "full 40-character commit SHA" in bad.stdout
+    assert bad.returncode == 1 and "full 40-character commit SHA" in bad.stdout + bad.stderr
     assert not (empty.workspace / "incidentops.yaml").exists()
