@@ -252,10 +252,9 @@ def _ask(question: str, choices: list[str], multiple: bool) -> list[str]:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    import os
     from pathlib import Path
 
-    from incidentops.flows.init import Answers, UsageError, run_init
+    from incidentops.flows.init import Answers, run_init
 
     services = [s.strip() for item in args.services or [] for s in item.split(",") if s.strip()] or None
     answers = Answers(
@@ -267,11 +266,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         health_path=args.health_path,
         ask=_ask if sys.stdin.isatty() and sys.stdout.isatty() else None,
     )
-    try:
-        result = run_init(Path(args.workspace).resolve(), os.environ, answers)
-    except UsageError as err:
-        print(f"incidentops init: {err}", file=sys.stderr, flush=True)
-        return EXIT_USAGE
+    result = run_init(Path(args.workspace).resolve(), os.environ, answers)  # a missing answer: UsageError, exit 2
     for line in result.lines:
         print(line, flush=True)
     return EXIT_OK

@@ -171,14 +171,37 @@ def test_an_edited_file_is_kept_unless_forced(empty: Setup) -> None:
 def test_without_a_terminal_a_missing_answer_is_a_usage_error(empty: Setup) -> None:
     run = init(empty, "--uses", PIN, "--zone", "example.com")
     assert run.returncode == 2
-    assert "which services?" in run.stderr and "api-worker" in run.stderr and "--services" in run.stderr
+    said = run.stdout + run.stderr
+    assert "which services?" in said and "api-worker" in said and "--services" in said
     assert not (empty.workspace / "incidentops.yaml").exists()
 
 
 def test_an_unknown_service_or_bad_pin_is_refused(empty: Setup) -> None:
     run = init(empty, "--services", "api-wrker", "--environment", "production", "--zone", "example.com", "--uses", PIN)
     said = run.stdout + run.stderr  # errors go to stderr on a terminal, to annotations in a job
-    assert run.returncode == 1 and "api-wrker" in said and "api-worker" in said
+    assert run.returncode == 2 and "api-wrker" in said and "api-worker" in said
     bad = init(empty, *FLAGS[:-1], "incidentops/incidentops@v1")
-    assert bad.returncode == 1 and "full 40-character commit SHA" in bad.stdout + bad.stderr
+    assert bad.returncode == 2 and "full 40-character commit SHA" in bad.stdout + bad.stderr + bad.stderr
     assert not (empty.workspace / "incidentops.yaml").exists()
+
+
+def test_on_a_terminal_init_asks_what_the_flags_leave_open(empty: Setup) -> None:
+    from incidentops.flows.init import Answers, run_init
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def ask(question: str, choices: list[str], multiple: bool) -> list[str]:
+        asked.append((question, choices))
+        if "zone" in question:
+            return ["staging.example.com"]
+        if "services" in question:
+            return ["api-worker"]
+        return ["staging"]
+
+    result = run_init(empty.workspace, empty.env(), Answers(uses=PIN, ask=ask))
+    assert [q for q, _ in asked] == ["Which zone?", "Which services?", "Which environment is this (e.g. production)?"]
+    assert asked[0][1] == ["example.com", "staging.example.com"]
+    assert "wrote     deployments/staging.yaml" in result.lines
+    config = parse_config(YAML(typ="safe").load((empty.workspace / "incidentops.yaml").read_text()))
+    assert [s.name for s in config.services] == ["api-worker"]
+    assert config.environments[0].base_urls == {"api": "https://api.staging.example.com"}

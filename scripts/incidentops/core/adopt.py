@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from incidentops.errors import IncidentOpsError
+from incidentops.errors import UsageError
 
 # The repository the caller workflows `uses:`; `--uses OWNER/REPO@SHA` names a fork or a mirror.
 UPSTREAM = "incidentops/incidentops"
@@ -44,7 +44,7 @@ def parse_uses(value: str) -> tuple[str, str]:
     """`OWNER/REPO@SHA` → (repo, sha); the pin must be a full commit SHA (a tag can be moved)."""
     repo, sep, sha = value.partition("@")
     if not sep or not _REPO.match(repo) or not _SHA.match(sha):
-        raise IncidentOpsError(
+        raise UsageError(
             f"--uses {value!r} is not OWNER/REPO@SHA with a full 40-character commit SHA",
             hint="e.g. --uses incidentops/incidentops@<the release commit>; a tag or branch could be moved.",
         )
@@ -57,7 +57,7 @@ def select(names: Sequence[str] | None, available: Sequence[str], what: str) -> 
         return list(available)
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise IncidentOpsError(
+        raise UsageError(
             f"{what} not found in the Cloudflare account: {', '.join(unknown)}",
             hint=f"Found: {', '.join(available) or 'none'}.",
         )

@@ -26,15 +26,11 @@ from incidentops.core.doctor import referenced_secrets, required_labels
 from incidentops.core.ledger import load_ledger, render_ledger
 from incidentops.core.rollback import pins_from_doc
 from incidentops.core.runbook import RUNBOOK_PATH, parse_runbook
-from incidentops.errors import IncidentOpsError
+from incidentops.errors import IncidentOpsError, UsageError
 from incidentops.render import render
 
 # ask(question, choices, multiple) -> the chosen items; None where nobody can answer (not a terminal).
 Ask = Callable[[str, list[str], bool], list[str]]
-
-
-class UsageError(IncidentOpsError):
-    """An answer init needs and neither a flag nor a person gave: exit 2."""
 
 
 @dataclass
