@@ -18,7 +18,26 @@ EXIT_BUG = 3  # anything else: a bug in incidentops
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from incidentops.sandbox.serve import serve
 
-    return serve(port=args.port, latency_ms=args.latency_ms, workdir=args.workdir, seed=args.seed, once=False)
+    if args.actions:
+        from pathlib import Path
+
+        from incidentops.sandbox import act
+
+        if not act.in_loopback_namespace():
+            # act runs only where 127.0.0.1 is the whole network; fill the uv cache while PyPI is reachable.
+            seed = Path(args.seed).resolve()
+            act.prewarm_uv_cache(act.find_tools(seed), seed)
+            again = [sys.executable, "-m", "incidentops", "sandbox", "serve", "--actions", "--seed", str(seed)]
+            again += ["--port", str(args.port), "--latency-ms", str(args.latency_ms)]
+            act.reexec_in_loopback_namespace(again + (["--workdir", args.workdir] if args.workdir else []))
+    return serve(
+        port=args.port,
+        latency_ms=args.latency_ms,
+        workdir=args.workdir,
+        seed=args.seed,
+        once=False,
+        actions=args.actions,
+    )
 
 
 def _cmd_handle_event(args: argparse.Namespace) -> int:
@@ -301,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-ms", type=int, default=0, help="delay every response by this much")
     serve.add_argument("--workdir", default=None, help="where to keep the bare repo (default: a temp dir)")
     serve.add_argument("--seed", default=".", help="ops repository layout to seed from (default: .)")
+    serve.add_argument(
+        "--actions",
+        action="store_true",
+        help="run the seed's workflows for every event as GitHub would (act, in a loopback-only namespace)",
+    )
     serve.set_defaults(handler=_cmd_sandbox_serve)
     return parser
 
