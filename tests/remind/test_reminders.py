@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
 from incidentops.flows.remind import run_reminders
@@ -140,3 +142,30 @@ def test_each_reminder_fires_once(world: World) -> None:
     assert remind(world, NOW + timedelta(minutes=60)) == []
     assert remind(world, NOW + timedelta(minutes=71)) == [f"remind:{inc}:status-stale:2026-11-27T03:55:00Z"]
     assert world.violations() == []
+
+
+def test_a_deleted_or_moved_followup_issue_is_reported_and_skipped(world: World) -> None:
+    number = world.open_incident()
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    inc = f"INC-{number:04d}"
+    deleted = world.repo().create_issue(title=f"[{inc}] Add tests (due 2026-11-26)").number
+    moved = world.repo().create_issue(title=f"[{inc}] Move runbook (due 2026-11-26)").number
+    kept = world.repo().create_issue(title=f"[{inc}] Rotate keys (due 2026-11-26)").number
+
+    def with_followups(text: str) -> str:
+        text = f.set_fields(text, {"comms_owner": "oncall-maintain"})
+        for task, issue in (("Add tests", deleted), ("Move runbook", moved), ("Rotate keys", kept)):
+            row = f"| {task} | @oncall-write | 2026-11-26 | [#{issue}](x) |"
+            text = f.append_table_row(text, "Follow-ups", row, "| task | owner | due | issue |")
+        return text
+
+    edit(world, number, with_followups)
+    control = world.info["control_url"]
+    httpx.post(f"{control}/github/issues/{deleted}/delete").raise_for_status()
+    httpx.post(f"{control}/github/issues/{moved}/transfer", json={"repository": "acme/platform", "number": 3})
+    outcome = run_reminders(world.ports(NOW + timedelta(minutes=20)))
+    assert outcome.status == "reminded", outcome.message
+    assert outcome.details["posted"] == [f"remind:{inc}:followup-overdue:#{kept}:2026-11-26"]
+    assert f"skipped follow-up issue #{deleted}: it was deleted (HTTP 410)" in outcome.steps
+    assert any(step.startswith(f"skipped follow-up issue #{moved}: it was moved") for step in outcome.steps)

@@ -27,14 +27,22 @@ def _posted_markers(ports: Ports, number: int) -> str:
         raise ApiError("GitHub", f"reading comments of #{number} failed: HTTP {exc.status}", status=exc.status) from exc
 
 
-def _closed(ports: Ports, numbers: set[int]) -> set[int]:
+# A deleted issue answers 410; a transferred one 301 to a repository the job's token cannot read (404).
+GONE = {301: "moved to another repository", 404: "moved or no longer visible", 410: "deleted"}
+
+
+def _closed(ports: Ports, numbers: set[int], steps: list[str]) -> set[int]:
+    """Follow-up issues that need no reminder: closed, or deleted/moved (each reported in `steps`)."""
     closed = set()
     for n in sorted(numbers):
         try:
-            if ports.github.issue(n).state == "closed":
+            if ports.github.issue_state(n) == "closed":
                 closed.add(n)
-        except ApiError:
-            continue  # an unreadable follow-up issue is reminded rather than silently dropped
+        except ApiError as err:
+            if err.status in GONE:
+                steps.append(f"skipped follow-up issue #{n}: it was {GONE[err.status]} (HTTP {err.status})")
+                closed.add(n)
+            # any other error: the follow-up is reminded rather than silently dropped
     return closed
 
 
@@ -71,7 +79,7 @@ def run_reminders(ports: Ports) -> Outcome:
         due = core.due_reminders(fields, body, now)
         linked = {int(r.facts["issue"]) for r in due if r.kind == "followup" and r.facts.get("issue")}
         if linked:
-            due = core.due_reminders(fields, body, now, _closed(ports, linked))
+            due = core.due_reminders(fields, body, now, _closed(ports, linked, steps))
         if not due:
             continue
         already = _posted_markers(ports, number)
