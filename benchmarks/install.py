@@ -1,27 +1,27 @@
-"""How long the workflows' install step takes, against a plain `pip install .`.
+"""How long the workflows' install step takes, against pip installing the same pins the pip-tools way.
 
-Both make incidentops runnable in a fresh environment from a fresh copy of this checkout (as a runner's
-checkout is new every run):
+Like against like: both install exactly the runtime dependencies uv.lock pins, hash-checked, nothing resolved and
+nothing built, into an empty venv made beforehand (not timed), from a fresh copy of this checkout:
 
-  workflow  uv sync --locked --no-dev --no-install-project   (what incident.yml and rollback.yml run: only
-                                                              the runtime dependencies uv.lock pins,
-                                                              hash-checked, nothing built; uv makes the
-                                                              venv itself; the CLI then runs from the
-                                                              checkout with PYTHONPATH=scripts)
-  pip       python -m venv DIR (not timed) && DIR/bin/pip install .   (resolves from PyPI, builds the
-                                                                       package with its build backend)
+  uv    uv sync --locked --no-dev --no-install-project
+        (what incident.yml and rollback.yml run; the CLI then runs from the checkout with PYTHONPATH=scripts)
+  pip   pip install --require-hashes --no-deps --only-binary=:all: -r requirements.txt
+        (requirements.txt is `uv export`ed from uv.lock once, as pip-compile --generate-hashes would write it;
+        then pip-sync/pip does no resolution and builds nothing)
 
-After every install the result is run (`python -P -m incidentops --version` with PYTHONPATH=scripts for
-the workflow's way, the `incidentops` console script for pip's), so both really give a working CLI.
+After every install the venv must import what `handle-event` needs, with the CLI run from the checkout.
 
-pip runs with the machine's pip configuration switched off (PIP_CONFIG_FILE=/dev/null), as on a hosted
-runner. Caches are warm for both: one untimed warm-up round fills a private uv cache and a private pip cache, then
-the timed rounds alternate uv, pip, uv, pip, ... so drift on the machine hits both alike. Prints each
-round, the medians and the median of the per-round ratios uv/pip (target: <= 0.15).
+Two settings, each printed with its target:
+  warm  private uv and pip caches filled by one untimed round, then rounds alternating uv, pip, uv, pip ...
+        (a runner whose cache action restored the caches). Target: uv/pip <= 0.25.
+  cold  empty caches for every install: both download every wheel from PyPI (a runner without a cache).
+        Target: uv/pip <= 0.5.
+Each figure is the median over the rounds; each ratio is the median of the per-round ratios.
 
-    python benchmarks/install.py [--rounds 3] [--target 0.15] [--keep-caches DIR]
+    python benchmarks/install.py [--rounds 3] [--cold-rounds 2]
 
-Needs PyPI for the warm-up round (and for pip's index queries in every round).
+pip runs with the machine's pip configuration switched off (PIP_CONFIG_FILE=/dev/null), as on a hosted runner.
+Needs PyPI.
 """
 
 from __future__ import annotations
@@ -34,13 +34,25 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# What building and locking the package needs; copied afresh for every install.
+# What `uv sync` needs besides the code it does not install; copied afresh for every install.
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "scripts", "templates")
 HANDLE_EVENT_IMPORTS = "import incidentops.flows.dispatch, incidentops.render, github, httpx, jinja2, ruamel.yaml"
 WORKFLOW_SYNC = ("sync", "--locked", "--no-dev", "--no-install-project", "--quiet")
+PIP_INSTALL = (
+    "install",
+    "--quiet",
+    "--disable-pip-version-check",
+    "--require-hashes",
+    "--no-deps",
+    "--only-binary=:all:",
+    "-r",
+)
+TARGETS = {"warm": 0.25, "cold": 0.5}
+VENV_SEEDS = {"pip", "setuptools"}  # what `python -m venv` puts in before pip runs
 
 
 def find_uv() -> Path:
@@ -77,6 +89,21 @@ def fresh_checkout(target: Path) -> Path:
     return target
 
 
+def export_pins(uv: Path, into: Path) -> Path:
+    """uv.lock's runtime pins with their hashes, as a requirements file pip can install without resolving."""
+    pins = into / "requirements.txt"
+    exported = subprocess.run(
+        [str(uv), "export", "--locked", "--no-dev", "--no-emit-project", "--format", "requirements.txt", "--quiet"],
+        cwd=REPO_ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pins.write_text(exported.stdout)
+    return pins
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -90,45 +117,85 @@ def install_with_uv(uv: Path, python: Path, cache: Path, work: Path) -> float:
         UV_PYTHON=str(python),
         UV_PYTHON_DOWNLOADS="never",
     )
-    return timed([str(uv), *WORKFLOW_SYNC], fresh_checkout(work / "src"), env)
+    checkout = fresh_checkout(work / "src")
+    subprocess.run([str(uv), "venv", "--quiet", str(work / "venv")], cwd=checkout, env=env, check=True)
+    return timed([str(uv), *WORKFLOW_SYNC], checkout, env)
 
 
-def install_with_pip(python: Path, cache: Path, work: Path) -> float:
+def install_with_pip(python: Path, pins: Path, cache: Path, work: Path) -> float:
     subprocess.run([str(python), "-m", "venv", str(work / "venv")], check=True)
     env = clean_env(PIP_CACHE_DIR=str(cache), PIP_CONFIG_FILE=os.devnull)
     pip = str(work / "venv" / "bin" / "pip")
-    return timed([pip, "install", "--quiet", "--disable-pip-version-check", "."], fresh_checkout(work / "src"), env)
+    return timed([pip, *PIP_INSTALL, str(pins)], fresh_checkout(work / "src"), env)
 
 
-def check_workflow_install(work: Path) -> None:
-    """The workflow's way must give a working CLI from the checkout, or the comparison means nothing."""
+def check_install(work: Path) -> None:
+    """The venv must run the CLI from the checkout, with only the locked dependencies installed."""
     python = work / "venv" / "bin" / "python"
     env = clean_env(PYTHONPATH=str(work / "src" / "scripts"))
     subprocess.run(
         [str(python), "-P", "-m", "incidentops", "--version"], check=True, env=env, stdout=subprocess.DEVNULL
     )
-    # ... whose `handle-event` imports (PyGithub, httpx, ruamel.yaml, jinja2) resolve in the venv.
     subprocess.run([str(python), "-P", "-c", HANDLE_EVENT_IMPORTS], check=True, env=env)
-    # Nothing was built or installed for the project itself: only its locked dependencies.
     site = next((work / "venv" / "lib").glob("python*/site-packages"))
     built = [p.name for p in site.iterdir() if p.name.lower().startswith("incidentops")]
     if built:
-        raise SystemExit(f"the workflow install put the project into the venv: {built}")
+        raise SystemExit(f"the install put the project itself into the venv: {built}")
 
 
-def check_pip_install(work: Path) -> None:
-    """pip's install must give a working console script."""
-    script = work / "venv" / "bin" / "incidentops"
-    subprocess.run([str(script), "--version"], check=True, env=clean_env(), stdout=subprocess.DEVNULL)
+def installed(work: Path) -> set[str]:
+    """name==version of every distribution in the venv, but what `python -m venv` seeds."""
     python = work / "venv" / "bin" / "python"
-    subprocess.run([str(python), "-P", "-c", HANDLE_EVENT_IMPORTS], check=True, env=clean_env(), cwd=work)
+    listed = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; [print(d.name, d.version) for d in m.distributions()]"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    names = {line.replace(" ", "==").lower().replace("_", "-") for line in listed.splitlines() if line}
+    return {n for n in names if n.split("==")[0] not in VENV_SEEDS}
+
+
+def rounds(
+    setting: str,
+    count: int,
+    scratch: Path,
+    uv_install: Callable[[Path, Path], float],
+    pip_install: Callable[..., float],
+) -> bool:
+    """Time `count` alternating rounds; print each and the medians with the target; True if it is met."""
+    target = TARGETS[setting]
+    uv_times: list[float] = []
+    pip_times: list[float] = []
+    ratios: list[float] = []
+    for n in range(1, count + 1):
+        uv_work, pip_work = scratch / f"{setting}-uv-{n}", scratch / f"{setting}-pip-{n}"
+        uv_s = uv_install(uv_work, scratch / f"{setting}-uv-cache-{n}")
+        pip_s = pip_install(pip_work, scratch / f"{setting}-pip-cache-{n}")
+        check_install(uv_work)
+        check_install(pip_work)
+        if installed(uv_work) != installed(pip_work):
+            raise SystemExit(f"uv and pip installed different sets: {installed(uv_work) ^ installed(pip_work)}")
+        uv_times.append(uv_s)
+        pip_times.append(pip_s)
+        ratios.append(uv_s / pip_s)
+        print(
+            f"  {setting} round {n}: uv {uv_s:6.2f} s   pip {pip_s:6.2f} s   "
+            f"ratio {uv_s / pip_s:.3f} (target <= {target})"
+        )
+    ratio = statistics.median(ratios)
+    verdict = "meets" if ratio <= target else "MISSES"
+    print(
+        f"{setting}: uv {statistics.median(uv_times):.2f} s, pip {statistics.median(pip_times):.2f} s (medians); "
+        f"ratio uv/pip {ratio:.3f}, {verdict} the target <= {target}; pip takes {1 / ratio:.1f}x as long"
+    )
+    return ratio <= target
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time the workflow install (uv, from uv.lock) against pip.")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--target", type=float, default=0.15, help="the uv/pip ratio to stay under")
-    parser.add_argument("--keep-caches", type=Path, default=None, help="keep (and reuse) the caches here")
+    parser.add_argument("--rounds", type=int, default=3, help="warm rounds")
+    parser.add_argument("--cold-rounds", type=int, default=2, help="cold rounds (each downloads every wheel)")
     args = parser.parse_args(argv)
 
     uv, python = find_uv(), base_python()
@@ -137,45 +204,31 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.split()[:2]
     uv_version = subprocess.run([str(uv), "--version"], capture_output=True, text=True, check=True).stdout.strip()
     print(f"python {python}  |  {uv_version}  |  {' '.join(pip_version) or 'pip ?'}")
-    print("caches: warm for both (private uv and pip caches, filled by one untimed warm-up round)")
 
     with tempfile.TemporaryDirectory(prefix="bench-install-") as tmp:
         scratch = Path(tmp)
-        caches = args.keep_caches or scratch / "caches"
-        uv_cache, pip_cache = caches / "uv", caches / "pip"
-
-        def fresh(name: str) -> Path:
-            path = scratch / name
-            shutil.rmtree(path, ignore_errors=True)
-            return path
-
-        warm_uv = install_with_uv(uv, python, uv_cache, fresh("warm-uv"))
-        warm_pip = install_with_pip(python, pip_cache, fresh("warm-pip"))
-        check_workflow_install(scratch / "warm-uv")
-        check_pip_install(scratch / "warm-pip")
-        print(f"warm-up (not counted): uv {warm_uv:.2f} s, pip {warm_pip:.2f} s")
-
-        uv_times: list[float] = []
-        pip_times: list[float] = []
-        ratios: list[float] = []
-        for round_no in range(1, args.rounds + 1):
-            uv_s = install_with_uv(uv, python, uv_cache, fresh(f"uv-{round_no}"))
-            pip_s = install_with_pip(python, pip_cache, fresh(f"pip-{round_no}"))
-            check_workflow_install(scratch / f"uv-{round_no}")
-            check_pip_install(scratch / f"pip-{round_no}")
-            uv_times.append(uv_s)
-            pip_times.append(pip_s)
-            ratios.append(uv_s / pip_s)
-            print(
-                f"round {round_no}: workflow (uv sync --locked --no-install-project) {uv_s:6.2f} s   "
-                f"pip install . {pip_s:6.2f} s   ratio {uv_s / pip_s:.3f}"
-            )
-
-    ratio = statistics.median(ratios)
-    print(f"median: workflow {statistics.median(uv_times):.2f} s, pip {statistics.median(pip_times):.2f} s")
-    verdict = "meets" if ratio <= args.target else "MISSES"
-    print(f"median ratio workflow/pip: {ratio:.3f} ({verdict} the target <= {args.target})")
-    return 0 if ratio <= args.target else 1
+        pins = export_pins(uv, scratch)
+        print(
+            f"installing the {sum(1 for line in pins.read_text().splitlines() if '==' in line)} runtime pins of uv.lock"
+        )
+        warm_uv, warm_pip = scratch / "warm-uv-cache", scratch / "warm-pip-cache"
+        install_with_uv(uv, python, warm_uv, scratch / "warm-up-uv")
+        install_with_pip(python, pins, warm_pip, scratch / "warm-up-pip")
+        warm = rounds(
+            "warm",
+            args.rounds,
+            scratch,
+            lambda work, _cache: install_with_uv(uv, python, warm_uv, work),
+            lambda work, _cache: install_with_pip(python, pins, warm_pip, work),
+        )
+        cold = rounds(
+            "cold",
+            args.cold_rounds,
+            scratch,
+            lambda work, cache: install_with_uv(uv, python, cache, work),
+            lambda work, cache: install_with_pip(python, pins, cache, work),
+        )
+    return 0 if warm and cold else 1
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Benchmark the smoke runner: 50 checks, each answered after 200 ms by the sandbox's demo services.
 
-The checks run concurrently, so the whole run should take about as long as its slowest check. Prints the
-wall time of the flow (parse the runbook, plan, send, judge), the slowest check's latency and their ratio,
-and fails when the ratio is above 1.5.
+The checks run concurrently, so the whole run should take about as long as one check. Prints the wall time of the
+flow (parse the runbook, plan, send, judge) divided by the injected delay (target: <= 1.5), so any slowness on the
+client's side (queueing, connection set-up, judging) shows in the ratio. The slowest check's latency as the runner
+measured it is printed beside it for diagnosis.
 
 Run: .venv/bin/python benchmarks/smoke.py [--checks 50] [--delay-ms 200] [--runs 3]
 """
@@ -66,16 +67,19 @@ def main() -> int:
                 results = outcome.details["results"]
                 slowest = max(r.latency_ms or 0 for r in results)
                 passed = sum(1 for r in results if r.result == "passed")
-                ratios.append(wall / slowest)
+                if passed != args.checks:
+                    raise SystemExit(f"run {run}: only {passed} of {args.checks} checks passed")
+                ratios.append(wall / args.delay_ms)
                 print(
-                    f"run {run}: {len(results)} checks ({passed} passed), wall {wall:.0f} ms, "
-                    f"slowest check {slowest:.0f} ms, ratio {wall / slowest:.2f}"
+                    f"run {run}: {passed} checks passed; wall {wall:.0f} ms = {wall / args.delay_ms:.2f}x the injected "
+                    f"{args.delay_ms} ms (target <= {LIMIT}); slowest check as measured {slowest:.0f} ms "
+                    "(diagnostic, no target)"
                 )
         finally:
             sandbox.stop()
     ratio = statistics.median(ratios)
-    verdict = "ok" if ratio <= LIMIT else "TOO SLOW"
-    print(f"median ratio wall / slowest check: {ratio:.2f} (limit {LIMIT}) — {verdict}")
+    verdict = "meets" if ratio <= LIMIT else "MISSES"
+    print(f"median ratio wall / injected delay: {ratio:.2f} ({verdict} the target <= {LIMIT})")
     return 0 if ratio <= LIMIT else 1
 
 

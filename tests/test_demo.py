@@ -24,9 +24,10 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
     out = result.stdout
     story = [
         "declared INC-0001 (SEV-1) from #1",
-        "INC-0001: contained /v1/reports",
+        "INC-0001: containment of /v1/reports proposed",
         "rollback PR #2 opened for api-worker, ingest-worker, admin-pages, user-portal",
         "INC-0001: this event was already applied; nothing to do",
+        "INC-0001: contained /v1/reports",
         "runs the smoke tests: the contained route answers the deny response",
         "queue-consumer → ",
         "rolled back api-worker, ingest-worker, queue-consumer, admin-pages, user-portal",
@@ -58,7 +59,7 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
     adrs = subprocess.run(
         ["git", "-C", str(bare), "ls-tree", "--name-only", "main", "docs/adrs/"], capture_output=True, text=True
     ).stdout
-    assert "0004-reports-queries-must-carry-the-tenant-id" in adrs
+    assert "0005-reports-queries-must-carry-the-tenant-id" in adrs
     lint = subprocess.run(
         [sys.executable, "-m", "incidentops", "lint", str(keep / "workspace" / "incidents")],
         capture_output=True,
@@ -85,4 +86,4 @@ def test_demo_via_actions_runs_the_same_story_through_the_real_workflows(tmp_pat
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "each event runs the real .github/workflows file under act" in result.stdout
-    assert "all exit criteria met; closed at 2026-11-27T03:52:40Z" in result.stdout
+    assert "all exit criteria met; closed at 2026-11-27T03:53:40Z" in result.stdout

@@ -40,6 +40,9 @@ class Service:
     name: str
     kind: str  # "worker" | "pages"
     cloudflare_name: str
+    # The environments' base URL names whose host this service answers (e.g. ("api",)): its error rate and
+    # latency are read from those hosts' HTTP requests. Empty for a service with no HTTP traffic of its own.
+    hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
     seen: set[str] = set()
     for i, raw in enumerate(raw_services):
         key = f"services[{i}]"
-        item = check.mapping(raw, key, ("name", "kind", "cloudflare_name"), ("name", "kind"))
+        item = check.mapping(raw, key, ("name", "kind", "cloudflare_name", "hosts"), ("name", "kind"))
         name = check.string(item.get("name"), f"{key}.name", _NAME, "a lower-case name like api-worker")
         kind = item.get("kind")
         if kind not in SERVICE_KINDS:
@@ -162,7 +165,14 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         if name in seen:
             check.error(f"{key}.name", name, "a name not used by another service")
         seen.add(name)
-        services.append(Service(name=name, kind=str(kind), cloudflare_name=cf_name))
+        raw_hosts = item.get("hosts", [])
+        if not isinstance(raw_hosts, list):
+            check.error(f"{key}.hosts", raw_hosts, "a list of base URL names, e.g. [api]")
+            raw_hosts = []
+        hosts = tuple(
+            check.string(h, f"{key}.hosts[{j}]", _NAME, "a base URL name like api") for j, h in enumerate(raw_hosts)
+        )
+        services.append(Service(name=name, kind=str(kind), cloudflare_name=cf_name, hosts=hosts))
 
     environments: list[Environment] = []
     raw_envs = doc.get("environments", [])

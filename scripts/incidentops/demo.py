@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -228,6 +229,15 @@ def _report(narrator: Narrator, outcome: Outcome, expect: tuple[str, ...]) -> No
         raise DemoFailed(f"expected {' or '.join(expect)}, got {outcome.status}: {outcome.message}")
 
 
+def _proposal_digest(world: DemoWorld, number: int) -> str:
+    """The digest a person repeats to confirm the containment the declaration proposed."""
+    for comment in world.repo("oncall-write").get_issue(number).get_comments():
+        found = re.search(r"/contain confirm ([0-9a-f]{8})", comment.body or "")
+        if found and "incidentops:contain-proposal" in (comment.body or ""):
+            return found.group(1)
+    raise DemoFailed("the declaration proposed no containment")
+
+
 def _health(narrator: Narrator, world: DemoWorld) -> None:
     live = world.live()
     narrator.detail(
@@ -268,6 +278,10 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
         clock.advance(1)
         with n.step("A re-run of that workflow (same event) changes nothing"):
             _report(n, world.workflow(declared), ("unchanged",))
+        clock.advance(1)
+        with n.step("@oncall-write reads the proposed containment and confirms it: /contain confirm <digest>"):
+            digest = _proposal_digest(world, number)
+            _report(n, world.comment(number, "oncall-write", f"/contain confirm {digest}"), ("contained",))
         clock.advance(1)
         with n.step("@oncall-write runs the smoke tests: the contained route answers the deny response"):
             _report(n, world.comment(number, "oncall-write", "/smoke"), ("failed", "passed", "incomplete"))

@@ -175,29 +175,29 @@ def test_an_expired_containment_is_reported_and_renewed_on_request(world: World)
     ]
 
 
-def test_containment_on_declare_follows_the_form_and_the_declarers_role(world: World) -> None:
-    # Declaring with "tenant isolation at risk" contains the form's routes in the same run (flows.dispatch).
+def test_declaring_proposes_containment_and_a_contain_role_confirms_it(world: World) -> None:
+    # Declaring with "tenant isolation at risk" proposes the form's routes; nothing is denied on the form's word.
     number = declared(world, tenant_risk=True)
+    assert f.read_fields(incident(world, number))["containment"] == []
+    assert reports(world).status_code == 200
+    event = severity_event(world)
+    proposed = contain_on_declare(event, world.ports(), number)  # a re-run posts no second proposal
+    assert proposed.status == "proposed" and proposed.details["routes"] == ["/v1/reports"]
+    assert sum("incidentops:contain-proposal" in c for c in world.comments(number)) == 1
+    digest = proposed.details["digest"]
+    world.repo("oncall-write").get_issue(number).create_comment(f"/contain confirm {digest}")
+    delivery = world.next_event("issue_comment", "created")
+    assert world.run(delivery).status == "contained"
     (entry,) = f.read_fields(incident(world, number))["containment"]
     assert entry["route"] == "/v1/reports" and not entry.get("lifted")
     assert reports(world).status_code == 403
-    event = severity_event(world)
-    assert event.sender == "oncall-write"
-    again = contain_on_declare(event, world.ports(), number)  # a re-run adds nothing
-    assert again.status != "contained" and len(f.read_fields(incident(world, number))["containment"]) == 1
-    # A triager may declare but not contain: the incident is declared, the containment left to someone with write.
-    other = declared(world, login="triager", tenant_risk=True)
-    event = severity_event(world)
-    assert event.sender == "triager"
-    skipped = contain_on_declare(event, world.ports(), other)
-    assert skipped.status == "skipped" and "contain needs write" in skipped.message
-    assert f.read_fields(incident(world, other))["containment"] == []
+    assert world.run(delivery).status == "unchanged"  # a re-delivered confirmation adds nothing
 
 
 @pytest.mark.parametrize(
     ("route", "problem"),
     [
-        ('/v1/reports" or true or "', "is not a route this can contain"),
+        ('/v1/reports" or true or "', "is not a plain path"),
         ("evil.example.net/v1/reports", "is not a host of production"),
         ("", "/contain needs a route"),
     ],

@@ -248,7 +248,7 @@ def test_an_architecture_significant_rollback_pr_commits_its_adr_with_the_timeli
     assert outcome.status == "rolled-back", outcome.message
     bare = Path(world.info["bare_repo"])
     last = git("log", "-1", "--grep", "rollback applied", "--stat", "--format=%s", "main", cwd=bare)
-    assert last.startswith(f"INC-{number:04d}: rollback applied") and "docs/adrs/0004-" in last
+    assert last.startswith(f"INC-{number:04d}: rollback applied") and "docs/adrs/0005-" in last
     assert f"incidents/INC-{number:04d}.md" in last  # one commit: the ADR stub and the timeline rows
-    adr = git("show", "main:" + next(p for p in last.split() if p.startswith("docs/adrs/0004-")), cwd=bare)
+    adr = git("show", "main:" + next(p for p in last.split() if p.startswith("docs/adrs/0005-")), cwd=bare)
     assert f"INC-{number:04d}" in adr and "api-worker" in adr

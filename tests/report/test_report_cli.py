@@ -6,24 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from incidentops import cli
-
 from .builders import make_incident
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def has_report_command() -> bool:
-    try:
-        cli.build_parser().parse_args(["report", "--out", "site"])
-    except SystemExit:  # argparse: unknown command
-        return False
-    return True
-
-
-@pytest.mark.skipif(not has_report_command(), reason="cli.py does not register `incidentops report` yet")
 def test_the_cli_builds_the_site_and_annotates_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "incidentops.yaml").write_bytes((ROOT / "incidentops.yaml").read_bytes())
     incidents = tmp_path / "incidents"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from incidentops.sandbox import http as http_toolkit
 from incidentops.sandbox.github import GitHubEmulator
 from incidentops.sandbox.http import HttpServer, Hub
+from incidentops.sandbox.server import create_bare_repo
 
 
 @dataclass
@@ -23,43 +23,14 @@ class GitHubWorld:
     bare_repo: Path
 
 
-def _git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
-
-
 def make_bare_repo(workdir: Path) -> Path:
     """Create `workdir/acme/ops.git` with one seed commit on `main` holding a README and incidents/."""
     seed = workdir / "seed"
     (seed / "incidents").mkdir(parents=True)
     (seed / "README.md").write_text("# acme ops\n")
     (seed / "incidents" / "README.md").write_text("Incident records live here.\n")
-    try:
-        from incidentops.sandbox.server import create_bare_repo
-    except ImportError:  # the Cloudflare half of the sandbox may not be importable yet
-        create_bare_repo = None
-    if create_bare_repo is not None:
-        # One seed commit keeps these tests about the emulator, not about the demo ledger's history.
-        try:
-            return create_bare_repo(workdir, seed, with_ledger_history=False)
-        except TypeError:
-            return create_bare_repo(workdir, seed)
-    bare = workdir / "acme" / "ops.git"
-    bare.parent.mkdir(parents=True)
-    _git("init", "--bare", "-q", "-b", "main", str(bare), cwd=workdir)
-    _git("init", "-q", "-b", "main", cwd=seed)
-    _git("add", "-A", cwd=seed)
-    _git(
-        "-c",
-        "user.name=sandbox",
-        "-c",
-        "user.email=sandbox@example.invalid",
-        "commit",
-        "-qm",
-        "Seed",
-        cwd=seed,
-    )
-    _git("push", "-q", str(bare), "main", cwd=seed)
-    return bare
+    # One seed commit keeps these tests about the emulator, not about the demo ledger's history.
+    return create_bare_repo(workdir, seed, with_ledger_history=False)
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,13 @@ the emulation in `sandbox/cloudflare.py`.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 
 from incidentops.sandbox import world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
-from incidentops.sandbox.services import edge_answer
+from incidentops.sandbox.services import DEFAULT_BASE_URLS, DemoServices, edge_answer
 from tests.sandbox_cf.conftest import CloudflareApi
 
 WAF = "rulesets/phases/http_request_firewall_custom/entrypoint"
@@ -182,3 +184,78 @@ def test_a_secret_rotation_creates_an_annotated_version_and_deployment(cf: Cloud
     version = cf.get(f"{scripts}/versions/{version_id}").json()["result"]
     assert version["annotations"]["workers/triggered_by"] == "secret"
     assert cf.emulator.is_good("ingest-worker") is (cf.emulator.quality("ingest-worker", before) == "good")
+
+
+# -- analytics -------------------------------------------------------------------------------------------
+
+HTTP = """query($zone: string, $start: Time, $end: Time) { viewer { zones(filter: {zoneTag: $zone}) {
+  httpRequestsAdaptiveGroups(limit: 100, filter: {datetime_geq: $start, datetime_lt: $end, requestSource: "eyeball"}) {
+    count dimensions { clientRequestHTTPHost clientRequestPath edgeResponseStatus } } } } }"""
+INVOCATIONS = """query($account: string, $script: string, $start: Time, $end: Time) { viewer {
+  accounts(filter: {accountTag: $account}) {
+    workersInvocationsAdaptive(limit: 100, filter: {scriptName: $script, datetime_geq: $start, datetime_leq: $end}) {
+      sum { requests errors } } } } }"""
+INCIDENT = datetime(2026, 11, 27, 3, 12, tzinfo=UTC)
+
+
+def graphql(cf: CloudflareApi, query: str, **variables: object) -> dict:
+    body = cf.send("POST", "/graphql", json={"query": query, "variables": variables}).json()
+    assert body["errors"] is None, body["errors"]
+    return body["data"]
+
+
+def http_rows(cf: CloudflareApi, start: datetime, end: datetime) -> list[dict]:
+    window = {"start": start.isoformat(), "end": end.isoformat()}
+    data = graphql(cf, HTTP, zone=cf.emulator.zone_id, **window)
+    return data["viewer"]["zones"][0]["httpRequestsAdaptiveGroups"]
+
+
+def test_zone_http_analytics_show_what_the_demo_services_answer(cf: CloudflareApi) -> None:
+    cf.emulator.set_clock(lambda: INCIDENT + timedelta(minutes=5))
+    services = DemoServices(cf.emulator, {"production": dict(DEFAULT_BASE_URLS)})
+    rows = http_rows(cf, INCIDENT - timedelta(minutes=15), INCIDENT)
+    statuses = {(r["dimensions"]["clientRequestPath"], r["dimensions"]["edgeResponseStatus"]) for r in rows}
+    # The bad ingest-worker answers 500 on /v1/events, the bad api-worker 503 on /healthz and 200 (a leak) on
+    # the reports, exactly what those routes answer over HTTP.
+    assert ("/v1/events", 500) in statuses and ("/healthz", 503) in statuses and ("/v1/reports", 200) in statuses
+    # ...while ingest-worker's invocations report no errors: it answers 500, it does not throw.
+    window = {"start": (INCIDENT - timedelta(minutes=15)).isoformat(), "end": INCIDENT.isoformat()}
+    data = graphql(cf, INVOCATIONS, account=cf.emulator.account_id, script="ingest-worker", **window)
+    (sums,) = [row["sum"] for row in data["viewer"]["accounts"][0]["workersInvocationsAdaptive"]][:1]
+    assert sums["errors"] / sums["requests"] < 0.005
+    # A week earlier the good builds served: no 5xx at all.
+    week = timedelta(days=7)
+    assert all(
+        r["dimensions"]["edgeResponseStatus"] < 500
+        for r in http_rows(cf, INCIDENT - week, INCIDENT - week + timedelta(hours=1))
+    )
+    # A request a demo service really answers is counted too.
+    services.start()
+    try:
+        url = services.base_urls["production"]["admin"]
+        assert httpx.get(url + "/no-such-page").status_code == 404
+        cf.emulator.set_clock(lambda: INCIDENT + timedelta(minutes=6))
+        later = http_rows(cf, INCIDENT, INCIDENT + timedelta(minutes=10))
+        assert any(r["dimensions"]["clientRequestPath"] == "/no-such-page" and r["count"] == 1 for r in later)
+    finally:
+        services.stop()
+
+
+def test_an_unverified_field_is_an_error_and_pages_analytics_need_the_script_name(cf: CloudflareApi) -> None:
+    asked = """query($account: string) { viewer { accounts(filter: {accountTag: $account}) {
+      pagesFunctionsInvocationsAdaptiveGroups(limit: 10, filter: {datetime_geq: "2026-11-27T03:00:00Z",
+        datetime_leq: "2026-11-27T03:10:00Z"}) { quantiles { wallTimeP99 } } } } }"""
+    body = cf.send("POST", "/graphql", json={"query": asked, "variables": {"account": cf.emulator.account_id}}).json()
+    assert body["data"] is None and "Cannot query field 'quantiles'" in body["errors"][0]["message"]
+    cf.emulator.set_clock(lambda: INCIDENT)
+    query = """query($account: string, $script: string) { viewer { accounts(filter: {accountTag: $account}) {
+      pagesFunctionsInvocationsAdaptiveGroups(limit: 10, filter: {scriptName: $script,
+        datetime_geq: "2026-11-27T03:00:00Z", datetime_leq: "2026-11-27T03:10:00Z"}) { sum { requests } } } } }"""
+    for script, expected in (
+        ("user-portal", 0),  # the project name finds nothing
+        (world.pages_script_name("admin-pages"), 0),  # a static project has no Functions analytics
+        (world.pages_script_name("user-portal"), 1),
+    ):
+        data = graphql(cf, query, account=cf.emulator.account_id, script=script)
+        rows = data["viewer"]["accounts"][0]["pagesFunctionsInvocationsAdaptiveGroups"]
+        assert (len(rows) > 0) == bool(expected), script

@@ -192,3 +192,19 @@ def test_decision_log_rows_are_counted_from_the_table_only() -> None:
     assert crit.table_rows(body, "Decision log") == [["2026-11-27T03:20:00Z", "@alice", "Roll back api-worker", ""]]
     empty = "## Decision log\n\n| time (UTC) | who | decision | ADR |\n|---|---|---|---|\n\n## Evidence\n"
     assert crit.table_rows(empty, "Decision log") == []
+
+
+def test_a_service_without_analytics_is_carried_by_the_smoke_checks() -> None:
+    fields = {"services": ["static-site"]}
+    why = "Cloudflare has no analytics for static-site: a Pages project without Functions"
+    checks = crit.evaluate(crit.Facts(fields, 0, [crit.ServiceMetrics("static-site", no_analytics=why)])).checks
+    (metric,) = [c for c in checks if c.code.startswith("metrics:")]
+    assert metric.ok and why in metric.message and "smoke checks carry it" in metric.message
+
+
+def test_a_source_without_latency_is_judged_on_its_error_rate() -> None:
+    window = crit.Window(1000, 1, None)
+    metrics = crit.ServiceMetrics("fn", baseline=window, recent=window, source="Pages Functions invocations of x")
+    checks = {c.code: c for c in crit.evaluate(crit.Facts({"services": ["fn"]}, 0, [metrics])).checks}
+    assert checks["metrics:fn:error-rate"].ok
+    assert checks["metrics:fn:p99"].ok and "no latency in Pages Functions" in checks["metrics:fn:p99"].message

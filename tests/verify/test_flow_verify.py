@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -203,12 +204,75 @@ def test_blast_radius_is_measured_once(world: World, clock: Clock) -> None:
     number = declare(world)  # declaring measures it (flows.dispatch), at the declaration's time
     clock.now = NOW + timedelta(minutes=5)
     measured = blast_radius(world.ports(clock.now), number)
-    # 03:12:09 → 03:14:40 of api-worker at ~1200 requests a minute, ~8% failing on the bad build.
-    assert 2500 < measured["requests"] < 3600 and 0.06 < measured["errors"] / measured["requests"] < 0.1
+    # 03:12:09 → 03:14:40 of api.example.com at ~1200 requests a minute; the bad build answers its health
+    # checks (a tenth of the traffic) with 503 and leaks reports with 200s: only 5xx answers count as errors.
+    assert 2500 < measured["requests"] < 3600 and 0.08 < measured["errors"] / measured["requests"] < 0.12
     assert measured["since"] == "2026-11-27T03:12:09Z" and set(measured["services"]) == {"api-worker"}
+    assert measured["services"]["api-worker"]["source"].startswith("HTTP requests to api.example.com")
     recorded = fields(world, number)["impact"]
     assert recorded["measured"] == measured and recorded["routes"] == ["/v1/reports"]
     assert any(r[2].startswith("Blast radius measured:") for r in f.timeline_rows(world.bare_file(path(number))))
     commits = len(world.bare_log())
     assert blast_radius(world.ports(clock.now + timedelta(minutes=5)), number) == measured
     assert len(world.bare_log()) == commits
+
+
+# -- what customers got (issue #13): zone HTTP analytics, whatever the kind of service ----------------------
+
+
+def declare_for(world: World, service: str, route: str) -> int:
+    body = NO_CONTAINMENT.replace("### Affected services\n\napi-worker", f"### Affected services\n\n{service}")
+    body = body.replace("### Impacted routes\n\n/v1/reports", f"### Impacted routes\n\n{route}")
+    number = world.open_incident(body=body)
+    world.label(number, "sev-2")
+    outcome = world.run(world.next_event("issues", "labeled"))
+    assert outcome.status == "declared", outcome.message
+    assert fields(world, number)["services"] == [service]
+    return number
+
+
+def test_a_pages_only_incident_closes(world: World, clock: Clock) -> None:
+    # admin-pages is a static Pages project: no Functions, so no invocation analytics exist for it at all.
+    number = declare_for(world, "admin-pages", "/")
+    complete(world, number)
+    clock.now = NOW + timedelta(minutes=10)
+    before = verify_incident(world.ports(clock.now), number, "oncall-write", "cli", close=False)
+    assert any(s.startswith("✗ admin-pages: error rate") for s in before.steps), before.steps
+    clock.now = NOW + timedelta(minutes=20)
+    rollback(world, clock)
+    clock.now = NOW + timedelta(minutes=45)
+    done = run_closed(world, close_issue(world, number), clock)
+    assert done.status == "closed", (done.message, done.details)
+    metrics = fields(world, number)["verification"]["metrics"]["admin-pages"]
+    assert metrics["source"].startswith("HTTP requests to admin.example.com")
+    assert metrics["recent"]["requests"] > 1000 and metrics["recent"]["error_rate"] == 0
+
+
+def test_a_worker_answering_500s_cannot_close_on_metrics(world: World, clock: Clock) -> None:
+    number = declare_for(world, "ingest-worker", "/v1/events")
+    complete(world, number)
+    clock.now = NOW + timedelta(minutes=30)
+    ports = world.ports(clock.now)
+
+    # Its invocations look healthy: the bad build answers 500 without throwing, and answers fast.
+    async def invocations() -> tuple[float | None, float | None]:
+        async with world.cloudflare(world.info["cloudflare_account_id"]) as cf:
+            stats = await cf.worker_invocations("ingest-worker", clock.now - timedelta(minutes=15), clock.now)
+            return stats.error_rate, stats.p99_ms
+
+    rate, p99 = asyncio.run(invocations())
+    assert rate is not None and rate < 0.005 and p99 is not None and p99 < 250
+
+    outcome = verify_incident(ports, number, "oncall-write", "cli", close=False)
+    checks = {c["code"]: c for c in outcome.details["checks"]}
+    assert checks["metrics:ingest-worker:error-rate"]["ok"] is False
+    assert "is above the pre-incident baseline" in checks["metrics:ingest-worker:error-rate"]["message"]
+    assert "HTTP requests to ingest.example.com" in checks["metrics:ingest-worker:error-rate"]["message"]
+    assert checks["metrics:ingest-worker:p99"]["ok"] is True  # fast 500s: only the status shows it
+    closed = resolve_command(_resolve_event(world, number), world.ports(clock.now), "")
+    assert closed.status == "unmet" and fields(world, number)["status"] != "closed"
+
+
+def _resolve_event(world: World, number: int) -> Any:
+    world.repo("oncall-write").get_issue(number).create_comment("/resolve")
+    return parse_event("issue_comment", world.next_event("issue_comment", "created")["payload"])

@@ -1,5 +1,5 @@
-"""The only module that talks to Cloudflare: Workers versions and deployments, Pages, zone WAF rulesets,
-and GraphQL Analytics (Workers and Pages Functions invocations: requests, errors, p99 wall time).
+"""The only module that talks to Cloudflare: Workers versions and deployments, Pages, zones, WAF rulesets,
+and GraphQL Analytics (zone HTTP requests by status; Workers and Pages Functions invocations).
 
 An `httpx.AsyncClient` underneath, so the rollback of several services can run concurrently.
 Every response is unwrapped from Cloudflare's envelope into typed dataclasses; a failure becomes an
@@ -201,16 +201,22 @@ class PagesProject:
     name: str
     canonical_deployment: PagesDeployment | None
     latest_deployment: PagesDeployment | None
+    # Pages Functions analytics are keyed by this internal script name, not by the project name.
+    production_script_name: str | None = None
+    uses_functions: bool = False
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> PagesProject:
         """Build from a Pages project object."""
         canonical, latest = data.get("canonical_deployment"), data.get("latest_deployment")
+        script = data.get("production_script_name")
         return cls(
             id=str(data.get("id", "")),
             name=str(data["name"]),
             canonical_deployment=PagesDeployment.from_api(canonical) if canonical else None,
             latest_deployment=PagesDeployment.from_api(latest) if latest else None,
+            production_script_name=str(script) if script else None,
+            uses_functions=data.get("uses_functions") is True,
         )
 
 
@@ -311,13 +317,16 @@ class InvocationStats:
         """Sum the groups the API returned (rows are split by every requested dimension)."""
         requests = errors = 0
         weighted = 0.0
+        timed = False  # Pages Functions groups carry no quantiles: then there is no p99 to report
         for row in rows:
             sums = row.get("sum") or {}
             count = int(sums.get("requests") or 0)
             requests += count
             errors += int(sums.get("errors") or 0)
-            weighted += count * float((row.get("quantiles") or {}).get("wallTimeP99") or 0.0)
-        p99 = round(weighted / requests / 1000, 1) if requests else None  # microseconds -> ms
+            quantiles = row.get("quantiles") or {}
+            timed = timed or "wallTimeP99" in quantiles
+            weighted += count * float(quantiles.get("wallTimeP99") or 0.0)
+        p99 = round(weighted / requests / 1000, 1) if requests and timed else None  # microseconds -> ms
         return cls(script, start, end, requests, errors, p99, len(rows))
 
 
@@ -332,7 +341,7 @@ query Invocations($accountTag: string, $script: string, $start: Time, $end: Time
       ) {
         dimensions { datetimeFiveMinutes scriptName }
         sum { requests errors }
-        quantiles { wallTimeP99 }
+        LATENCY
       }
     }
   }
@@ -340,12 +349,68 @@ query Invocations($accountTag: string, $script: string, $start: Time, $end: Time
 """
 WORKERS_DATASET = "workersInvocationsAdaptive"
 PAGES_DATASET = "pagesFunctionsInvocationsAdaptiveGroups"
+# Pages Functions groups have no `quantiles` (cloudflare-docs and public clients show sum and dimensions only).
+_LATENCY = {WORKERS_DATASET: "quantiles { wallTimeP99 }", PAGES_DATASET: ""}
+
+# What customers got, by host and status code: the zone's HTTP request analytics (cloudflare-docs
+# analytics/graphql-api: `httpRequestsAdaptiveGroups` reports `count`; dimensions `clientRequestHTTPHost`,
+# `edgeResponseStatus`; `quantiles.edgeTimeToFirstByteMsP99`). Invocation `errors` count only thrown
+# exceptions and exceeded limits, never a Worker that answers 500 (see docs/adrs/0004).
+_HTTP_QUERY = """
+query HttpRequests($zoneTag: string, $hosts: [string!], $start: Time, $end: Time, $limit: uint64!) {
+  viewer {
+    zones(filter: {zoneTag: $zoneTag}) {
+      httpRequestsAdaptiveGroups(
+        limit: $limit
+        filter: {clientRequestHTTPHost_in: $hosts, datetime_geq: $start, datetime_lt: $end, requestSource: "eyeball"}
+      ) {
+        count
+        dimensions { clientRequestHTTPHost edgeResponseStatus }
+        quantiles { edgeTimeToFirstByteMsP99 }
+      }
+    }
+  }
+}
+"""
 ANALYTICS_PAGE = 10_000
 _GRAPHQL_HINTS = (
     ("older than", "The window reaches further back than the dataset keeps; shorten the baseline window."),
     ("does not have access", "Give CLOUDFLARE_API_TOKEN the Account Analytics: Read permission for this account."),
     ("not authorized", "Give CLOUDFLARE_API_TOKEN the Account Analytics: Read permission for this account."),
 )
+
+
+@dataclass(frozen=True)
+class HttpStats:
+    """Requests to some hosts of a zone over one window: how many, how many answered 5xx, and p99 time to first byte."""
+
+    hosts: tuple[str, ...]
+    start: str
+    end: str
+    requests: int
+    errors: int  # answered with a 5xx status
+    p99_ms: float | None  # request-weighted mean of the groups' edgeTimeToFirstByteMsP99
+    by_status: Mapping[int, int] = field(default_factory=dict, hash=False)
+
+    @property
+    def error_rate(self) -> float | None:
+        """Return 5xx answers / requests, or None without traffic."""
+        return self.errors / self.requests if self.requests else None
+
+    @classmethod
+    def from_rows(cls, hosts: Sequence[str], start: str, end: str, rows: Sequence[Mapping[str, Any]]) -> HttpStats:
+        """Sum the groups the API returned (split by host and status)."""
+        by_status: dict[int, int] = {}
+        weighted = 0.0
+        for row in rows:
+            count = int(row.get("count") or 0)
+            status = int((row.get("dimensions") or {}).get("edgeResponseStatus") or 0)
+            by_status[status] = by_status.get(status, 0) + count
+            weighted += count * float((row.get("quantiles") or {}).get("edgeTimeToFirstByteMsP99") or 0.0)
+        requests = sum(by_status.values())
+        errors = sum(n for status, n in by_status.items() if 500 <= status <= 599)
+        p99 = round(weighted / requests, 1) if requests else None
+        return cls(tuple(hosts), start, end, requests, errors, p99, dict(sorted(by_status.items())))
 
 
 class AmbiguousWriteError(ApiError):
@@ -658,9 +723,18 @@ class CloudflareClient:
         """Requests, errors and p99 wall time of a Worker between `start` and `end` (UTC)."""
         return await self._invocations(WORKERS_DATASET, script, start, end)
 
-    async def pages_functions_invocations(self, project: str, start: datetime, end: datetime) -> InvocationStats:
-        """The same for a Pages project's Functions (`scriptName` is the project)."""
-        return await self._invocations(PAGES_DATASET, project, start, end)
+    async def pages_functions_invocations(self, script_name: str, start: datetime, end: datetime) -> InvocationStats:
+        """Requests and errors of a Pages project's Functions, by its `production_script_name` (no latency there)."""
+        return await self._invocations(PAGES_DATASET, script_name, start, end)
+
+    async def http_requests(self, zone_id: str, hosts: Sequence[str], start: datetime, end: datetime) -> HttpStats:
+        """Requests, 5xx answers and p99 time to first byte of these hosts of a zone between `start` and `end`."""
+        first, last = _rfc3339(start), _rfc3339(end)
+        variables = {"zoneTag": zone_id, "hosts": list(hosts), "start": first, "end": last, "limit": ANALYTICS_PAGE}
+        data = await self.graphql(_HTTP_QUERY, variables)
+        zones = (data.get("viewer") or {}).get("zones") or []
+        rows = (zones[0].get("httpRequestsAdaptiveGroups") if zones and isinstance(zones[0], dict) else None) or []
+        return HttpStats.from_rows(hosts, first, last, rows)
 
     async def _invocations(self, dataset: str, script: str, start: datetime, end: datetime) -> InvocationStats:
         first, last = _rfc3339(start), _rfc3339(end)
@@ -671,7 +745,8 @@ class CloudflareClient:
             "end": last,
             "limit": ANALYTICS_PAGE,
         }
-        data = await self.graphql(_INVOCATIONS_QUERY.replace("DATASET", dataset), variables)
+        query = _INVOCATIONS_QUERY.replace("DATASET", dataset).replace("LATENCY", _LATENCY[dataset])
+        data = await self.graphql(query, variables)
         accounts = (data.get("viewer") or {}).get("accounts") or []
         rows = (accounts[0].get(dataset) if accounts and isinstance(accounts[0], dict) else None) or []
         return InvocationStats.from_rows(script, first, last, rows)

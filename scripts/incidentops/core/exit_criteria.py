@@ -61,6 +61,8 @@ class ServiceMetrics:
     baseline: Window | None = None
     recent: Window | None = None
     error: str | None = None
+    source: str = ""  # which analytics the numbers come from (zone HTTP requests, invocations, …)
+    no_analytics: str | None = None  # why Cloudflare has no analytics for it: then the smoke checks carry it
 
 
 @dataclass(frozen=True)
@@ -169,17 +171,20 @@ def _metric_checks(facts: Facts, thresholds: Thresholds) -> list[Check]:
     for service in services:
         code = f"metrics:{service}"
         found = by_name.get(str(service))
+        if found is not None and found.no_analytics:
+            checks.append(Check(code, True, f"{service}: {found.no_analytics}; its smoke checks carry it."))
+            continue
         if found is None or found.error:
             why = found.error if found and found.error else "no metrics were read"
             checks.append(Check(code, False, f"{service}: error rate and p99 latency could not be checked ({why})."))
             continue
         base, now = found.baseline, found.recent
-        if base is None or base.error_rate is None or base.p99_ms is None:
+        if base is None or base.error_rate is None:
             checks.append(
                 Check(code, False, f"{service}: no traffic in the pre-incident baseline window to compare with.")
             )
             continue
-        if now is None or now.error_rate is None or now.p99_ms is None:
+        if now is None or now.error_rate is None:
             checks.append(Check(code, False, f"{service}: no traffic in {recent}, so recovery cannot be confirmed."))
             continue
         limit = base.error_rate + thresholds.error_rate_tolerance
@@ -190,9 +195,14 @@ def _metric_checks(facts: Facts, thresholds: Thresholds) -> list[Check]:
                 f"{service}: error rate {_pct(now.error_rate)} over {recent}"
                 + (" is within" if now.error_rate <= limit else " is above")
                 + f" the pre-incident baseline {_pct(base.error_rate)}"
-                + f" (+{thresholds.error_rate_tolerance * 100:.2f} points allowed).",
+                + f" (+{thresholds.error_rate_tolerance * 100:.2f} points allowed)."
+                + (f" Source: {found.source}." if found.source else ""),
             )
         )
+        if base.p99_ms is None or now.p99_ms is None:
+            where = found.source or "the analytics read"
+            checks.append(Check(f"{code}:p99", True, f"{service}: no latency in {where}; the error rate decides."))
+            continue
         ceiling = base.p99_ms * (1 + thresholds.latency_tolerance)
         checks.append(
             Check(

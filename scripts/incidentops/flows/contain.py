@@ -11,22 +11,21 @@ matter `containment`, the Containment table, the timeline); expiry is reported, 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from incidentops.adapters import smoke as runner
 from incidentops.adapters.cloudflare import WAF_PHASE, AmbiguousWriteError, CloudflareClient, Ruleset, block_rule
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
+from incidentops.core import routes
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event
+from incidentops.core.routes import Route, proposal_digest
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows import smoke
@@ -44,8 +43,6 @@ def _expiry(ports: Ports) -> timedelta:
 
 DENY_STATUS = 403
 TABLE_HEADER = "| route | rule | since | expires | lifted |"
-_PATH = re.compile(r"^/[A-Za-z0-9._~%/-]{0,200}$")
-_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 # Deny checks right after containing: the edge may take a moment to apply a new rule.
 VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=2, retry_delay=0.5, deadline=15.0)
 
@@ -53,61 +50,17 @@ VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=2, retry_delay=0.5,
 # -- pure: route, rule, record ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Route:
-    path: str
-    hosts: tuple[str, ...]  # real host names the rule matches
-    scoped: bool  # True when the person named one host; False: every host of the environment
-
-    @property
-    def text(self) -> str:
-        return f"{self.hosts[0]}{self.path}" if self.scoped else self.path
-
-    @property
-    def slug(self) -> str:
-        raw = re.sub(r"[^a-z0-9]+", "-", self.text.lower()).strip("-") or "root"
-        if len(raw) <= 48:
-            return raw
-        return raw[:40].rstrip("-") + "-" + hashlib.sha256(self.text.encode()).hexdigest()[:7]
-
-
 def environment_hosts(env: Environment) -> list[str]:
     """Host names of the environment's base URLs, in config order."""
-    return [h for h in dict.fromkeys(urlsplit(url).hostname or "" for url in env.base_urls.values()) if h]
+    return routes.hosts_of(env.base_urls)
 
 
 def parse_route(text: str, env: Environment) -> Route:
-    """Read `/v1/reports`, `api.example.com/v1/reports` or a full URL; refuse anything that is not a plain path."""
-    raw = text.strip().strip("`")
-    hosts = environment_hosts(env)
-    if re.match(r"^https?://", raw):
-        parts = urlsplit(raw)
-        host, path = (parts.hostname or ""), parts.path or "/"
-    elif raw.startswith("/"):
-        host, path = "", raw.split("?")[0]
-    else:
-        host, _, rest = raw.partition("/")
-        host, path = host.lower(), "/" + rest.split("?")[0]
-    if not _PATH.match(path):
-        raise IncidentOpsError(
-            f"{f.clean_line(raw, 80)!r} is not a route this can contain",
-            hint="Give a path like /v1/reports (letters, digits, . _ ~ % - and /), optionally after a host name.",
-        )
-    if len(path) > 1:
-        path = path.rstrip("/")
-    if not host:
-        if not hosts:
-            raise IncidentOpsError(
-                f"environment {env.name} has no base URLs, so a bare path names no host",
-                hint="Add base_urls to the environment in incidentops.yaml, or give the host: api.example.com/v1/…",
-            )
-        return Route(path, tuple(hosts), scoped=False)
-    if not _HOST.match(host) or host not in hosts:
-        raise IncidentOpsError(
-            f"{f.clean_line(host, 80)!r} is not a host of {env.name}",
-            hint=f"Known hosts: {', '.join(hosts) or 'none'}.",
-        )
-    return Route(path, (host,), scoped=True)
+    """A route this may deny (core/routes.py says which), or an IncidentOpsError saying what to write instead."""
+    try:
+        return routes.parse_route(text, env.name, environment_hosts(env))
+    except routes.RouteError as err:
+        raise IncidentOpsError(err.message, hint=err.hint) from err
 
 
 def rule_ref(inc: str, route: Route) -> str:
@@ -122,8 +75,7 @@ def expression(route: Route) -> str:
         if len(route.hosts) == 1
         else "http.host in {" + " ".join(f'"{h}"' for h in route.hosts) + "}"
     )
-    if route.path == "/":
-        return f"({host})"
+    assert route.path != "/", "core/routes.py never lets a whole host through"
     path = f'(http.request.uri.path eq "{route.path}" or starts_with(http.request.uri.path, "{route.path}/"))'
     return f"({host} and {path})"
 
@@ -381,6 +333,7 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
             entry=entry or {},
             status=DENY_STATUS,
             content=deny_content(inc, parsed),
+            expression=expression(parsed),
             verified=verified,
             notes=notes,
             file_url=file_url(ports, path),
@@ -447,6 +400,7 @@ def lift_route(ports: Ports, number: int, route: str, actor: str, key: str) -> O
         entry={},
         status=DENY_STATUS,
         content="",
+        expression="",
         verified=True,
         notes=[],
         file_url=file_url(ports, path),
@@ -501,7 +455,10 @@ def _rejected(event: Event, ports: Ports, problem: str) -> Outcome:
 
 
 def contain_command(event: Event, ports: Ports, args: str) -> Outcome:
-    """`/contain <route> [route …]` on an incident issue."""
+    """`/contain <route> [route …]` or `/contain confirm <digest>` on an incident issue."""
+    first, _, rest = args.strip().partition(" ")
+    if first == "confirm":
+        return confirm_command(event, ports, rest)
     return _each(event, ports, args, "contain", contain_route)
 
 
@@ -510,39 +467,106 @@ def lift_command(event: Event, ports: Ports, args: str) -> Outcome:
     return _each(event, ports, args, "lift", lift_route)
 
 
+def proposal(fields: Mapping[str, Any], env: Environment) -> tuple[list[Route], list[str]]:
+    """The incident's recorded routes that may be contained, and why each other one may not."""
+    raw = (fields.get("impact") or {}).get("routes")
+    accepted: dict[str, Route] = {}
+    problems = []
+    for text in (raw if isinstance(raw, list) else [])[:10]:
+        try:
+            route = parse_route(str(text), env)
+        except IncidentOpsError as err:
+            problems.append(f"{f.clean_line(str(text), 80)}: {err}")
+            continue
+        accepted.setdefault(route.text, route)
+    return list(accepted.values()), problems
+
+
+def _propose(ports: Ports, number: int, inc: str, routes: list[Route], problems: list[str]) -> str:
+    """Post (once per distinct proposal) the routes, hosts and exact rule expressions a person may confirm."""
+    digest = proposal_digest(routes)
+    marker = f"<!-- incidentops:contain-proposal:{inc}:{digest if routes else 'none'} -->"
+    body = render(
+        "contain-proposal.md.j2",
+        ports.workspace,
+        marker=marker,
+        incident=inc,
+        rows=[{"route": r.text, "hosts": list(r.hosts), "expression": expression(r)} for r in routes],
+        problems=problems,
+        digest=digest,
+        role=ports.config.permissions["contain"],
+        status=DENY_STATUS,
+    )
+    ports.github.post_comment_once(number, marker, ports.redact(body))
+    return digest
+
+
 def contain_on_declare(event: Event, ports: Ports, number: int) -> Outcome:
-    """After a declaration that says tenant isolation is at risk, contain its impacted routes (never raising)."""
+    """After a declaration that says tenant isolation is at risk, PROPOSE containing its routes (never raising).
+
+    Nothing is denied on the form's word: the issue's author may have written (or edited in) any route, and the
+    labeller may not have read it. A person with the `contain` role applies exactly the routes shown, with their rule
+    expressions, by commenting `/contain confirm <digest>`.
+    """
     inc = incident_id(number)
     text = ports.git.read(incident_path(ports.config, number))
     fields = f.read_fields(text) if text else {}
     if fields.get("tenant_isolation_risk") is not True:
         return Outcome("skipped", f"{inc}: tenant isolation is not at risk; no automatic containment")
-    routes = (fields.get("impact") or {}).get("routes")
-    if not isinstance(routes, list) or not routes:
+    recorded = (fields.get("impact") or {}).get("routes")
+    if not isinstance(recorded, list) or not recorded:
         return Outcome(
             "skipped",
             f"{inc}: tenant isolation is at risk but no impacted route is known; comment /contain <route>",
             level="warning",
         )
-    role = ports.github.role_of(event.sender)
-    if not ports.config.allows("contain", role):
-        needed = ports.config.permissions["contain"]
-        return Outcome(
-            "skipped",
-            f"{inc}: not contained automatically: @{event.sender} has role {role}, contain needs {needed} "
-            "(someone with it can comment /contain <route>)",
-            level="warning",
+    env = ports.config.environment(str(fields.get("environment") or "")) or ports.config.environment("production")
+    if env is None:
+        return Outcome("skipped", f"{inc}: no environment to contain in; comment /contain <route>", level="warning")
+    try:
+        accepted, problems = proposal(fields, env)
+        digest = _propose(ports, number, inc, accepted, problems)
+    except IncidentOpsError as err:
+        return Outcome("failed", f"{inc}: containment not proposed: {err} (comment /contain <route>)", level="warning")
+    steps = [f"refused route {p}" for p in problems]
+    if not accepted:
+        return Outcome("proposed", f"{inc}: no form route may be contained as written", steps=steps, level="warning")
+    names = ", ".join(r.text for r in accepted)
+    return Outcome(
+        "proposed",
+        f"{inc}: containment of {names} proposed; a person with the contain role confirms: /contain confirm {digest}",
+        incident_id=inc,
+        steps=steps,
+        details={"digest": digest, "routes": [r.text for r in accepted]},
+    )
+
+
+def confirm_command(event: Event, ports: Ports, args: str) -> Outcome:
+    """`/contain confirm <digest>`: contain exactly the proposed routes, if they are still the ones proposed.
+
+    The commands flow has already checked the commenter holds the `contain` role. The routes come from the incident
+    file (the issue body as it was when declared, plus /evidence routes); the digest proves they are the ones the
+    person read in the proposal, so a later edit or addition cannot ride on the confirmation.
+    """
+    assert event.issue is not None
+    number = event.issue.number
+    inc = incident_id(number)
+    _, fields, env = _incident(ports, number)
+    accepted, problems = proposal(fields, env)
+    digest = proposal_digest(accepted)
+    given = args.split()[0] if args.split() else ""
+    if not accepted:
+        return _rejected(event, ports, f"{inc} has no route that may be contained; use /contain <host/path>")
+    if given != digest:
+        _propose(ports, number, inc, accepted, problems)
+        return _rejected(
+            event,
+            ports,
+            f"`/contain confirm` needs the digest of the proposal you read; the current proposal "
+            f"({', '.join(r.text for r in accepted)}) is `{digest}`"
+            + (f", not `{f.clean_line(given, 20)}`" if given else "")
+            + ". Read it above, then comment `/contain confirm "
+            + digest
+            + "`",
         )
-    outcomes = []
-    for route in routes[:10]:
-        try:
-            outcomes.append(contain_route(ports, number, str(route), event.sender, event.key))
-        except IncidentOpsError as err:
-            outcomes.append(
-                Outcome(
-                    "failed",
-                    f"{inc}: could not contain {route}: {err} (comment /contain {route} to retry)",
-                    level="warning",
-                )
-            )
-    return _combine(outcomes)
+    return _combine([contain_route(ports, number, r.text, event.sender, event.key) for r in accepted])

@@ -15,14 +15,15 @@ from typing import Any
 
 from github import GithubException
 
-from incidentops.adapters.cloudflare import CloudflareClient, InvocationStats
-from incidentops.config import Environment
+from incidentops.adapters.cloudflare import CloudflareClient
+from incidentops.config import Environment, Service
 from incidentops.core import exit_criteria as crit
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
+from incidentops.flows import measure
 from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.flows.followups import add_standing_followups
 from incidentops.flows.smoke import run_smoke
@@ -45,16 +46,6 @@ def thresholds(ports: Ports) -> crit.Thresholds:
 
 def _environment(ports: Ports, fields: Mapping[str, Any]) -> Environment | None:
     return ports.config.environment(str(fields.get("environment") or "")) or ports.config.environment("production")
-
-
-def _window(stats: InvocationStats) -> crit.Window:
-    return crit.Window(stats.requests, stats.errors, stats.p99_ms)
-
-
-async def _read(cf: CloudflareClient, kind: str, name: str, start: datetime, end: datetime) -> InvocationStats:
-    if kind == "pages":
-        return await cf.pages_functions_invocations(name, start, end)
-    return await cf.worker_invocations(name, start, end)
 
 
 def _client(ports: Ports, fields: Mapping[str, Any]) -> CloudflareClient | str:
@@ -81,8 +72,9 @@ def read_metrics(
     if start is None:
         return [crit.ServiceMetrics(s, error="the incident has no started_at to place the baseline") for s in services]
     client = _client(ports, fields)
-    if isinstance(client, str):
-        return [crit.ServiceMetrics(s, error=client) for s in services]
+    env = _environment(ports, fields)
+    if isinstance(client, str) or env is None:
+        return [crit.ServiceMetrics(s, error=str(client)) for s in services]
     baseline, recent = limits.baseline_window(start), limits.recent_window(now)
 
     async def one(cf: CloudflareClient, name: str) -> crit.ServiceMetrics:
@@ -90,13 +82,15 @@ def read_metrics(
         if service is None:
             return crit.ServiceMetrics(name, error="not a service in incidentops.yaml")
         try:
+            source = await measure.source_for(cf, env, service)
+            if source.kind == "none":
+                return crit.ServiceMetrics(name, source=source.label, no_analytics=source.label)
             before, after = await asyncio.gather(
-                _read(cf, service.kind, service.cloudflare_name, *baseline),
-                _read(cf, service.kind, service.cloudflare_name, *recent),
+                measure.read_window(cf, source, *baseline), measure.read_window(cf, source, *recent)
             )
         except ApiError as err:
             return crit.ServiceMetrics(name, error=str(err))
-        return crit.ServiceMetrics(name, baseline=_window(before), recent=_window(after))
+        return crit.ServiceMetrics(name, baseline=before, recent=after, source=source.label)
 
     async def all_of(cf: CloudflareClient) -> list[crit.ServiceMetrics]:
         async with cf:
@@ -149,10 +143,13 @@ def _metrics_record(facts: crit.Facts, now: datetime, limits: crit.Thresholds) -
         record["baseline"] = [format_ts(t) for t in limits.baseline_window(start)]
     record["recent"] = [format_ts(t) for t in limits.recent_window(now)]
     for m in facts.metrics:
+        if m.no_analytics:
+            record[m.service] = {"no_analytics": m.no_analytics}
+            continue
         if m.error or m.baseline is None or m.recent is None:
             record[m.service] = {"error": m.error or "no data"}
             continue
-        entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {"source": m.source}
         for label, window in (("baseline", m.baseline), ("recent", m.recent)):
             rate = window.error_rate
             entry[label] = {
@@ -362,29 +359,38 @@ def blast_radius(ports: Ports, number: int) -> dict[str, Any]:
     if since is None or not services:
         return {"error": "the incident names no services or start time to measure"}
     client = _client(ports, fields)
-    if isinstance(client, str):
-        return {"error": client}
+    env = _environment(ports, fields)
+    if isinstance(client, str) or env is None:
+        return {"error": str(client)}
 
-    async def all_of(cf: CloudflareClient) -> list[InvocationStats]:
+    async def one(cf: CloudflareClient, service: Service) -> tuple[str, measure.Source, crit.Window | None]:
+        source = await measure.source_for(cf, env, service)
+        if source.kind == "none":
+            return service.name, source, None
+        return service.name, source, await measure.read_window(cf, source, since, now)
+
+    async def all_of(cf: CloudflareClient) -> list[tuple[str, measure.Source, crit.Window | None]]:
         async with cf:
-            reads = []
-            for name in services:
-                service = ports.config.service(name)
-                if service is not None:
-                    reads.append(_read(cf, service.kind, service.cloudflare_name, since, now))
-            return list(await asyncio.gather(*reads))
+            known = [s for s in (ports.config.service(n) for n in services) if s is not None]
+            return list(await asyncio.gather(*(one(cf, s) for s in known)))
 
     try:
-        stats = asyncio.run(all_of(client))
+        reads = asyncio.run(all_of(client))
     except ApiError as err:
         return {"error": str(err)}
-    requests, errors = sum(s.requests for s in stats), sum(s.errors for s in stats)
+    windows = [w for _, _, w in reads if w is not None]
+    requests, errors = sum(w.requests for w in windows), sum(w.errors for w in windows)
     measured: dict[str, Any] = {
         "requests": requests,
         "errors": errors,
         "since": format_ts(since),
         "until": format_ts(now),
-        "services": {s.script: {"requests": s.requests, "errors": s.errors} for s in stats},
+        "services": {
+            name: {"requests": w.requests, "errors": w.errors, "source": source.label}
+            if w is not None
+            else {"no_analytics": source.label}
+            for name, source, w in reads
+        },
     }
     key = f"blast-radius-{inc}"
     rate = errors / requests if requests else 0.0

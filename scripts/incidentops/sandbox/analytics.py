@@ -9,14 +9,20 @@ goes live and return to the baseline after a rollback, on the emulator's clock.
 
 As on the real API, every answer is HTTP 200, and a problem (a syntax error, a window older than the
 dataset allows, a limit over the page size, another account) arrives as `{"data": null, "errors": [...]}`.
-Field names and units follow the project's Cloudflare reference; the Pages Functions `quantiles` object
-and the use of the project name as its `scriptName` are our assumptions.
+Every dataset and field in `SDL` was checked against Cloudflare's documentation or queries that run against the
+real API; where each comes from is written beside it. A field that is not there is an error, as on the real API.
+
+Zone HTTP request analytics (`viewer.zones.httpRequestsAdaptiveGroups`) come from the same traffic the demo
+services answer: each host's requests are split over its routes, and each route's status is what the demo
+service answers for the build that served (`Probe`), plus every request the demo services really answered.
+So a Worker that answers 500 shows up there even when its invocations report no errors.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,17 +68,54 @@ PROFILES: dict[Quality, Profile] = {
     "good": Profile(0.002, 1_800, 9_000, 24_000, 180_000),
     "bad": Profile(0.08, 5_500, 46_000, 310_000, 2_400_000),
 }
+# A bad build that fails by answering errors rather than throwing: its invocations succeed (no `errors`,
+# ordinary latency), only the HTTP status shows it (real-world-facts Cloudflare 2). ingest-worker's bad
+# build answers 500 "enqueue failed" quickly.
+HANDLED_FAILURES = {"ingest-worker"}
 
+
+def profile(script: str, quality: Quality) -> Profile:
+    """The invocation profile of one build of one script."""
+    return PROFILES["good"] if script in HANDLED_FAILURES else PROFILES[quality]
+
+
+# Edge time to first byte at the 50th/99th percentile (ms) of a zone's requests, by build quality.
+TTFB_MS: dict[Quality, tuple[float, float]] = {"good": (28.0, 190.0), "bad": (340.0, 2_600.0)}
+
+# Where each piece of the schema was checked:
+# - `viewer.accounts(filter: {accountTag})`, `workersInvocationsAdaptive` with `sum {requests errors subrequests}`,
+#   `quantiles {cpuTimeP50 cpuTimeP99 wallTimeP50 wallTimeP99 …}`, `dimensions {datetimeFiveMinutes scriptName
+#   scriptVersion status}` and the `scriptName`/`datetime_*` filters: cloudflare-docs
+#   analytics/graphql-api/tutorials/querying-workers-metrics.
+# - `pagesFunctionsInvocationsAdaptiveGroups`: `sum {requests errors duration wallTime subrequests
+#   responseBodySize}` and `dimensions {scriptName status}`, keyed by the project's `production_script_name`
+#   (e.g. `pages-worker--12090723-production`), as public clients query it against the real API. No
+#   `quantiles` object was found anywhere, so this schema has none: asking for one is an error.
+# - `viewer.zones(filter: {zoneTag})` → `httpRequestsAdaptiveGroups` with `count`, `avg {sampleInterval}`,
+#   `sum {visits edgeResponseBytes}` and filter `requestSource`: cloudflare-docs analytics/graphql-api/
+#   migration-guides/graphql-api-analytics ("the httpRequestsAdaptiveGroups node reports count"). Dimensions
+#   `clientRequestHTTPHost`, `clientRequestPath`, `edgeResponseStatus`, `datetimeMinute`, `coloCode` and the
+#   filters `clientRequestHTTPHost`, `clientRequestPath_like`, `edgeResponseStatus_geq/_lt`: the same docs
+#   (IBM CIS mirror "Querying HTTP events by hostname with GraphQL") and public ingesters (last9/iox-registry
+#   modules/cloudflare/cdn.hcl). `quantiles {edgeTimeToFirstByteMsP50/P95/P99 originResponseDurationMsP50/P95/P99}`
+#   and `avg {edgeTimeToFirstByteMs originResponseDurationMs}`: queried by several public dashboards against the
+#   real API (found by searching public code for `edgeTimeToFirstByteMsP99`).
+# - Scalars (`string`, `Time`, `uint64`) as Cloudflare declares them in its tutorials.
 SDL = """
 scalar string
 scalar Time
 scalar Date
 scalar uint64
+scalar uint16
 scalar float64
 
 type Query { viewer: Viewer }
-type Viewer { accounts(filter: AccountFilter!): [Account!]! }
+type Viewer {
+  accounts(filter: AccountFilter!): [Account!]!
+  zones(filter: ZoneFilter!): [Zone!]!
+}
 input AccountFilter { accountTag: string, accountTag_in: [string!] }
+input ZoneFilter { zoneTag: string, zoneTag_in: [string!] }
 
 type Account {
   settings: AccountSettings
@@ -130,14 +173,51 @@ type InvocationQuantiles {
 type InvocationAvg { sampleInterval: float64 }
 
 type PagesFunctionsInvocationsAdaptiveGroups {
-  count: uint64
   dimensions: PagesDimensions
   sum: PagesSum
-  quantiles: InvocationQuantiles
-  avg: InvocationAvg
 }
-type PagesDimensions { datetimeFiveMinutes: Time, datetimeHour: Time, date: Date, scriptName: string }
-type PagesSum { requests: uint64, errors: uint64, subrequests: uint64, duration: float64, wallTime: uint64 }
+type PagesDimensions { datetimeFiveMinutes: Time, datetimeHour: Time, date: Date, scriptName: string, status: string }
+type PagesSum {
+  requests: uint64, errors: uint64, subrequests: uint64, duration: float64, wallTime: uint64, responseBodySize: uint64
+}
+
+type Zone {
+  httpRequestsAdaptiveGroups(
+    limit: uint64!, filter: HttpRequestsFilter, orderBy: [HttpRequestsOrderBy!]
+  ): [HttpRequestsAdaptiveGroups!]!
+}
+input HttpRequestsFilter {
+  AND: [HttpRequestsFilter!]
+  OR: [HttpRequestsFilter!]
+  datetime_geq: Time, datetime_gt: Time, datetime_leq: Time, datetime_lt: Time
+  clientRequestHTTPHost: string, clientRequestHTTPHost_in: [string!], clientRequestHTTPHost_neq: string
+  clientRequestPath: string, clientRequestPath_like: string, clientRequestPath_in: [string!]
+  edgeResponseStatus: uint16, edgeResponseStatus_geq: uint16, edgeResponseStatus_gt: uint16
+  edgeResponseStatus_lt: uint16, edgeResponseStatus_leq: uint16, edgeResponseStatus_in: [uint16!]
+  requestSource: string
+}
+enum HttpRequestsOrderBy {
+  count_ASC, count_DESC, datetimeMinute_ASC, datetimeMinute_DESC, datetimeFiveMinutes_ASC, datetimeFiveMinutes_DESC
+  datetimeHour_ASC, datetimeHour_DESC, edgeResponseStatus_ASC, edgeResponseStatus_DESC
+}
+type HttpRequestsAdaptiveGroups {
+  count: uint64
+  dimensions: HttpRequestsDimensions
+  sum: HttpRequestsSum
+  avg: HttpRequestsAvg
+  quantiles: HttpRequestsQuantiles
+}
+type HttpRequestsDimensions {
+  datetimeMinute: Time, datetimeFiveMinutes: Time, datetimeHour: Time, date: Date
+  clientRequestHTTPHost: string, clientRequestPath: string, clientRequestHTTPMethodName: string
+  edgeResponseStatus: uint16, coloCode: string
+}
+type HttpRequestsSum { visits: uint64, edgeResponseBytes: uint64 }
+type HttpRequestsAvg { sampleInterval: float64, edgeTimeToFirstByteMs: float64, originResponseDurationMs: float64 }
+type HttpRequestsQuantiles {
+  edgeTimeToFirstByteMsP50: float64, edgeTimeToFirstByteMsP95: float64, edgeTimeToFirstByteMsP99: float64
+  originResponseDurationMsP50: float64, originResponseDurationMsP95: float64, originResponseDurationMsP99: float64
+}
 """
 
 # One serving state: from `at` on, these (build id, percentage) splits serve the service.
@@ -202,6 +282,50 @@ class Atom:
     jitter: float
 
 
+@dataclass(frozen=True)
+class RouteShare:
+    """One slice of a host's traffic: this share of its requests asks for `method path`."""
+
+    method: str
+    path: str
+    share: float
+
+
+@dataclass(frozen=True)
+class HostModel:
+    """A host the demo services answer: which service's builds answer it, its traffic, and what a route answers."""
+
+    host: str
+    service: str
+    routes: tuple[RouteShare, ...]
+    probe: Callable[[str, str, Quality], int]  # (method, path, build quality) -> the status the service answers
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A request the demo services really answered."""
+
+    at: datetime
+    host: str
+    method: str
+    path: str
+    status: int
+
+
+@dataclass(frozen=True)
+class HttpAtom:
+    """Requests of one route of one host in one five-minute bucket, all answered with one status."""
+
+    bucket: datetime
+    host: str
+    method: str
+    path: str
+    status: int
+    count: int
+    quality: Quality  # of the build that answered: decides the latency
+    jitter: float
+
+
 class Analytics:
     """Answer GraphQL analytics requests for one account from serving histories and a clock."""
 
@@ -213,12 +337,21 @@ class Analytics:
         pages: Callable[[], dict[str, History]],
         quality: Callable[[str, str], Quality],
         now: Callable[[], datetime],
+        services: Callable[[], dict[str, History]] | None = None,
+        hosts: Callable[[str], list[HostModel]] | None = None,
+        observed: Callable[[], list[Observed]] | None = None,
+        zones: Callable[[], set[str]] | None = None,
     ) -> None:
         self.account_id = account_id
         self._workers = workers
         self._pages = pages
         self._quality = quality
         self._now = now
+        self._services = services or (lambda: {})
+        self._hosts = hosts or (lambda zone: [])
+        self._observed = observed or (lambda: [])
+        self._zones = zones or (lambda: set())
+        self._statuses: dict[tuple[str, str, str, Quality], int] = {}
 
     # -- HTTP body in, HTTP body out ---------------------------------------------------------------
 
@@ -240,7 +373,7 @@ class Analytics:
         result = execute_sync(
             SCHEMA,
             document,
-            root_value={"viewer": lambda info: {"accounts": self._accounts}},
+            root_value={"viewer": lambda info: {"accounts": self._accounts, "zones": self._zone_list}},
             variable_values=variables,
             operation_name=body.get("operationName"),
         )
@@ -271,6 +404,73 @@ class Analytics:
                 ),
             }
         ]
+
+    def _zone_list(self, info: Any, filter: dict[str, Any]) -> list[dict[str, Any]]:
+        tags = [filter["zoneTag"]] if filter.get("zoneTag") else list(filter.get("zoneTag_in") or [])
+        if not tags:
+            raise GraphQLError("zones: filter on a zoneTag")
+        unknown = [t for t in tags if t not in self._zones()]
+        if unknown:
+            raise GraphQLError(f"does not have access to the path: zone {unknown[0]} is not visible to this token")
+        return [
+            {"httpRequestsAdaptiveGroups": lambda info, _zone=tag, **args: self._http(info, args, _zone)}
+            for tag in tags
+        ]
+
+    def _http(self, info: Any, args: dict[str, Any], zone: str) -> list[dict[str, Any]]:
+        try:
+            limit = int(args["limit"])
+            if limit < 1 or limit > MAX_PAGE_SIZE:
+                raise QueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+            flt = args.get("filter") or {}
+            start, end = self._window(flt)
+            atoms = [a for a in self._http_atoms(zone, start, end) if _keep_http(a, flt)]
+        except QueryError as err:
+            raise GraphQLError(f"httpRequestsAdaptiveGroups: {err}") from err
+        dims = _selected(info.field_nodes[0].selection_set, "dimensions")
+        rows = _group_http(atoms, dims)
+        for key in reversed(args.get("orderBy") or []):
+            field, _, direction = key.rpartition("_")
+            rows.sort(key=functools.partial(_order_value, field=field), reverse=direction == "DESC")
+        return rows[:limit]
+
+    def _status(self, model: HostModel, route: RouteShare, quality: Quality) -> int:
+        key = (model.host, route.method, route.path, quality)
+        if key not in self._statuses:
+            self._statuses[key] = model.probe(route.method, route.path, quality)
+        return self._statuses[key]
+
+    def _http_atoms(self, zone: str, start: datetime, end: datetime) -> list[HttpAtom]:
+        atoms: list[HttpAtom] = []
+        histories = self._services()
+        for model in sorted(self._hosts(zone), key=lambda m: m.host):
+            history = histories.get(model.service)
+            if not history:
+                continue
+            bucket = _floor(start)
+            while bucket < end:
+                inside = (min(bucket + BUCKET, end) - max(bucket, start)) / BUCKET
+                noise = 0.95 + 0.1 * _unit(model.host, _ts(bucket))
+                volume = VOLUME.get(model.service, DEFAULT_VOLUME) * noise * inside
+                for version, share in _shares(history, bucket, bucket + BUCKET).items():
+                    quality = self._quality(model.service, version)
+                    latency: Quality = "good" if model.service in HANDLED_FAILURES else quality
+                    for route in model.routes:
+                        count = round(volume * share * route.share)
+                        if count <= 0:
+                            continue
+                        status = self._status(model, route, quality)
+                        jitter = _unit(model.host, route.path, version, _ts(bucket))
+                        atoms.append(
+                            HttpAtom(bucket, model.host, route.method, route.path, status, count, latency, jitter)
+                        )
+                bucket += BUCKET
+        served = {m.host for m in self._hosts(zone)}
+        for seen in self._observed():
+            if seen.host not in served or not start <= seen.at < end:
+                continue
+            atoms.append(HttpAtom(_floor(seen.at), seen.host, seen.method, seen.path, seen.status, 1, "good", 0.5))
+        return atoms
 
     def _dataset(self, info: Any, args: dict[str, Any], histories: dict[str, History]) -> list[dict[str, Any]]:
         name = info.field_name
@@ -327,8 +527,9 @@ class Analytics:
                     if requests <= 0:
                         continue
                     jitter = _unit(script, version, _ts(bucket))
-                    rate = PROFILES[quality].error_rate * (0.9 + 0.2 * jitter)
-                    atoms.append(Atom(bucket, script, version, quality, requests, round(requests * rate), jitter))
+                    rate = profile(script, quality).error_rate * (0.9 + 0.2 * jitter)
+                    shown: Quality = "good" if script in HANDLED_FAILURES else quality
+                    atoms.append(Atom(bucket, script, version, shown, requests, round(requests * rate), jitter))
                 bucket += BUCKET
         return atoms
 
@@ -455,9 +656,99 @@ def _row(members: list[tuple[dict[str, Any], Atom, int, int]], dims: set[str]) -
 
 
 def _order_value(row: dict[str, Any], field: str) -> Any:
+    if field == "count":
+        return row["count"]
     if field.startswith("sum_"):
         return row["sum"].get(field[4:], 0)
     return row["_all"].get(field) or ""
+
+
+def _like(value: str, pattern: str) -> bool:
+    """SQL LIKE as the `_like` filters use it: `%` any run of characters, `_` one character."""
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, flags=re.DOTALL) is not None
+
+
+def _keep_http(atom: HttpAtom, flt: dict[str, Any]) -> bool:
+    if flt.get("requestSource") not in (None, "eyeball"):
+        return False  # every request the demo services answer comes from an eyeball (a client), none is internal
+    checks: list[tuple[str, Any]] = [
+        ("clientRequestHTTPHost", atom.host),
+        ("clientRequestPath", atom.path),
+        ("edgeResponseStatus", atom.status),
+    ]
+    for key, value in checks:
+        if flt.get(key) is not None and flt[key] != value:
+            return False
+        if flt.get(f"{key}_in") is not None and value not in flt[f"{key}_in"]:
+            return False
+        if flt.get(f"{key}_neq") is not None and flt[f"{key}_neq"] == value:
+            return False
+    if flt.get("clientRequestPath_like") is not None and not _like(atom.path, str(flt["clientRequestPath_like"])):
+        return False
+    bounds = {
+        "_geq": lambda a, b: a >= b,
+        "_gt": lambda a, b: a > b,
+        "_lt": lambda a, b: a < b,
+        "_leq": lambda a, b: a <= b,
+    }
+    for suffix, compare in bounds.items():
+        limit = flt.get(f"edgeResponseStatus{suffix}")
+        if limit is not None and not compare(atom.status, int(limit)):
+            return False
+    if not all(_keep_http(atom, part) for part in flt.get("AND") or []):
+        return False
+    alternatives = flt.get("OR") or []
+    return not alternatives or any(_keep_http(atom, part) for part in alternatives)
+
+
+def _group_http(atoms: list[HttpAtom], dims: set[str]) -> list[dict[str, Any]]:
+    groups: dict[tuple[Any, ...], list[tuple[dict[str, Any], HttpAtom]]] = {}
+    for atom in atoms:
+        base: dict[str, Any] = {
+            "datetimeMinute": _ts(atom.bucket),
+            "datetimeFiveMinutes": _ts(atom.bucket),
+            "datetimeHour": _ts(atom.bucket.replace(minute=0)),
+            "date": atom.bucket.date().isoformat(),
+            "clientRequestHTTPHost": atom.host,
+            "clientRequestPath": atom.path,
+            "clientRequestHTTPMethodName": atom.method,
+            "edgeResponseStatus": atom.status,
+            "coloCode": "SJC",
+        }
+        key = tuple(base.get(d) for d in sorted(dims))
+        groups.setdefault(key, []).append((base, atom))
+    rows = []
+    for members in groups.values():
+        count = sum(a.count for _, a in members)
+
+        def weighted(index: int, members: list[tuple[dict[str, Any], HttpAtom]] = members, count: int = count) -> float:
+            total = sum(a.count * TTFB_MS[a.quality][index] * (0.97 + 0.06 * a.jitter) for _, a in members)
+            return round(total / count, 1) if count else 0.0
+
+        p50, p99 = weighted(0), weighted(1)
+        rows.append(
+            {
+                "count": count,
+                "dimensions": {d: members[0][0].get(d) for d in dims},
+                "sum": {"visits": count // 4, "edgeResponseBytes": count * 1_400},
+                "avg": {
+                    "sampleInterval": 1.0,
+                    "edgeTimeToFirstByteMs": p50,
+                    "originResponseDurationMs": round(p50 * 0.8, 1),
+                },
+                "quantiles": {
+                    "edgeTimeToFirstByteMsP50": p50,
+                    "edgeTimeToFirstByteMsP95": round(p50 + (p99 - p50) * 0.6, 1),
+                    "edgeTimeToFirstByteMsP99": p99,
+                    "originResponseDurationMsP50": round(p50 * 0.8, 1),
+                    "originResponseDurationMsP95": round((p50 + (p99 - p50) * 0.6) * 0.85, 1),
+                    "originResponseDurationMsP99": round(p99 * 0.9, 1),
+                },
+                "_all": members[0][0],
+            }
+        )
+    return rows
 
 
 def _error(now: datetime, message: str, *, path: Any = None, locations: Any = None) -> dict[str, Any]:

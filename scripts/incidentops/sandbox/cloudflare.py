@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from incidentops.sandbox import world as seed_world
-from incidentops.sandbox.analytics import Analytics, History
+from incidentops.sandbox.analytics import Analytics, History, HostModel, Observed
 from incidentops.sandbox.http import App, HttpError, HttpServer, Hub, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 from incidentops.sandbox.world import Quality, World, iso
@@ -447,12 +447,18 @@ class CloudflareEmulator:
         self.pages: dict[str, _Pages] = {}
         self.rulesets: dict[str, dict[str, Any]] = {}  # id -> ruleset, API shape
         self._seed(world or seed_world.seed())
+        self.hosts: dict[str, HostModel] = {}  # what the demo services answer, registered by them
+        self._observed: list[Observed] = []
         self.analytics = Analytics(
             self.account_id,
             workers=lambda: self.serving_history("worker"),
-            pages=lambda: self.serving_history("pages"),
-            quality=self.quality,
+            pages=self._pages_functions_history,
+            quality=self._analytics_quality,
             now=self.current_time,
+            services=lambda: {**self.serving_history("worker"), **self.serving_history("pages")},
+            hosts=lambda zone: [m for m in list(self.hosts.values()) if self.zone_for_host(m.host) == zone],
+            observed=lambda: list(self._observed),
+            zones=lambda: set(self.zones),
         )
         self.app = _CloudflareApp(self)
         self._routes()
@@ -552,6 +558,26 @@ class CloudflareEmulator:
                     for name, worker in self.workers.items()
                 }
             return {name: [(at, [(ident, 100.0)]) for at, ident in p.history] for name, p in self.pages.items()}
+
+    def _pages_functions_history(self) -> dict[str, History]:
+        """Pages Functions invocations exist only under the production script name, and only with Functions."""
+        by_project = self.serving_history("pages")
+        return {p.script_name: by_project[name] for name, p in self.pages.items() if p.functions}
+
+    def _analytics_quality(self, name: str, ident: str) -> Quality:
+        scripts = {p.script_name: name for name, p in self.pages.items()}
+        return self.quality(scripts.get(name, name), ident)
+
+    def register_host(self, model: HostModel) -> None:
+        """A demo service answers this host: its traffic feeds the zone's HTTP request analytics."""
+        with self.lock:
+            self.hosts[model.host] = model
+
+    def observe(self, host: str, method: str, path: str, status: int) -> None:
+        """Record a request a demo service really answered (zone HTTP analytics count it)."""
+        with self.lock:
+            if host in self.hosts:
+                self._observed.append(Observed(self.current_time(), host, method, path, status))
 
     def quality(self, service: str, ident: str) -> Quality:
         """Return the seeded quality of a Worker version or Pages deployment."""

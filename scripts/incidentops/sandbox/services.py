@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from incidentops.sandbox.analytics import HostModel, RouteShare
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
+from incidentops.sandbox.world import Quality
 
 # Demo tenants and the bearer tokens the smoke checks use (put them in SMOKE_TENANT_A/B_TOKEN).
 TENANT_A, TENANT_B = "t-100", "t-200"
@@ -30,6 +33,20 @@ REPORTS = {
 }
 # Which service answers on which host, and the hosts the sandbox serves when no config says otherwise.
 HOST_SERVICES = {"api": "api-worker", "ingest": "ingest-worker", "admin": "admin-pages", "portal": "user-portal"}
+# What clients ask each host for, as shares of its requests: the zone's HTTP analytics replay this mix through
+# the host's own routes, so they show what these services answer (sandbox/analytics.py).
+HOST_TRAFFIC: dict[str, tuple[RouteShare, ...]] = {
+    "api": (
+        RouteShare("GET", "/v1/reports", 0.6),
+        RouteShare("GET", "/v1/reports/rep-100-1", 0.3),
+        RouteShare("GET", "/healthz", 0.1),
+    ),
+    "ingest": (RouteShare("POST", "/v1/events", 0.9), RouteShare("GET", "/healthz", 0.1)),
+    "admin": (RouteShare("GET", "/", 1.0),),
+    "portal": (RouteShare("GET", "/", 0.7), RouteShare("GET", "/login", 0.3)),
+}
+# While the analytics replay a route, the build quality they ask about (instead of what is live now).
+_REPLAYED: ContextVar[Quality | None] = ContextVar("replayed_quality", default=None)
 DEFAULT_BASE_URLS = {key: f"https://{key}.example.com" for key in HOST_SERVICES}
 
 
@@ -81,9 +98,33 @@ class _EdgeApp(App):
         self.service = service
 
     def good(self, service: str | None = None) -> bool:
+        replayed = _REPLAYED.get()
+        if replayed is not None and (service or self.service) == self.service:
+            return replayed == "good"
         return self.cloudflare.is_good(service or self.service)
 
+    def replay(self, method: str, path: str, quality: Quality) -> int:
+        """The status this host's service answers `method path` from tenant A when a build of `quality` serves."""
+        request = Request(
+            method=method,
+            path=path,
+            raw_path=path,
+            query={},
+            headers={"authorization": f"Bearer {TENANT_A_TOKEN}", "content-type": "application/json"},
+            body=b'{"event": "page_view"}' if method == "POST" else b"",
+        )
+        token = _REPLAYED.set(quality)
+        try:
+            return App.dispatch(self, request).status
+        finally:
+            _REPLAYED.reset(token)
+
     def dispatch(self, request: Request) -> Response:
+        answer = self._answer(request)
+        self.cloudflare.observe(self.host, request.method, request.path, answer.status)
+        return answer
+
+    def _answer(self, request: Request) -> Response:
         rule = self.cloudflare.edge_decision(self.host, request.path, request.method)
         if rule is not None:
             return edge_answer(rule)
@@ -193,6 +234,7 @@ class DemoServices:
                     continue
                 app = _EdgeApp(cloudflare, urlsplit(url).hostname or url, HOST_SERVICES[key])
                 _ROUTES[key](app)
+                cloudflare.register_host(HostModel(app.host, app.service, HOST_TRAFFIC[key], app.replay))
                 own = Hub(latency_ms=hub.latency_ms if hub else 0)
                 if hub is not None:
                     # One fault list for the whole sandbox: POST /_sandbox/faults reaches these hosts too.
