@@ -197,17 +197,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from incidentops.flows.report import build_report
 
     workspace = Path(args.workspace)
-    if args.incidents:
-        incidents = Path(args.incidents)
-    else:
-        configured = load_config(workspace).incidents_dir if (workspace / CONFIG_FILE).is_file() else "incidents"
-        incidents = workspace / configured
+    config = load_config(workspace) if (workspace / CONFIG_FILE).is_file() else None
+    incidents = (
+        Path(args.incidents) if args.incidents else workspace / (config.incidents_dir if config else "incidents")
+    )
     server, repository = os.environ.get("GITHUB_SERVER_URL"), os.environ.get("GITHUB_REPOSITORY")
     outcome = build_report(
         incidents,
         Path(args.out),
         workspace=workspace,
         repo_url=f"{server}/{repository}" if server and repository else None,
+        private=config.report_is_private if config else False,
     )
     for bad in outcome.malformed:
         where = os.path.relpath(incidents / bad.source, workspace)

@@ -10,6 +10,7 @@ import pytest
 
 from incidentops.sandbox import actions_rules as rules
 from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, load_workflows
+from tests.e2e import test_workflow_security as security
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = load_workflows(REPO_ROOT / ".github" / "workflows")
@@ -184,3 +185,16 @@ def test_activity_types_no_flow_handles_start_no_run() -> None:
     assert {d["reason"] for d in s.decisions if d["workflow"] == "incident.yml"} == {
         f"activity type {a!r} is not in on.issues.types" for a in ("unlabeled", "reopened", "edited", "assigned")
     }
+
+
+@pytest.mark.parametrize(("workflow", "event", "make", "runs"), security.FILTER_CASES, ids=security.FILTER_IDS)
+def test_the_sandbox_reads_each_jobs_if_as_act_does(workflow: str, event: str, make: Any, runs: bool) -> None:
+    """The same payloads tests/e2e/test_workflow_security.py::test_job_filter hands to act: the sandbox's reading of
+    the job's `if:` must agree with act's (the scheduler also reports any disagreement at run time)."""
+    doc = next(w.doc for w in WORKFLOWS if w.file == workflow)
+    job = next(iter(doc["jobs"].values()))
+    payload = make()
+    delivery = rules.Delivery(event, payload)
+    contexts = {"github": rules.github_context(delivery, "octo-org/Hello-World", str(doc.get("name")), "c" * 40)}
+    contexts["github"]["repository"] = payload["repository"]["full_name"]
+    assert rules.condition(job.get("if"), contexts) is runs

@@ -111,14 +111,18 @@ def test_the_pusher_is_who_the_credentials_say_even_when_persisted_in_git_config
 ) -> None:
     work = clone_and_commit(sandbox, tmp_path, "persisted")
     basic = base64.b64encode(f"x-access-token:{sandbox.info['actions_token']}".encode()).decode()
-    # What actions/checkout leaves with persist-credentials: true (src/git-auth-helper.ts).
+    # What actions/checkout (v6 and later) leaves with persist-credentials: true: the header in a config file
+    # of its own, included from .git/config (src/git-auth-helper.ts).
+    creds = tmp_path / "git-credentials.config"
     git(
         "config",
-        "--local",
+        "--file",
+        str(creds),
         f"http.{sandbox.info['github_server_url']}/.extraheader",
         f"AUTHORIZATION: basic {basic}",
         cwd=work,
     )
+    git("config", "--local", f"includeIf.gitdir:{work}/.git.path", str(creds), cwd=work)
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     (push,) = pushes(sandbox)
     assert push["pusher"]["name"] == "github-actions[bot]"

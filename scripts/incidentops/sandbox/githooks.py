@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -98,21 +99,26 @@ def _from_environ(environ: dict[str, str]) -> str | None:
 
 
 def _from_pushing_repository(pid: int) -> str | None:
-    """The header persisted in the .git/config of the repository a process runs in (persist-credentials)."""
+    """The header persisted for the repository a process runs in (actions/checkout's persist-credentials:
+    a config file of its own that .git/config includes); git resolves the include."""
     try:
         cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except OSError:
         return None
-    for config in (cwd / ".git" / "config", cwd / "config"):
-        try:
-            text = config.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.strip().lower().startswith("extraheader"):
-                token = _header_token(line.split("=", 1)[1])
-                if token:
-                    return token
+    if not (cwd / ".git").exists():
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}  # not the bare repository's
+    found = subprocess.run(
+        ["git", "-C", str(cwd), "config", "--get-regexp", r"^http\..*\.extraheader$"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    for line in found.stdout.splitlines():
+        token = _header_token(line.split(" ", 1)[1] if " " in line else "")
+        if token:
+            return token
     return None
 
 
