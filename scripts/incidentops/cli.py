@@ -181,12 +181,26 @@ def _cmd_remind(args: argparse.Namespace) -> int:
     import os
 
     from incidentops.adapters.actions import Runner
-    from incidentops.flows.remind import run_reminders
+    from incidentops.flows.remind import run_reminders, watch_reminders
     from incidentops.wiring import ports_from_env
 
     ports = ports_from_env(os.environ)
-    outcome = run_reminders(ports)
+    if args.watch_minutes and args.watch_minutes > 0:
+        outcome = watch_reminders(ports, minutes=args.watch_minutes, interval=args.interval)
+    else:
+        outcome = run_reminders(ports)
     return _report(outcome, Runner(redact=ports.redact))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import os
+
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.reconcile import sweep
+    from incidentops.wiring import ports_from_env
+
+    ports = ports_from_env(os.environ)
+    return _report(sweep(ports), Runner(redact=ports.redact))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -291,8 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--close", action="store_true", help="resolve and close when met, else reopen and list")
     verify.set_defaults(handler=_cmd_verify)
 
-    remind = sub.add_parser("remind", help="post due reminders (run every 5 minutes by a scheduled workflow)")
+    remind = sub.add_parser("remind", help="post due reminders (run every 30 minutes by a scheduled workflow)")
+    remind.add_argument(
+        "--watch-minutes",
+        type=float,
+        default=0,
+        help="while a SEV-1 is open, keep checking for up to this many minutes (default: one pass)",
+    )
+    remind.add_argument("--interval", type=float, default=60, help="seconds between checks while watching")
     remind.set_defaults(handler=_cmd_remind)
+    sweep = sub.add_parser(
+        "sweep", help="apply what runs GitHub cancelled missed: untraced commands, unjudged closes (scheduled)"
+    )
+    sweep.set_defaults(handler=_cmd_sweep)
 
     report = sub.add_parser("report", help="build the static incident history site (HTML) from the incident files")
     report.add_argument("--out", default="site", help="directory to write the site into (default: site)")

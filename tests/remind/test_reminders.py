@@ -169,3 +169,49 @@ def test_a_deleted_or_moved_followup_issue_is_reported_and_skipped(world: World)
     assert outcome.details["posted"] == [f"remind:{inc}:followup-overdue:#{kept}:2026-11-26"]
     assert f"skipped follow-up issue #{deleted}: it was deleted (HTTP 410)" in outcome.steps
     assert any(step.startswith(f"skipped follow-up issue #{moved}: it was moved") for step in outcome.steps)
+
+
+def test_while_a_sev_1_is_open_one_run_keeps_checking_and_posts_within_a_minute_of_due(world: World) -> None:
+    from dataclasses import replace
+
+    from incidentops.flows.remind import watch_reminders
+
+    number = world.open_incident()
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    inc = f"INC-{number:04d}"
+    declared_ts = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The scheduled run starts 5 minutes after the declaration: comms-unassigned is due at +15 minutes, a status
+    # update at +30.
+    clock = [NOW + timedelta(minutes=5)]
+    elapsed = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+        elapsed[0] += seconds
+
+    posted_at: list[datetime] = []
+    ports = replace(world.ports(), clock=lambda: clock[0])
+    real_post = ports.github.post_comment_once
+
+    def post(number: int, marker: str, body: str) -> Any:
+        posted_at.append(clock[0])
+        return real_post(number, marker, body)
+
+    ports.github.post_comment_once = post  # type: ignore[method-assign]
+    outcome = watch_reminders(ports, minutes=28, interval=60, sleep=sleep, monotonic=lambda: elapsed[0])
+    # Both reminders that fell due during the run's 28 minutes, each on the first check at or after its due time.
+    assert outcome.details["posted"] == [f"remind:{inc}:comms-unassigned", f"remind:{inc}:status-stale:{declared_ts}"]
+    assert posted_at == [NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)]
+    assert outcome.details["passes"] == 28  # one check a minute for the run's 28 minutes, no more
+
+
+def test_with_nothing_watched_a_run_checks_once(world: World) -> None:
+    from incidentops.flows.remind import watch_reminders
+
+    number = world.open_incident()
+    world.label(number, "sev-2")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    slept: list[float] = []
+    outcome = watch_reminders(world.ports(NOW + timedelta(minutes=5)), minutes=28, sleep=slept.append)
+    assert slept == [] and outcome.details["passes"] == 1

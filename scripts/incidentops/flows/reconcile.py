@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from incidentops.adapters.git import BOT_NAME as BOT_LOGIN
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_path
-from incidentops.core.events import Event
+from incidentops.core.events import Event, Issue
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.base import Ports
+from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.commands import catch_up_commands
 from incidentops.flows.declare import declare
 from incidentops.flows.verify import on_issue_closed
@@ -82,3 +83,34 @@ def _closed(event: Event, ports: Ports, path: str, closed_by: str | None, closed
     synthetic = Event("issues", "closed", closed_by, False, issue=issue, raw=event.raw)
     outcome = on_issue_closed(synthetic, ports)
     return [f"reconciled the issue's closed state: {outcome.status}: {outcome.message}"]
+
+
+def sweep(ports: Ports) -> Outcome:
+    """The scheduled repair (remind.yml): for every incident still open in its file, apply the commands that left no
+    trace and judge a close that no run judged. A repair GitHub's cancelled runs left for a later event that never
+    came is made here. Each command is checked against its own author's role, a close against the closer's."""
+    ports.git.sync()
+    folder = ports.workspace / ports.config.incidents_dir
+    steps: list[str] = []
+    for path in sorted(folder.glob("INC-*.md")):
+        try:
+            fields = f.read_fields(path.read_text(encoding="utf-8"))
+        except (OSError, f.IncidentFileError):
+            continue
+        number = fields.get("issue")
+        if fields.get("status") in ("closed", "resolved") or not isinstance(number, int):
+            continue
+        try:
+            live = ports.github.live_issue(number)
+        except IncidentOpsError as err:
+            steps.append(f"#{number}: could not read the issue: {err}")
+            continue
+        issue = Issue(number, "", "", live.state, "", live.labels, (), "", live.updated_at, False)
+        event = Event("schedule", "sweep", BOT_LOGIN, True, issue=issue)
+        repaired = catch_up_commands(event, ports)
+        if live.state == "closed":
+            repaired += _closed(event, ports, incident_path(ports.config, number), live.closed_by, live.closed_at)
+        steps += [f"#{number}: {step}" for step in repaired]
+    if not steps:
+        return Outcome("unchanged", "nothing was missed")
+    return Outcome("repaired", f"repaired {len(steps)} missed event(s)", steps=steps)
