@@ -73,6 +73,7 @@ test-fast: install
 
 bench: install
 	$(VENV)/bin/python benchmarks/history.py
+	$(VENV)/bin/python benchmarks/parsing.py
 	$(VENV)/bin/python benchmarks/smoke.py
 	$(VENV)/bin/python benchmarks/declare.py
 	$(VENV)/bin/python benchmarks/rollback.py

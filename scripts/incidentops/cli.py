@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError
+
+if TYPE_CHECKING:  # the flows are imported lazily, per command, to keep start-up fast
+    from incidentops.adapters.actions import Runner
+    from incidentops.flows.base import Outcome
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # a domain error: the message says what to do
@@ -116,20 +121,16 @@ def _cmd_rollback_apply(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _report(outcome: object, runner: object) -> int:
+def _report(outcome: Outcome, runner: Runner) -> int:
     """Print a flow's outcome the way every command does: message, steps, annotation, summary."""
-    from incidentops.adapters.actions import Runner
-
-    assert isinstance(runner, Runner)
-    message = getattr(outcome, "message", "")
-    runner.say(f"incidentops: {message}")
-    for step in getattr(outcome, "steps", []):
+    runner.say(f"incidentops: {outcome.message}")
+    for step in outcome.steps:
         runner.say(f"  - {step}")
-    if getattr(outcome, "status", "") != "skipped":
-        runner.annotate(getattr(outcome, "level", "notice"), message)
+    if outcome.status != "skipped":
+        runner.annotate(outcome.level, outcome.message)
     runner.summary(_summary(outcome))
-    runner.output("status", str(getattr(outcome, "status", "")))
-    return int(getattr(outcome, "exit_code", 0))
+    runner.output("status", outcome.status)
+    return outcome.exit_code
 
 
 def _cmd_smoke(args: argparse.Namespace) -> int:
@@ -230,17 +231,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summary(outcome: object) -> str:
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from incidentops.core import doctor as core
+    from incidentops.core.redact import Redactor
+    from incidentops.flows.doctor import run_doctor
+
+    redact = Redactor.from_env(os.environ)
+    checks = run_doctor(Path(args.workspace).resolve(), os.environ)
+    print(redact(core.render_json(checks) if args.json else core.render_text(checks)), end="", flush=True)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(redact(core.render_markdown(checks)))
+    return core.exit_code(checks)
+
+
+def _summary(outcome: Outcome) -> str:
     from incidentops.render import render
 
-    headline = getattr(outcome, "message", "")
     return render(
-        "summary-declare.md.j2",
-        None,
-        headline=headline,
-        incident=None,
-        path=getattr(outcome, "path", None),
-        steps=getattr(outcome, "steps", []),
+        "summary-declare.md.j2", None, headline=outcome.message, incident=None, path=outcome.path, steps=outcome.steps
     )
 
 
@@ -326,6 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--workspace", default=".", help="ops repository root, for templates/ (default: .)")
     report.set_defaults(handler=_cmd_report)
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix; reads only",
+    )
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    doctor.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     demo = sub.add_parser("demo", help="run the incident playbook against the built-in sandbox, narrated")
     demo.add_argument("--seed", default=".", help="ops repository layout to seed the sandbox from (default: .)")

@@ -23,6 +23,7 @@ ACTIONS = (
     "lift",  # /lift <route>
     "rollback_plan",  # /rollback: open the rollback PR
     "rollback_apply",  # merging the rollback PR (or `incidentops rollback apply`)
+    "rollback_override",  # merging a rollback PR whose pins differ from the bot's plan (recorded)
     "resolve",  # /resolve, and closing the incident issue
     "followup",  # /followup
     "note",  # /note, /status
@@ -222,7 +223,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             "error_rate_tolerance": float,
             "latency_tolerance": float,
         },
-        "containment": {"expiry_hours": float},
+        "containment": {"expiry_hours": float, "verify_seconds": float},
     }
     for section, keys in numbers.items():
         if section not in doc:

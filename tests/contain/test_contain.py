@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -80,9 +81,12 @@ def test_contain_adds_one_rule_beside_the_zone_rules_records_it_and_the_route_is
     assert outcome.details["verified"] is True and any(s.startswith("deny verified") for s in outcome.steps)
 
     rules = ruleset(world)
-    assert rules is not None and rules.rules[0].description == "the zone's own rule"
-    ours = rules.find(f"incidentops-{inc}-v1-reports")
-    assert ours is not None and ours.action == "block" and len(rules.rules) == 2
+    # One rule for the incident, first in the list, the zone's own rule kept after it.
+    assert rules is not None and rules.rules[1].description == "the zone's own rule"
+    ours = rules.find(f"incidentops-{inc}")
+    assert ours is not None and ours.action == "block" and len(rules.rules) == 2 and rules.rules[0].id == ours.id
+    assert 'lower(http.request.uri.path) eq "/v1/reports"' in ours.expression
+    assert outcome.details["plan"] == "pro" and outcome.details["response"] == "custom"  # Pro: custom JSON body
     assert [r["method"] for r in cf_requests(world, "PUT")] == ["PUT"]  # only the test's own PUT
     assert len(cf_requests(world, "POST")) == 1
 
@@ -103,6 +107,7 @@ def test_contain_adds_one_rule_beside_the_zone_rules_records_it_and_the_route_is
     containment = text.split("## Containment\n", 1)[1].split("\n## ", 1)[0]
     assert f"| `/v1/reports` | `{ours.id}` | 2026-11-27T03:14:40Z | 2026-11-27T07:14:40Z | — |" in containment
     assert any(r[2].startswith("Contained /v1/reports: deny response 403") for r in f.timeline_rows(text))
+    assert entry["response"] == "custom" and entry["verified"] == "2026-11-27T03:14:40Z"
     assert any("is contained" in c and ours.id in c for c in world.comments(number))
 
 
@@ -221,3 +226,134 @@ def test_contain_and_lift_comments(world: World) -> None:
     world.repo("oncall-write").get_issue(number).create_comment("/lift /v1/reports")
     assert world.run(world.next_event("issue_comment", "created")).status == "lifted"
     assert reports(world).status_code == 200
+
+
+# -- on real Cloudflare (issue #13): plans, rule order, one rule per incident, propagation -------------------
+
+
+def control(world: World, path: str, body: dict[str, Any]) -> None:
+    response = httpx.put(world.info["control_url"] + path, json=body)
+    assert response.status_code == 200, response.text
+
+
+def set_plan(world: World, plan: str) -> None:
+    control(world, f"/cloudflare/zones/{seeded.ZONE_ID}/plan", {"plan": plan})
+
+
+def api(world: World, path: str) -> httpx.Response:
+    return httpx.get(world.info["base_urls"]["production"]["api"] + path, headers=A)
+
+
+def test_containment_on_a_free_zone_is_a_plain_block_and_the_check_sees_cloudflares_block_page(world: World) -> None:
+    set_plan(world, "free")
+    number = declared(world)
+    outcome = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.status == "contained" and outcome.details["verified"] is True, outcome.steps
+    assert outcome.details["response"] == "block-page" and outcome.details["plan"] == "free"
+    rules = ruleset(world)
+    assert rules is not None and not rules.rules[0].action_parameters  # no custom response: Free refuses it
+    denied = reports(world)
+    assert denied.status_code == 403 and "Sorry, you have been blocked" in denied.text
+    (entry,) = f.read_fields(incident(world, number))["containment"]
+    assert entry["response"] == "block-page" and entry["verified"] == "2026-11-27T03:14:40Z"
+    # The runbook's smoke run checks the same block page while the route is contained.
+    smoke = run_smoke(world.ports(), "production", ["api-worker"], number, "comment-2", settings=FAST)
+    deny = [r for r in smoke.details["results"] if r.service == "containment"]
+    assert deny and all(r.result == "passed" for r in deny)
+
+
+def test_a_skip_rule_already_in_the_zone_does_not_let_traffic_past_the_deny(world: World) -> None:
+    partner = {
+        "action": "skip",
+        "expression": 'starts_with(http.request.uri.path, "/v1/")',
+        "description": "partner integrations skip the remaining custom rules",
+        "action_parameters": {"ruleset": "current"},
+    }
+
+    async def put() -> None:
+        async with world.cloudflare(seeded.ACCOUNT_ID) as cf:
+            await cf.put_entrypoint_ruleset(seeded.ZONE_ID, [partner])
+
+    asyncio.run(put())
+    number = declared(world)
+    outcome = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.details["verified"] is True, outcome.steps
+    rules = ruleset(world)
+    assert rules is not None and [r.action for r in rules.rules] == ["block", "skip"]
+    assert reports(world).status_code == 403
+
+
+def test_paths_are_denied_in_any_case(world: World) -> None:
+    number = declared(world)
+    contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert api(world, "/V1/Reports").status_code == 403 and api(world, "/v1/REPORTS/rep-200-1").status_code == 403
+    assert api(world, "/v1/reportsx").status_code == 404
+
+
+def test_one_rule_per_incident_covers_every_route_and_lifting_edits_it(world: World) -> None:
+    number = declared(world)
+    inc = f"INC-{number:04d}"
+    first = contain_route(world.ports(), number, "api.example.com/v1/reports", "oncall-write", "comment-1")
+    second = contain_route(world.ports(), number, "ingest.example.com/v1/events", "oncall-write", "comment-2")
+    rules = ruleset(world)
+    assert rules is not None and len(rules.rules) == 1
+    assert first.details["rule_id"] == second.details["rule_id"] == rules.rules[0].id
+    assert rules.rules[0].ref == f"incidentops-{inc}" and "/v1/events" in rules.rules[0].expression
+    ingest = world.info["base_urls"]["production"]["ingest"]
+    assert httpx.post(ingest + "/v1/events", json={}, headers=A).status_code == 403
+    later = world.ports(now=NOW + timedelta(minutes=30))
+    assert lift_route(later, number, "api.example.com/v1/reports", "oncall-write", "comment-3").status == "lifted"
+    rules = ruleset(world)
+    assert rules is not None and len(rules.rules) == 1 and "/v1/reports" not in rules.rules[0].expression
+    assert "no longer matches it" in world.comments(number)[-1]
+    assert lift_route(later, number, "ingest.example.com/v1/events", "oncall-write", "comment-4").status == "lifted"
+    rules = ruleset(world)
+    assert rules is not None and rules.rules == ()
+    entries = f.read_fields(incident(world, number))["containment"]
+    assert [e["lifted"] for e in entries] == ["2026-11-27T03:44:40Z", "2026-11-27T03:44:40Z"]
+
+
+def test_a_zone_without_room_for_the_rule_is_refused_with_a_clear_error(world: World) -> None:
+    set_plan(world, "free")
+    own = [
+        block_rule(f'http.request.uri.path eq "/old-{n}"', description=f"own {n}", custom_response=False)
+        for n in range(5)
+    ]
+
+    async def put() -> None:
+        async with world.cloudflare(seeded.ACCOUNT_ID) as cf:
+            await cf.put_entrypoint_ruleset(seeded.ZONE_ID, own)
+
+    asyncio.run(put())
+    number = declared(world)
+    world.repo("oncall-write").get_issue(number).create_comment("/contain /v1/reports")
+    outcome = world.run(world.next_event("issue_comment", "created"))
+    assert outcome.status == "rejected"
+    assert "already has 5 custom rules, the most its free plan allows (5)" in outcome.message
+    assert "already has 5 custom rules" in world.comments(number)[-1]
+    rules = ruleset(world)
+    assert rules is not None and len(rules.rules) == 5 and cf_requests(world, "POST") == []
+    assert f.read_fields(incident(world, number))["containment"] == []
+
+
+def test_the_deny_is_verified_once_the_rule_has_propagated(world: World) -> None:
+    control(world, "/cloudflare/propagation", {"min_seconds": 1.0, "max_seconds": 1.5})
+    number = declared(world)
+    outcome = contain_route(world.ports(), number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.details["verified"] is True, outcome.steps
+    checks = [s for s in outcome.steps if s.startswith("deny verified")]
+    assert checks and all("1 check(s)" not in s for s in checks)  # the first look saw the old behaviour
+
+
+def test_a_deny_not_seen_by_the_deadline_is_recorded_as_not_yet_verified(world: World) -> None:
+    control(world, "/cloudflare/propagation", {"min_seconds": 30, "max_seconds": 30})
+    ports = world.ports()
+    ports.config = replace(ports.config, extra={**ports.config.extra, "containment": {"verify_seconds": 1.0}})
+    number = declared(world)
+    outcome = contain_route(ports, number, "/v1/reports", "oncall-write", "comment-1")
+    assert outcome.status == "contained" and outcome.details["verified"] is False
+    assert "not yet verified" in outcome.message and outcome.level == "warning"
+    (entry,) = f.read_fields(incident(world, number))["containment"]
+    assert entry["verified"] == "not yet verified"
+    assert any("not yet verified" in r[2] for r in f.timeline_rows(incident(world, number)))
+    assert "not yet verified" in world.comments(number)[-1]

@@ -24,6 +24,8 @@ JOB_SCOPES = {"contents", "issues", "pull-requests"}
 SCOPE_EXCEPTIONS = {
     # GitHub Pages: create the deployment, and prove with an OIDC token that the artifact is this run's.
     ("report.yml", "deploy"): {"pages": "write", "id-token": "write"},
+    # The setup check reads the Pages source and visibility; it writes nothing.
+    ("doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
 }
 # The handle-event step's environment: the job token, Cloudflare, the smoke checks' tenant credentials
 # (secrets) and the optional base-URL override (a repository variable; empty means incidentops.yaml).

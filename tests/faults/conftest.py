@@ -25,15 +25,43 @@ TALLY_NAME = "faults-tally.json"
 
 @dataclass
 class Faults:
-    """The sandbox's fault injection and request log, for one world."""
+    """The sandbox's fault injection and request log, for one world; remembers how often each fault fired."""
 
     control_url: str
+    added: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> spec
+    cleared: dict[int, int] = field(default_factory=dict)  # id -> hits, read back before DELETE
 
-    def add(self, **spec: Any) -> None:
-        httpx.post(self.control_url + "/faults", json=spec).raise_for_status()
+    def add(self, **spec: Any) -> int:
+        """Inject a fault; returns its id."""
+        answer = httpx.post(self.control_url + "/faults", json=spec)
+        answer.raise_for_status()
+        fault_id = int(answer.json()["id"])
+        self.added[fault_id] = spec
+        return fault_id
 
     def clear(self) -> None:
+        self.cleared.update(self._live_hits())
         httpx.delete(self.control_url + "/faults").raise_for_status()
+
+    def _live_hits(self) -> dict[int, int]:
+        listed = httpx.get(self.control_url + "/faults")
+        listed.raise_for_status()
+        return {int(f["id"]): int(f["hits"]) for f in listed.json()}
+
+    def fired(self, *ids: int) -> int:
+        """Assert that each fault (by default every one this test added) fired: exactly `count` times, or at least
+        once when it had no count. Returns how often they fired in all, read back from the sandbox."""
+        hits = {**self.cleared, **self._live_hits()}
+        chosen = ids or tuple(self.added)
+        assert chosen, "no fault was injected"
+        unfired = {}
+        for fault_id in chosen:
+            count = self.added[fault_id].get("count", 1)
+            got = hits.get(fault_id, 0)
+            if (count is None and got < 1) or (count is not None and got != count):
+                unfired[fault_id] = {"spec": self.added[fault_id], "fired": got}
+        assert not unfired, f"injected faults that did not fire as set up: {unfired}"
+        return sum(hits[fault_id] for fault_id in chosen)
 
     def requests(self) -> list[dict[str, Any]]:
         return list(httpx.get(self.control_url + "/requests").json())
@@ -58,6 +86,8 @@ def faults(world: World) -> Iterator[Faults]:
     helper = Faults(world.info["control_url"])
     yield helper
     helper.clear()
+    if helper.added:
+        helper.fired()  # a fault test whose fault never fired proves nothing
 
 
 @dataclass
@@ -69,6 +99,8 @@ class Tally:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, fault: str, injected: int, outcome: str, **extra: Any) -> None:
+        """`injected`: how often the faults fired, as read back (`Faults.fired`, a hook's counter), never assumed."""
+        assert injected > 0, f"{fault}: no fault fired, so there is nothing to tally"
         row = {"test": self.test, "fault": fault, "injected": injected, "outcome": outcome, **extra}
         self.rows.append(row)
         with self.path.open("a", encoding="utf-8") as out:

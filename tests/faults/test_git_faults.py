@@ -91,7 +91,8 @@ def test_a_push_rejected_five_times_lands_on_the_sixth_and_keeps_everyone_elses_
     assert log[1:6] == [f"someone else's change {n}" for n in (4, 3, 2, 1, 0)]
     assert linear(world)
     assert len([c for c in world.comments(number) if "incidentops:declared" in c]) == 1
-    tally("git push rejected (someone else pushed first)", 5, "re-applied on the new tip; landed on attempt 6")
+    assert hook.pushes() == 6  # the hook saw (and refused) five pushes before the sixth
+    tally("git push rejected (someone else pushed first)", hook.pushes() - 1, "re-applied on the new tip; landed on 6")
 
 
 def test_pushes_rejected_for_good_stop_clearly_with_nothing_half_done_and_a_rerun_finishes(
@@ -105,7 +106,8 @@ def test_pushes_rejected_for_good_stop_clearly_with_nothing_half_done_and_a_reru
         run_declare(delivery, ports)
     assert "push to main was rejected 4 times in a row" in str(stopped.value)
     assert "nothing was lost" in (stopped.value.hint or "") and "re-run" in (stopped.value.hint or "")
-    assert hook.pushes() == 4
+    declined = hook.pushes()
+    assert declined == 4
     # Nothing downstream of the commit happened: no label, no comment, main untouched.
     assert subjects(world) == before
     assert world.comments(number) == []
@@ -116,4 +118,4 @@ def test_pushes_rejected_for_good_stop_clearly_with_nothing_half_done_and_a_reru
     assert again.status == "declared", again.message
     assert world.bare_log(path_of(number)) == [f"INC-{number:04d}: declare SEV-1 (@oncall-write, #{number})"]
     assert len(world.comments(number)) == 1 and linear(world)
-    tally("git push declined by a hook, never recovering", 4, "clear error, nothing half done; re-run converged")
+    tally("git push declined by a hook, never recovering", declined, "clear error, nothing half done; re-run converged")

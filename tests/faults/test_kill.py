@@ -118,11 +118,12 @@ def test_killed_mid_rollback_then_rerun_converges_without_deploying_twice(
     recorded = sorted({row.split(" | ")[0].removeprefix("| ") for row in rollback_rows(world, number)})
     assert {"ingest-worker", "admin-pages"} <= set(recorded)
     assert world.violations() == []
+    held = faults.fired()  # every deployment POST but api-worker's was held by the sandbox when the kill came
     tally(
         "process SIGKILLed mid rollback apply, same event run again",
-        injected=1,
+        injected=1,  # the kill, seen above as the process's exit by SIGKILL
         outcome="every service at its pin, one deployment each, statuses done",
-        in_flight_at_kill=len(IN_FLIGHT),
+        in_flight_at_kill=held,
         landed_after_kill=2,
         rollback_rows_for=recorded,
     )
@@ -142,12 +143,14 @@ def test_deployments_made_by_an_interrupted_attempt_get_their_rows_in_the_incide
     try:
         with pytest.raises(GitError, match="rejected 3 times in a row"):
             handle(event, stopped)
+        declined = hook.pushes()
     finally:
         hook.remove()
+    assert declined == 3
     assert all(world.live(s) == pins(world)[s] for s in ROLLBACK_SERVICES)
     outcome = handle(event, ports_with_cloudflare(world, POLICY))
     assert outcome.status in ("unchanged", "rolled-back"), outcome.message
     assert rollback_status(world, number) == dict.fromkeys(ROLLBACK_SERVICES, "done")
     recorded = sorted({row.split(" | ")[0].removeprefix("| ") for row in rollback_rows(world, number)})
-    tally("git push declined after the deployments, then re-run", 3, f"rows recorded for {recorded}")
+    tally("git push declined after the deployments, then re-run", declined, f"rows recorded for {recorded}")
     assert recorded == sorted(ROLLBACK_SERVICES)

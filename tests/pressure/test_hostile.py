@@ -119,8 +119,17 @@ def test_hostile_issues_through_the_real_flow(world: World) -> None:
 
 @pytest.mark.parametrize("index", range(len(comments())))
 def test_every_hostile_comment_is_data_or_a_clear_refusal(index: int) -> None:
-    """Parse and apply each comment as the command flow does; the file stays well-formed and lint-clean."""
-    from incidentops.core.commands import CommandError, Context, apply, find_command, parse_command
+    """Parse and apply each comment as the command flows do; the file stays well-formed and lint-clean."""
+    from incidentops.core.commands import (
+        CommandError,
+        Context,
+        FollowUp,
+        Help,
+        apply,
+        apply_followup,
+        find_command,
+        parse_command,
+    )
 
     body = comments()[index]
     base = new_incident_text(event_for("Reports leak", ""), read_intake(FORM, SERVICES, ENVS, now=NOW), "SEV-1", NOW)
@@ -132,12 +141,51 @@ def test_every_hostile_comment_is_data_or_a_clear_refusal(index: int) -> None:
         assert parsed.message  # a precise complaint, answered with the help text
         return
     ctx = Context("eve", "2026-11-27T04:05:00Z", "[comment](https://example.invalid/c/1)", f"comment-{index}")
-    try:
+    if isinstance(parsed, Help):
+        return  # answered with the help text; the file is not touched
+    if isinstance(parsed, FollowUp):  # the follow-ups flow opens the issue, then records it with this edit
+        text = apply_followup(base, parsed, "[#99](https://github.com/acme/ops/issues/99)", ctx)
+    else:
         text = apply(base, parsed, ctx)
-    except (TypeError, AttributeError):  # commands with side effects elsewhere (follow-ups) apply in their flow
-        return
-    if text is not None:
-        check_file(text, keys=COMMAND_KEYS)
+    assert text is not None  # a first application always records something
+    check_file(text, keys=COMMAND_KEYS)
 
 
 FORM = (ROOT / "tests/fixtures/forms/full.md").read_text()
+
+
+@pytest.mark.slow
+def test_every_hostile_followup_through_the_real_flow(world: World) -> None:
+    """Each hostile `/followup` as a comment, end to end: one follow-up issue each, data kept as data."""
+    from incidentops.core.commands import FollowUp, find_command, parse_command
+
+    followups = []
+    for body in comments():
+        found = find_command(body)
+        if found and found[0] == "followup":
+            assignable = body.replace(" @x ", " @oncall-write ")  # @x has no access, so GitHub could not assign
+            if isinstance(parse_command("followup", find_command(assignable)[1], NOW.date()), FollowUp):  # type: ignore[index]
+                followups.append(assignable)
+    assert len(followups) > 20
+    number = world.open_incident()
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled"), now=NOW).status == "declared"
+    issue = world.repo("oncall-write").get_issue(number)
+    for body in followups:
+        issue.create_comment(body)
+        outcome = world.run(world.next_event("issue_comment", "created"), now=NOW)
+        assert outcome.status == "recorded", (body[:80], outcome.status, outcome.message)
+    path = f"incidents/INC-{number:04d}.md"
+    text = world.bare_file(path)
+    check_file(text, path=path, keys=COMMAND_KEYS)
+    opened = [i for i in world.repo().get_issues(state="all", labels=["incident-followup"])]
+    assert len(opened) == len(followups)
+    for created in opened:
+        assert "\n" not in created.title and len(created.title) <= 256
+        assert "<script>" not in created.body and "<img" not in created.body
+        assert "\x00" not in created.body + created.title and "\u202e" not in created.body + created.title
+        assert "\n49\n" not in created.body and "boomboomboom" not in created.body
+    acknowledgements = [c.body for c in issue.get_comments() if c.user.login == "github-actions[bot]"]
+    assert len([c for c in acknowledgements if "the Follow-ups table (issue #" in c]) == len(followups)
+    assert all("<script>" not in c and "<img" not in c and "\x00" not in c for c in acknowledgements)
+    assert world.violations() == []

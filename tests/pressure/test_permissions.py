@@ -80,17 +80,18 @@ def merge_event(world: World) -> dict[str, Any]:
 
 
 CASES = {
-    # action: (setup, config key, what an allowed run reports)
-    "declare": (label_event, "declare", {"declared", "unchanged"}),
-    "escalate": (escalate_event, "escalate", {"escalated", "unchanged"}),
-    "contain": (comment_event("/contain /v1/reports"), "contain", {"contained", "unchanged"}),
-    "lift": (comment_event("/lift /v1/reports"), "lift", {"lifted", "unchanged"}),
-    "rollback plan": (comment_event("/rollback api-worker"), "rollback_plan", {"planned", "unchanged"}),
-    "rollback apply": (merge_event, "rollback_apply", {"rolled-back", "unchanged", "failed"}),
-    "resolve": (comment_event("/resolve"), "resolve", {"unmet", "closed", "unchanged"}),
+    # action: (setup, config key, what the first allowed actor's run reports: the effect, what later runs report)
+    "declare": (label_event, "declare", "declared", {"unchanged"}),
+    "escalate": (escalate_event, "escalate", "escalated", {"unchanged"}),
+    "contain": (comment_event("/contain /v1/reports"), "contain", "contained", {"unchanged"}),
+    "lift": (comment_event("/lift /v1/reports"), "lift", "lifted", {"unchanged"}),
+    "rollback plan": (comment_event("/rollback api-worker"), "rollback_plan", "planned", {"unchanged"}),
+    "rollback apply": (merge_event, "rollback_apply", "rolled-back", {"unchanged"}),
+    "resolve": (comment_event("/resolve"), "resolve", "unmet", {"unmet", "unchanged"}),
     "follow-up": (
         comment_event('/followup "Add a regression test" @oncall-write 2026-12-20'),
         "followup",
+        "recorded",
         {"recorded"},
     ),
 }
@@ -126,7 +127,7 @@ def state(world: World) -> tuple[str, int, frozenset[str]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("action", list(CASES))
 def test_each_actor_is_allowed_or_refused_as_configured(world: World, action: str) -> None:
-    setup, key, allowed_statuses = CASES[action]
+    setup, key, effect, later_statuses = CASES[action]
     for login, (role_name, base_role) in CUSTOM_ROLES.items():
         answer = httpx.put(
             f"{world.info['control_url']}/github/collaborators/{login}",
@@ -136,6 +137,7 @@ def test_each_actor_is_allowed_or_refused_as_configured(world: World, action: st
     delivery = setup(world)
     needed = CONFIG.permissions[key]
     results = {}
+    effects: list[str] = []  # the allowed actors whose run made the change
     for login, role in ACTORS:
         before = state(world)
         comments_before = sum(len(world.comments(n)) for n in _numbers(world))
@@ -151,10 +153,15 @@ def test_each_actor_is_allowed_or_refused_as_configured(world: World, action: st
             assert state(world) == before, (action, login)  # nothing changed
             assert sum(len(world.comments(n)) for n in _numbers(world)) == comments_before + 1  # one refusal
             assert f"needs at least the **{needed}** role" in _last_comment(world)
+        elif not effects:
+            # The first actor allowed to do it does it: the action's effect, and the record or the world changed.
+            assert outcome.status == effect, (action, login, outcome.status, outcome.message)
+            assert state(world) != before, (action, login, "reported the effect but changed nothing")
+            effects.append(login)
         else:
-            assert outcome.status in allowed_statuses, (action, login, outcome.status, outcome.message)
+            assert outcome.status in later_statuses, (action, login, outcome.status, outcome.message)
     allowed = [login for login, role in ACTORS if role != "bot" and RANKS.index(role) >= RANKS.index(needed)]
-    assert all(results[login] != "refused" for login in allowed)
+    assert effects == allowed[:1], (action, results)
 
 
 def _numbers(world: World) -> list[int]:

@@ -281,18 +281,47 @@ def block_rule(
     content: str = '{"error":"temporarily disabled"}',
     content_type: str = "application/json",
     enabled: bool = True,
+    custom_response: bool = True,
 ) -> dict[str, Any]:
-    """Return the body of a WAF custom rule that answers matching requests with `status`."""
-    body: dict[str, Any] = {
-        "description": description,
-        "expression": expression,
-        "action": "block",
-        "enabled": enabled,
-        "action_parameters": {"response": {"status_code": status, "content": content, "content_type": content_type}},
-    }
+    """Return the body of a WAF custom rule that answers matching requests with `status`.
+
+    Without `custom_response` (what a Free zone allows) the edge answers Cloudflare's own 403 block page.
+    """
+    body: dict[str, Any] = {"description": description, "expression": expression, "action": "block", "enabled": enabled}
+    if custom_response:
+        body["action_parameters"] = {
+            "response": {"status_code": status, "content": content, "content_type": content_type}
+        }
     if ref:
         body["ref"] = ref
     return body
+
+
+# Custom rules a zone may have, by plan (cloudflare-docs waf/custom-rules, availability table).
+PLAN_RULE_LIMITS = {"free": 5, "pro": 20, "business": 100, "enterprise": 1000}
+
+
+@dataclass(frozen=True)
+class Zone:
+    id: str
+    name: str
+    plan: str  # plan.legacy_id: free | pro | business | enterprise
+
+    @property
+    def paid(self) -> bool:
+        """Custom block responses are a paid-plan feature (cloudflare-docs waf/custom-rules; docs issue #22900)."""
+        return self.plan != "free"
+
+    @property
+    def rule_limit(self) -> int | None:
+        """How many custom rules the plan allows, or None for a plan we do not know."""
+        return PLAN_RULE_LIMITS.get(self.plan)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> Zone:
+        """Build from `GET /zones/{zone_id}`."""
+        plan = data.get("plan") or {}
+        return cls(id=str(data["id"]), name=str(data.get("name", "")), plan=str(plan.get("legacy_id") or "").lower())
 
 
 @dataclass(frozen=True)
@@ -525,6 +554,48 @@ class CloudflareClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    # -- the token and the account (setup checks and discovery) ---------------------------------
+
+    async def verify_token(self) -> dict[str, Any]:
+        """`GET /user/tokens/verify`: the token's id and status (active, disabled, expired)."""
+        result, _ = await self._call("GET", "/user/tokens/verify")
+        return dict(result or {})
+
+    async def token_details(self, token_id: str) -> dict[str, Any]:
+        """`GET /user/tokens/{id}`: the token's policies; needs the token's own "API Tokens Read" permission."""
+        result, _ = await self._call("GET", f"/user/tokens/{quote(token_id, safe='')}")
+        return dict(result or {})
+
+    async def list_worker_scripts(self) -> list[str]:
+        """The names of the account's Workers."""
+        result, _ = await self._call("GET", f"/accounts/{quote(self.account_id, safe='')}/workers/scripts")
+        return [str(item.get("id")) for item in result or [] if isinstance(item, dict) and item.get("id")]
+
+    async def list_pages_projects(self) -> list[dict[str, Any]]:
+        """The account's Pages projects (name, domains, …), every page."""
+        return await self._pages(f"/accounts/{quote(self.account_id, safe='')}/pages/projects", {})
+
+    async def list_zones(self) -> list[dict[str, Any]]:
+        """The zones of this account (id, name, plan), every page."""
+        return await self._pages("/zones", {"account.id": self.account_id})
+
+    async def list_worker_routes(self, zone_id: str) -> list[dict[str, Any]]:
+        """A zone's Worker routes (`pattern` → `script`)."""
+        result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}/workers/routes")
+        return [dict(item) for item in result or [] if isinstance(item, dict)]
+
+    async def _pages(self, path: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            result, info = await self._call("GET", path, params={**params, "page": str(page), "per_page": "50"})
+            items = [dict(item) for item in result or [] if isinstance(item, dict)]
+            found += items
+            pages = (info or {}).get("total_pages")
+            if not items or not isinstance(pages, int) or page >= pages or page >= 20:
+                return found
+            page += 1
+
     # -- Workers -------------------------------------------------------------------------------
 
     def _script(self, script: str) -> str:
@@ -635,7 +706,12 @@ class CloudflareClient:
         result, _ = await self._call("POST", path, safety="no-blind-retry")
         return PagesDeployment.from_api(result)
 
-    # -- WAF custom rules ------------------------------------------------------------------------
+    # -- zones and WAF custom rules --------------------------------------------------------------
+
+    async def get_zone(self, zone_id: str) -> Zone:
+        """Fetch a zone with its plan (which decides the WAF features and the custom-rule limit)."""
+        result, _ = await self._call("GET", f"/zones/{quote(zone_id, safe='')}")
+        return Zone.from_api(result)
 
     def _rulesets(self, zone_id: str) -> str:
         return f"/zones/{quote(zone_id, safe='')}/rulesets"

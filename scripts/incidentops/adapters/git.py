@@ -182,10 +182,10 @@ class GitRepo:
             "(nothing was lost: the change is re-computed from the event).",
         )
 
-    def history(self, path: str, limit: int = 200) -> list[tuple[str, str]]:
-        """(commit sha, file text) for each commit that changed `path` on the current tip, newest first."""
+    def history(self, path: str, limit: int = 200, rev: str = "HEAD") -> list[tuple[str, str]]:
+        """(commit sha, file text) for each commit that changed `path` up to `rev` (the tip), newest first."""
         self.complete_history()
-        shas = self.run("log", f"--max-count={limit}", "--format=%H", "HEAD", "--", path).stdout.split()
+        shas = self.run("log", f"--max-count={limit}", "--format=%H", rev, "--", path).stdout.split()
         found = []
         for sha in shas:
             shown = self.run("show", f"{sha}:{path}", check=False)
@@ -209,6 +209,24 @@ class GitRepo:
                 hint="The rollback target is read from the ledger's git history; check that the job may read the "
                 "repository, or check out with `fetch-depth: 0`.",
             )
+
+    def show(self, rev: str, path: str) -> str | None:
+        """A file's text at commit `rev`, or None where it does not exist there."""
+        shown = self.run("show", f"{rev}:{path}", check=False)
+        return shown.stdout if shown.returncode == 0 else None
+
+    def parents(self, rev: str) -> list[str]:
+        """The parents of commit `rev` (a shallow checkout shows none: the history is fetched first)."""
+        self.complete_history()
+        if self.run("cat-file", "-e", f"{rev}^{{commit}}", check=False).returncode != 0:
+            self.run("fetch", "--quiet", self.remote, rev, check=False)
+        return self.run("rev-list", "--parents", "-n", "1", rev).stdout.split()[1:]
+
+    def commits(self, base: str, head: str) -> list[tuple[str, str, str, str]]:
+        """(sha, author email, committer email, subject) of each commit in base..head, oldest first."""
+        out = self.run("log", "--reverse", "--format=%H%x1f%ae%x1f%ce%x1f%s", f"{base}..{head}", check=False)
+        rows = [line.split("\x1f") for line in out.stdout.split("\n") if line]
+        return [(r[0], r[1], r[2], r[3]) for r in rows if len(r) == 4]
 
     def publish_branch(self, branch: str, edit: Edit, message: str) -> CommitResult:
         """Commit `edit` on top of the default branch as `branch` and push it (our own branch, never main)."""

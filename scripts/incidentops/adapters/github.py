@@ -19,6 +19,7 @@ from github.IssueComment import IssueComment
 from github.Repository import Repository
 from requests.exceptions import RequestException, RetryError
 
+from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError, IncidentOpsError
 
 T = TypeVar("T")
@@ -258,12 +259,15 @@ class GitHubClient:
         )
 
     def find_comment(self, number: int, marker: str) -> IssueComment | None:
-        """The bot's comment carrying `marker`, if an earlier run already posted it."""
+        """The bot's comment carrying `marker`, if an earlier run already posted it.
+
+        Only comments by the workflow's own identity count: anyone who can comment can type a hidden marker.
+        """
         issue = self.issue(number)
 
         def scan() -> IssueComment | None:
             for comment in issue.get_comments():
-                if marker in (comment.body or ""):
+                if marker in (comment.body or "") and is_own_login(comment.user.login):
                     return comment
             return None
 
@@ -293,11 +297,11 @@ class GitHubClient:
         return PostedComment(created.id, created.html_url, created=True)
 
     def find_issue(self, marker: str, label: str) -> GhIssue | None:
-        """The issue (open or closed) labelled `label` whose body carries `marker`, if one exists."""
+        """The issue (open or closed) labelled `label` that the bot opened with `marker` in its body, if one exists."""
 
         def scan() -> GhIssue | None:
             for issue in self.repo.get_issues(state="all", labels=[label]):
-                if marker in (issue.body or ""):
+                if marker in (issue.body or "") and is_own_login(issue.user.login):
                     return issue
             return None
 
@@ -342,6 +346,50 @@ class GitHubClient:
 
     def pull(self, number: int) -> Any:
         return self._call(f"reading pull request #{number}", lambda: self.repo.get_pull(number))
+
+    def read(self, path: str) -> tuple[int, Any]:
+        """GET a path below the repository (`/pages`, `/actions/secrets`, …): (status, decoded body).
+
+        A 4xx is an answer, not an error: setup checks need to tell "not set up" (404) from "this token may
+        not look" (403). Transport failures and 5xx still raise.
+        """
+        import json
+
+        def fetch() -> tuple[int, Any]:
+            try:
+                status, _, text = self.repo._requester.requestJson("GET", f"{self.repo.url}{path}")
+            except GithubException as exc:  # the retry layer raises some 4xx (a 403 may be a rate limit)
+                if exc.status >= 500:
+                    raise
+                return exc.status, exc.data
+            try:
+                data = json.loads(text) if text else None
+            except ValueError:
+                data = None
+            return status, data
+
+        status, data = self._call(f"reading {path}", fetch)
+        if status >= 500:
+            raise ApiError("GitHub", f"reading {path} failed: {status}", status=status)
+        return status, data
+
+    def labels(self) -> dict[str, tuple[str, str]]:
+        """The repository's labels: name -> (colour, description)."""
+        return self._call(
+            "listing labels",
+            lambda: {label.name: (label.color, label.description or "") for label in self.repo.get_labels()},
+        )
+
+    def create_label(self, name: str, color: str, description: str) -> bool:
+        """Create a label unless one of that name exists (looked up first); True when created."""
+        if name in self.labels():
+            return False
+        self._write(
+            f"creating label {name!r}",
+            lambda: self.repo.create_label(name, color, description),
+            lambda: name in self.labels(),
+        )
+        return True
 
     def _write(self, what: str, do: Callable[[], T], landed: Callable[[], bool], attempts: int = 3) -> T | None:
         """Run a non-idempotent write; after an ambiguous failure, check whether it landed before retrying."""

@@ -13,6 +13,15 @@ from typing import Any
 
 from incidentops.errors import IncidentOpsError
 
+# The identity GITHUB_TOKEN acts as (comments, pushes, pull requests). Only what it wrote is trusted as ours:
+# anyone who can comment can write a hidden `<!-- incidentops:… -->` marker (GitHub renders HTML comments invisibly).
+BOT_LOGIN = "github-actions[bot]"
+
+
+def is_own_login(login: str) -> bool:
+    """Whether `login` is the workflow's own identity."""
+    return login == BOT_LOGIN
+
 
 @dataclass(frozen=True)
 class Issue:

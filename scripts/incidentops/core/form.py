@@ -79,14 +79,32 @@ def fields_from_template(doc: Any) -> tuple[FormField, ...]:
     return tuple(fields)
 
 
+# Linear-time line patterns: a lazy `(.*?)` followed by `\s*$` backtracks quadratically on a long line of spaces
+# (seconds at GitHub's 65,536-character body limit); each pattern takes the rest of the line and str.strip() trims.
+_HEADING = re.compile(r"###[ \t]+(.*)")
+_CHECKBOX = re.compile(r"[ \t]*-[ \t]\[([ xX])\][ \t]+(.*)")
+
+
+def _heading(line: str) -> str | None:
+    """The label of a `### label` line, else None."""
+    found = _HEADING.match(line)
+    return found.group(1).strip() if found else None
+
+
+def _checkbox(line: str) -> tuple[bool, str] | None:
+    """(ticked, option) of a `- [x] option` line, else None."""
+    found = _CHECKBOX.match(line)
+    return (found.group(1) in "xX", found.group(2).strip()) if found else None
+
+
 def split_sections(body: str, labels: set[str]) -> dict[str, str]:
     """Map each known `### label` heading to its raw text; unknown `###` lines stay with the field above."""
     sections: dict[str, list[str]] = {}
     current: str | None = None
     for line in body.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        heading = re.match(r"^###\s+(.*?)\s*$", line)
-        if heading and heading.group(1) in labels and heading.group(1) not in sections:
-            current = heading.group(1)
+        label = _heading(line)
+        if label is not None and label in labels and label not in sections:
+            current = label
             sections[current] = []
         elif current is not None:
             sections[current].append(line)
@@ -117,9 +135,9 @@ def parse_form_body(body: str, fields: tuple[FormField, ...] = DEFAULT_FIELDS) -
         if f.type == "checkboxes":
             checked: dict[str, bool] = dict.fromkeys(f.options, False)
             for line in raw.split("\n"):
-                box = re.match(r"^\s*-\s\[([ xX])\]\s+(.*?)\s*$", line)
-                if box and box.group(2) in checked:
-                    checked[box.group(2)] = box.group(1).lower() == "x"
+                box = _checkbox(line)
+                if box is not None and box[1] in checked:
+                    checked[box[1]] = box[0]
             values[f.id] = checked
         elif f.type == "dropdown" and f.multiple:
             values[f.id] = [item.strip() for item in raw.split(",") if item.strip()]

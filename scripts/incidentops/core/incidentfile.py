@@ -218,8 +218,20 @@ def format_row(row: TimelineRow) -> str:
 
 
 def has_event(text: str, key: str) -> bool:
-    """Whether a row produced by this event is already in the file (re-runs replay events)."""
-    return event_marker(key) in text
+    """Whether a row produced by this event is already in the file (re-runs replay events).
+
+    Only the marker column of a Timeline row counts: user text lands verbatim in the front matter (YAML data) and
+    as inline code in the Evidence section, so a `<!-- ev:… -->` typed into a form field or a command must not
+    pass for a row we wrote (it would block the follow-ups, the blast radius or any command keyed like it).
+    """
+    marker = event_marker(key)
+    if marker not in text:
+        return False
+    lines = text.split("\n")
+    bounds = _section_bounds(lines, "Timeline")
+    if bounds is None:
+        return False
+    return any(line.rstrip().endswith(f"{marker} |") for line in lines[bounds[0] + 1 : bounds[1]])
 
 
 def _section_bounds(lines: list[str], title: str) -> tuple[int, int] | None:
@@ -318,6 +330,19 @@ def timeline_rows(text: str) -> list[list[str]]:
     return rows
 
 
+def strip_comments(text: str) -> str:
+    """Remove `<!-- … -->` HTML comments in one pass (a lazy regex rescans to the end after every unclosed `<!--`)."""
+    out, pos = [], 0
+    while (start := text.find("<!--", pos)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:
+            break  # unclosed: no later `<!--` can close either
+        out.append(text[pos:start])
+        pos = end + 3
+    out.append(text[pos:])
+    return "".join(out)
+
+
 DIAGRAM_SECTION = "Timeline diagram"
 DIAGRAM_MAX_ROWS = 60  # a picture of the last hour matters most; the table keeps everything
 
@@ -325,7 +350,7 @@ DIAGRAM_MAX_ROWS = 60  # a picture of the last hour matters most; the table keep
 def _diagram_text(text: str, limit: int = 70) -> str:
     # Mermaid splits events on ':' and treats several characters as syntax; keep plain words only.
     text = text.replace("\\|", "/").replace("&lt;", "‹").replace("&gt;", "›").replace("&amp;", "&")
-    text = re.sub(r"<!--.*?-->", "", text)
+    text = strip_comments(text)
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # markdown link -> its text
     text = re.sub(r"[^\w\s@./,'()+=→›‹&-]", " ", text)
     text = re.sub(r"\s+", " ", text).strip()

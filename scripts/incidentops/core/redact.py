@@ -16,8 +16,11 @@ _PATTERNS = (
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
     re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{16,}"),
     re.compile(r"(?i)(authorization\s*[:=]\s*)\S+(\s+\S+)?"),
-    re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----"),
 )
+# PEM private keys, matched BEGIN to END in one pass (a lazy `[\s\S]*?` rescans to the end after each unclosed
+# BEGIN: seconds on a 64k comment of BEGIN lines).
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----")
+_PEM_END = re.compile(r"-----END [A-Z ]{0,40}PRIVATE KEY-----")
 MIN_SECRET_LEN = 6  # shorter values would redact ordinary words
 
 
@@ -41,9 +44,22 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
+        text = _mask_private_keys(text)
         for pattern in _PATTERNS:
             if pattern.pattern.startswith("(?i)(authorization"):
                 text = pattern.sub(lambda m: m.group(1) + MASK, text)
             else:
                 text = pattern.sub(MASK, text)
         return text
+
+
+def _mask_private_keys(text: str) -> str:
+    out, pos = [], 0
+    while (begin := _PEM_BEGIN.search(text, pos)) is not None:
+        end = _PEM_END.search(text, begin.end())
+        out += [text[pos : begin.start()], MASK]
+        if end is None:  # a truncated key is still key material: mask to the end
+            return "".join(out)
+        pos = end.end()
+    out.append(text[pos:])
+    return "".join(out)

@@ -70,7 +70,6 @@ class Section:
     blocks: tuple[Block, ...]
 
 
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _INLINE = re.compile(
     r"`(?P<code>[^`]+)`"
     r"|\[(?P<label>[^\]]*)\]\((?P<href>[^()\s]*)\)"
@@ -88,7 +87,7 @@ def _plain(text: str) -> str:
 
 def inline(text: str) -> tuple[Inline, ...]:
     """Split one line of markdown into runs; links keep their target only when it is http(s)."""
-    text = _COMMENT.sub("", text)
+    text = f.strip_comments(text)
     runs: list[Inline] = []
     pos = 0
     for match in _INLINE.finditer(text):
@@ -134,7 +133,7 @@ _CHECKBOX = re.compile(r"^\[([ xX])\]\s+(.*)$")
 
 def blocks(markdown: str) -> tuple[Block, ...]:
     """Split a section's markdown into blocks; anything unrecognised is a paragraph of text."""
-    lines = _COMMENT.sub("", markdown.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+    lines = f.strip_comments(markdown.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
     out: list[Block] = []
     i = 0
     while i < len(lines):

@@ -13,6 +13,7 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -368,7 +369,45 @@ def resolve_url(check: Check, base_urls: Mapping[str, str]) -> str:
             )
         return base_urls[name].rstrip("/")
 
-    return _PLACEHOLDER.sub(replace, check.url)
+    url = _PLACEHOLDER.sub(replace, check.url)
+    problem = unsafe_url(url, base_urls)
+    if problem:
+        raise RunbookError(
+            f"{check.where}: check {check.name!r} would send its request to {url!r}: {problem}",
+            hint="A check's URL must start with {name}/ (a base URL of the environment) followed by a path.",
+        )
+    return url
+
+
+LOOPBACK = ("127.0.0.1", "::1")  # the sandbox: plain http is allowed only to this machine
+
+
+def unsafe_url(url: str, base_urls: Mapping[str, str]) -> str:
+    """Why a resolved check URL must not receive the tenants' credentials, or "" when it may.
+
+    The runbook is text anyone with write access can change, and a check carries `${SMOKE_…}` tokens: `{api}@evil…`
+    (userinfo) or `{api}.evil…` (a longer host) would hand them to another host. So: https only (http only to the
+    sandbox on loopback), no userinfo, and exactly the host and port of one of the environment's base URLs.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as err:
+        return f"not a URL ({err})"
+    allowed = set()
+    for base in base_urls.values():
+        b = urlsplit(base)
+        try:
+            allowed.add((b.scheme, b.hostname, b.port))
+        except ValueError:
+            continue
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return "it carries a user name or password before the host"
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
+        return "only https URLs may receive credentials"
+    if (parts.scheme, parts.hostname, port) not in allowed:
+        return f"host {parts.hostname!r} is not one of the environment's base URLs"
+    return ""
 
 
 def resolve_headers(check: Check, env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:

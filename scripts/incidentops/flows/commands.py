@@ -12,10 +12,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from incidentops.core import commands as core
 from incidentops.core.declare import incident_id, incident_path
-from incidentops.core.events import Event
+from incidentops.core.events import Event, is_own_login
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
@@ -201,12 +202,23 @@ def catch_up_commands(event: Event, ports: Ports, before: int | None = None) -> 
     return steps
 
 
+def _edited(comment: Any) -> bool:
+    """Whether a comment changed after it was posted: its current text is not what its author commanded.
+
+    Whoever can edit others' comments (write access) could otherwise turn an admin's "thanks" into a `/decision`
+    applied in the admin's name. GitHub's timestamps have one-second resolution; an edit within the same second
+    as the post is indistinguishable here, so the live event's own payload (the text at creation) stays the source.
+    """
+    created, updated = getattr(comment, "created_at", None), getattr(comment, "updated_at", None)
+    return bool(created and updated and updated > created)
+
+
 def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[Event]:
     """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions."""
     assert event.issue is not None
     text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
     comments = ports.github.comments(event.issue.number)
-    replies = "\n".join(c.body or "" for c in comments if c.user.type == "Bot" or c.user.login.endswith("[bot]"))
+    replies = "\n".join(c.body or "" for c in comments if is_own_login(c.user.login))  # only our own markers count
     found = []
     for comment in comments:
         is_bot = comment.user.type == "Bot" or comment.user.login.endswith("[bot]")
@@ -216,7 +228,7 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[E
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
         if trace.search(text) or trace.search(replies):
             continue
-        if core.find_command(comment.body or "") is None:
+        if core.find_command(comment.body or "") is None or _edited(comment):
             continue
         payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}

@@ -1,11 +1,14 @@
-"""Containment: a temporary deny response on a route, as a Cloudflare WAF custom rule, recorded in the incident.
+"""Containment: a temporary deny response on routes, as one Cloudflare WAF custom rule per incident, recorded.
 
-parse the route → plan the rule (expression, JSON deny body naming the incident, a `ref` that finds it
-again) → apply: read the zone's custom-rules entry point; create it with PUT only when it does not exist,
-otherwise add our one rule with POST, so the zone's own rules are never replaced. Asking twice finds the
-rule by its `ref` and adds nothing. The incident file records rule id, route, start and expiry (front
-matter `containment`, the Containment table, the timeline); expiry is reported, never auto-lifted.
-`/lift` deletes the rule and records `lifted`. After containing, the deny response is checked over HTTP.
+parse the route → plan the incident's rule (every active route of the incident in one expression, paths compared
+lower-cased, a custom JSON deny body on paid plans and Cloudflare's block page on Free, a `ref` that finds it again)
+→ apply: read the zone (its plan and rule limit) and its custom-rules entry point; create it with PUT only when it
+does not exist, otherwise add the rule with POST at the top of the list (so no `skip` rule above it lets traffic
+past), or edit it in place when the incident already has one. The zone's own rules are never replaced; asking
+twice adds nothing. Then the deny response is checked over HTTP, polling through Cloudflare's propagation delay
+until a deadline, and the incident file records rule id, route, start, expiry and whether the deny was seen
+(front matter `containment`, the Containment table, the timeline). `/lift` takes the route out of the rule and
+deletes the rule with the incident's last route. Expiry is reported, never auto-lifted.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from incidentops.adapters import smoke as runner
-from incidentops.adapters.cloudflare import WAF_PHASE, AmbiguousWriteError, CloudflareClient, Ruleset, block_rule
+from incidentops.adapters.cloudflare import (
+    WAF_PHASE,
+    AmbiguousWriteError,
+    CloudflareClient,
+    Rule,
+    Ruleset,
+    Zone,
+    block_rule,
+)
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
 from incidentops.core import routes
@@ -43,8 +55,17 @@ def _expiry(ports: Ports) -> timedelta:
 
 DENY_STATUS = 403
 TABLE_HEADER = "| route | rule | since | expires | lifted |"
-# Deny checks right after containing: the edge may take a moment to apply a new rule.
-VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=2, retry_delay=0.5, deadline=15.0)
+# Rule changes reach Cloudflare's edge in seconds, not at once (real-world-facts Cloudflare 7): the deny check
+# polls until it sees the deny or this many seconds have passed (`containment.verify_seconds` overrides it).
+VERIFY_DEADLINE = 45.0
+VERIFY_INTERVAL = 1.0
+VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=0, retry_delay=0.0, deadline=10.0)
+NOT_YET_VERIFIED = "not yet verified"
+
+
+def _verify_deadline(ports: Ports) -> float:
+    seconds = (ports.config.extra.get("containment") or {}).get("verify_seconds")
+    return float(seconds) if seconds is not None else VERIFY_DEADLINE
 
 
 # -- pure: route, rule, record ------------------------------------------------------------------------
@@ -63,41 +84,85 @@ def parse_route(text: str, env: Environment) -> Route:
         raise IncidentOpsError(err.message, hint=err.hint) from err
 
 
-def rule_ref(inc: str, route: Route) -> str:
-    """The tag our rule carries, so it is found again (and never duplicated) by a later run."""
-    return f"incidentops-{inc}-{route.slug}"
+def rule_ref(inc: str, route: Route | None = None) -> str:
+    """The tag the incident's one rule carries, so it is found again (and never duplicated) by a later run.
+
+    One rule per incident, whatever its routes: one rule per route would run out of the zone's custom rules fast
+    (5 on Free; real-world-facts Cloudflare 4).
+    """
+    return f"incidentops-{inc}"
+
+
+_PATH_FIELD = "lower(http.request.uri.path)"
 
 
 def expression(route: Route) -> str:
-    """A rules-language expression matching the route's path (and anything below it) on its hosts."""
+    """A rules-language expression matching the route's path (and anything below it) on its hosts, in any case.
+
+    The edge compares paths case-sensitively, so `/V1/Reports` would slip past `eq "/v1/reports"`; comparing
+    `lower(http.request.uri.path)` with the lower-cased route closes that (real-world-facts Cloudflare 6).
+    """
     host = (
         f'http.host eq "{route.hosts[0]}"'
         if len(route.hosts) == 1
         else "http.host in {" + " ".join(f'"{h}"' for h in route.hosts) + "}"
     )
     assert route.path != "/", "core/routes.py never lets a whole host through"
-    path = f'(http.request.uri.path eq "{route.path}" or starts_with(http.request.uri.path, "{route.path}/"))'
-    return f"({host} and {path})"
+    path = route.path.lower()
+    return f'({host} and ({_PATH_FIELD} eq "{path}" or starts_with({_PATH_FIELD}, "{path}/")))'
 
 
-def deny_content(inc: str, route: Route) -> str:
-    """The JSON deny body: it names the incident so a caller (and the smoke check) can tell why."""
+def incident_expression(routes: Sequence[Route]) -> str:
+    """The incident rule's expression: any of its routes."""
+    return " or ".join(expression(r) for r in routes)
+
+
+def deny_content(inc: str, route: Route | None = None) -> str:
+    """The JSON deny body (paid plans): it names the incident so a caller (and the smoke check) can tell why."""
     return json.dumps(
-        {"error": "temporarily disabled", "incident": inc, "route": route.path, "reason": "tenant data protection"},
+        {"error": "temporarily disabled", "incident": inc, "reason": "tenant data protection"},
         separators=(",", ":"),
     )
 
 
-def rule_for(inc: str, route: Route) -> dict[str, Any]:
-    """The WAF custom rule body that denies `route` for incident `inc`."""
+def incident_rule(inc: str, routes: Sequence[Route], zone: Zone) -> dict[str, Any]:
+    """The WAF custom rule that denies every route of the incident: a custom response on paid plans only.
+
+    A custom block response on a Free zone is refused by Cloudflare; there a plain block answers Cloudflare's
+    own 403 block page (cloudflare-docs waf/custom-rules; docs issue #22900).
+    """
     return block_rule(
-        expression(route),
-        description=f"{inc}: temporary deny on {route.text} (incidentops)",
-        ref=rule_ref(inc, route),
+        incident_expression(routes),
+        description=f"{inc}: temporary deny on {', '.join(r.text for r in routes)} (incidentops)"[:500],
+        ref=rule_ref(inc),
         status=DENY_STATUS,
-        content=deny_content(inc, route),
+        content=deny_content(inc),
         content_type="application/json",
+        custom_response=zone.paid,
     )
+
+
+def route_of(entry: Mapping[str, Any], env: Environment) -> Route | None:
+    """The route a recorded containment entry denies (as it was recorded, even if stricter rules came since)."""
+    text = str(entry.get("route") or "")
+    try:
+        return parse_route(text, env)
+    except IncidentOpsError:
+        hosts = tuple(str(h) for h in entry.get("hosts") or [])
+        if "/" not in text or not hosts:
+            return None
+        return Route(text[text.index("/") :], hosts, scoped=not text.startswith("/"))
+
+
+def active_routes(fields: Mapping[str, Any], env: Environment) -> list[Route]:
+    """The routes the incident's rule must cover now: its containments not lifted, in the order recorded."""
+    found: dict[str, Route] = {}
+    for entry in fields.get("containment") or []:
+        if isinstance(entry, Mapping) and not entry.get("lifted"):
+            route = route_of(entry, env)
+            if route is not None:
+                found.setdefault(route.text, route)
+    return list(found.values())
 
 
 def _active(entries: Sequence[Any], route: Route) -> dict[str, Any] | None:
@@ -133,8 +198,14 @@ def record_contained(
     now: datetime,
     key: str,
     expiry: timedelta = DEFAULT_EXPIRY,
+    response: str = "custom",
+    verified: str | None = None,
 ) -> tuple[str, str] | None:
-    """The incident text with the containment recorded, and what changed; None when nothing changes."""
+    """The incident text with the containment recorded, and what changed; None when nothing changes.
+
+    `response` is what the deny answers ("custom": our JSON body; "block-page": Cloudflare's block page on a Free
+    zone); `verified` when the deny was seen over HTTP, or NOT_YET_VERIFIED.
+    """
     if f.has_event(text, key):
         return None
     fields = f.read_fields(text)
@@ -149,9 +220,14 @@ def record_contained(
         except ValueError:
             due = now
         if due > now:
-            return None
-        entry["expires"] = until
-        what, change = f"Containment of {route.text} renewed until {until} (rule {rule_id})", "renewed"
+            if not verified or verified == NOT_YET_VERIFIED or entry.get("verified") != NOT_YET_VERIFIED:
+                return None
+            entry["verified"] = verified
+            what, change = f"Deny response on {route.text} seen at {verified} (rule {rule_id})", "verified"
+        else:
+            entry["expires"] = until
+            entry["verified"] = verified or NOT_YET_VERIFIED
+            what, change = f"Containment of {route.text} renewed until {until} (rule {rule_id})", "renewed"
     elif entry is not None:
         entry["rule_id"] = rule_id
         what, change = f"Containment of {route.text}: deny rule was missing, re-added as {rule_id}", "re-added"
@@ -165,9 +241,13 @@ def record_contained(
             "expires": until,
             "lifted": None,
             "by": actor,
+            "response": response,
+            "verified": verified or NOT_YET_VERIFIED,
         }
         entries.append(entry)
-        what = f"Contained {route.text}: deny response {DENY_STATUS} via WAF rule {rule_id}, expires {until}"
+        page = "Cloudflare's block page" if response == "block-page" else "deny response"
+        seen = f"seen at {verified}" if verified and verified != NOT_YET_VERIFIED else NOT_YET_VERIFIED
+        what = f"Contained {route.text}: {page} {DENY_STATUS} via WAF rule {rule_id} ({seen}), expires {until}"
         change = "contained"
     updates: dict[str, Any] = {"containment": entries}
     if fields.get("status") == "declared":
@@ -177,7 +257,9 @@ def record_contained(
     return text, change
 
 
-def record_lifted(text: str, route: Route, rule_id: str | None, actor: str, now: datetime, key: str) -> str | None:
+def record_lifted(
+    text: str, route: Route, rule_id: str | None, actor: str, now: datetime, key: str, what: str | None = None
+) -> str | None:
     """The incident text with the containment marked lifted; None when nothing changes."""
     if f.has_event(text, key):
         return None
@@ -192,7 +274,7 @@ def record_lifted(text: str, route: Route, rule_id: str | None, actor: str, now:
         entry["lifted"] = at
         entry["lifted_by"] = actor
         text = _show(f.set_fields(text, {"containment": entries}), shown, entry)
-    deleted = f"WAF rule {rule_id} deleted" if rule_id else "no rule was left to delete"
+    deleted = what or (f"WAF rule {rule_id} deleted" if rule_id else "no rule was left to delete")
     row = f.TimelineRow(at, actor, f"Lifted containment of {route.text} ({deleted})", f"`/lift {route.text}`", key)
     return f.append_timeline(text, row)
 
@@ -200,30 +282,76 @@ def record_lifted(text: str, route: Route, rule_id: str | None, actor: str, now:
 # -- Cloudflare ---------------------------------------------------------------------------------------
 
 
-async def _ensure_rule(cf: CloudflareClient, zone: str, rule: Mapping[str, Any]) -> tuple[str, str]:
-    """Make sure our rule exists and is on; return (rule id, what was done)."""
-    ref = str(rule["ref"])
+def _limit_error(zone: Zone, count: int, inc: str) -> IncidentOpsError:
+    return IncidentOpsError(
+        f"zone {zone.name or zone.id} already has {count} custom rules, the most its {zone.plan or 'current'} "
+        f"plan allows ({zone.rule_limit}); {inc}'s deny rule was not added",
+        hint="Delete or merge a custom rule in the zone (Security → WAF → Custom rules), or move the zone to a "
+        "plan with more rules, then ask again.",
+    )
+
+
+async def _apply_rule(
+    cf: CloudflareClient, zone_id: str, inc: str, routes: Sequence[Route]
+) -> tuple[str | None, str, Zone]:
+    """Make the incident's one rule deny exactly `routes`, first in the list; return (rule id, what was done, zone).
+
+    With no routes left the rule is deleted. A new rule is added only when the zone's plan has room for it.
+    """
+    ref = rule_ref(inc)
     async with cf:
-        ruleset = await cf.get_entrypoint_ruleset(zone, WAF_PHASE)
+        zone = await cf.get_zone(zone_id)
+        ruleset = await cf.get_entrypoint_ruleset(zone_id, WAF_PHASE)
+        existing = ruleset.find(ref) if ruleset else None
+        if not routes:
+            if ruleset is None or existing is None:
+                return None, "no deny rule was in place", zone
+            try:
+                await cf.delete_rule(zone_id, ruleset.id, existing.id)
+            except ApiError as err:
+                if err.status != 404:  # already gone is what we wanted
+                    raise
+            return existing.id, f"deleted the deny rule {existing.id} (no route of {inc} left to deny)", zone
+        rule = incident_rule(inc, routes, zone)
         if ruleset is None:
             # The zone has no custom rules at all: creating the entry point replaces nothing.
-            created = await cf.put_entrypoint_ruleset(zone, [rule], WAF_PHASE)
-            return _found(created, ref), "created the zone's custom-rules entry point with the deny rule"
-        existing = ruleset.find(ref)
+            created = await cf.put_entrypoint_ruleset(zone_id, [rule], WAF_PHASE)
+            return _found(created, ref), "created the zone's custom-rules entry point with the deny rule", zone
         if existing is not None:
-            if not existing.enabled:
-                await cf.set_rule_enabled(zone, ruleset.id, existing, True)
-                return existing.id, "re-enabled the existing deny rule"
-            return existing.id, "the deny rule was already in place"
+            return await _update_rule(cf, zone, ruleset, existing, rule)
+        if zone.rule_limit is not None and len(ruleset.rules) >= zone.rule_limit:
+            raise _limit_error(zone, len(ruleset.rules), inc)
         try:
-            added = await cf.add_rule(zone, ruleset.id, rule)
+            # First in the list: a `skip` rule above the deny would let its traffic past (Rulesets API, "Add rule
+            # to ruleset": without `position` a rule goes last; `{"before": ""}` puts it first).
+            added = await cf.add_rule(zone_id, ruleset.id, rule, position={"before": ""})
         except AmbiguousWriteError:
             # The answer was lost: look for our ref before doing anything else.
-            again = await cf.get_entrypoint_ruleset(zone, WAF_PHASE)
+            again = await cf.get_entrypoint_ruleset(zone_id, WAF_PHASE)
             if again is not None and again.find(ref) is not None:
-                return _found(again, ref), "added the deny rule (confirmed by re-reading)"
+                return _found(again, ref), "added the deny rule first in the list (confirmed by re-reading)", zone
             raise
-        return _found(added, ref), f"added the deny rule to ruleset {ruleset.id} (other rules untouched)"
+        return _found(added, ref), f"added the deny rule first in ruleset {ruleset.id} (other rules untouched)", zone
+
+
+async def _update_rule(
+    cf: CloudflareClient, zone: Zone, ruleset: Ruleset, existing: Rule, rule: Mapping[str, Any]
+) -> tuple[str, str, Zone]:
+    """Edit the incident's rule in place when its routes, response or place in the list are not what they should be."""
+    first = ruleset.rules[0].id == existing.id
+    same = (
+        existing.expression == rule["expression"]
+        and existing.enabled
+        and dict(existing.action_parameters) == dict(rule.get("action_parameters") or {})
+    )
+    if same and first:
+        return existing.id, "the deny rule was already in place", zone
+    body = dict(rule)
+    if not first:
+        body["position"] = {"before": ""}
+    await cf.update_rule(zone.id, ruleset.id, existing.id, body)
+    moved = " and moved it first in the list" if not first else ""
+    return existing.id, f"updated the deny rule {existing.id} to cover the incident's routes{moved}", zone
 
 
 def _found(ruleset: Ruleset, ref: str) -> str:
@@ -231,20 +359,6 @@ def _found(ruleset: Ruleset, ref: str) -> str:
     if rule is None:
         raise ApiError("Cloudflare", f"the ruleset has no rule with ref {ref} after adding it")
     return rule.id
-
-
-async def _remove_rule(cf: CloudflareClient, zone: str, ref: str) -> str | None:
-    async with cf:
-        ruleset = await cf.get_entrypoint_ruleset(zone, WAF_PHASE)
-        rule = ruleset.find(ref) if ruleset else None
-        if ruleset is None or rule is None:
-            return None
-        try:
-            await cf.delete_rule(zone, ruleset.id, rule.id)
-        except ApiError as err:
-            if err.status != 404:  # already gone is what we wanted
-                raise
-        return rule.id
 
 
 # -- flows --------------------------------------------------------------------------------------------
@@ -269,33 +383,53 @@ def _cloudflare(ports: Ports, env: Environment) -> CloudflareClient:
     return ports.cloudflare(env.account_id)
 
 
-def _verify_deny(ports: Ports, env: Environment, route: Route, inc: str) -> tuple[bool, list[str]]:
-    entry = {"route": route.path, "hosts": list(route.hosts)}
+def _verify_deny(ports: Ports, env: Environment, route: Route, inc: str, response: str) -> tuple[bool, list[str]]:
+    """Check over HTTP that the route answers the deny, polling through propagation until the deadline."""
+    entry = {"route": route.path, "hosts": list(route.hosts), "response": response}
     checks = smoke.deny_checks(ports.config, env.name, [entry], inc, "containment")
     try:
         urls = smoke.base_urls_for(ports.config, env.name, os.environ)
     except IncidentOpsError as err:
         return False, [f"deny response not checked: {err}"]
     planned = smoke.plan(checks, urls, os.environ, smoke.host_keys(ports.config, env.name))
-    results = smoke.execute(planned, VERIFY)
-    notes = []
-    for r in results:
-        if r.result == "passed":
-            notes.append(f"deny verified: {r.check} ({r.status}, {r.latency_ms or 0:.0f} ms)")
-        else:
-            notes.append(f"deny NOT verified: {r.check}: {r.reason}")
-    return bool(results) and all(r.result == "passed" for r in results), notes
+    if not planned:
+        return False, [f"deny response not checked: no base URL for {', '.join(route.hosts)}"]
+    deadline, started, attempts, pause = _verify_deadline(ports), time.monotonic(), 0, 0.25
+    while True:
+        attempts += 1
+        results = smoke.execute(planned, VERIFY)
+        verified = bool(results) and all(r.result == "passed" for r in results)
+        waited = time.monotonic() - started
+        if verified or waited + pause > deadline:
+            break
+        time.sleep(pause)
+        pause = min(pause * 2, VERIFY_INTERVAL * 2)
+    if verified:
+        return True, [f"deny verified: {r.check} ({r.status}; {attempts} check(s) in {waited:.1f} s)" for r in results]
+    notes = [
+        f"deny {NOT_YET_VERIFIED} after {waited:.0f} s ({attempts} checks): Cloudflare may still be applying the "
+        "rule; run `/smoke` to check again"
+    ]
+    notes += [f"{r.check}: {r.reason}" for r in results if r.result != "passed"]
+    return False, notes
 
 
 def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -> Outcome:
-    """Deny `route` at the edge for incident #number (once), record it, and check the deny response."""
+    """Deny `route` at the edge for incident #number (once), check the deny response, and record both."""
     inc = incident_id(number)
-    path, _, env = _incident(ports, number)
+    path, fields, env = _incident(ports, number)
     parsed = parse_route(route, env)
-    ref = rule_ref(inc, parsed)
-    rule_id, done = asyncio.run(_ensure_rule(_cloudflare(ports, env), env.zone_id, rule_for(inc, parsed)))
-    steps = [f"{done} (rule {rule_id}, ref {ref})"]
+    ref = rule_ref(inc)
+    covered = active_routes(fields, env)
+    wanted = covered if parsed.text in {r.text for r in covered} else [*covered, parsed]
+    rule_id, done, zone = asyncio.run(_apply_rule(_cloudflare(ports, env), env.zone_id, inc, wanted))
+    assert rule_id is not None
+    response = "custom" if zone.paid else "block-page"
+    steps = [f"{done} (rule {rule_id}, ref {ref}, zone plan {zone.plan or 'unknown'})"]
+    verified, notes = _verify_deny(ports, env, parsed, inc, response)
+    steps += notes
     now = ports.clock()
+    seen = format_ts(now) if verified else NOT_YET_VERIFIED
     row_key = f"{key}:contain:{parsed.slug}"
     changed: dict[str, str] = {}
 
@@ -303,7 +437,7 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
         text = read(path)
         if text is None:
             return {}
-        result = record_contained(text, parsed, rule_id, ref, actor, now, row_key, _expiry(ports))
+        result = record_contained(text, parsed, rule_id, ref, actor, now, row_key, _expiry(ports), response, seen)
         if result is None:
             return {}
         changed["kind"] = result[1]
@@ -312,13 +446,12 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
     commit = ports.git.commit(edit, f"{inc}: contain {parsed.text} (@{actor})")
     if commit.sha:
         steps.append(f"recorded the containment in {path} ({commit.sha[:12]})")
-    verified, notes = _verify_deny(ports, env, parsed, inc)
-    steps += notes
     text = ports.git.read(path) or ""
     entry = _active(f.read_fields(text).get("containment") or [], parsed) if text else None
     kind = changed.get("kind", "unchanged")
     marker = (
-        f"<!-- incidentops:contain:{inc}:{f.escape_cell(ref)}:{rule_id}:{entry.get('expires') if entry else ''} -->"
+        f"<!-- incidentops:contain:{inc}:{f.escape_cell(parsed.slug)}:{rule_id}:"
+        f"{entry.get('expires') if entry else ''} -->"
     )
     if kind != "unchanged" or not verified:
         body = render(
@@ -332,7 +465,7 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
             rule_id=rule_id,
             entry=entry or {},
             status=DENY_STATUS,
-            content=deny_content(inc, parsed),
+            content=deny_content(inc) if response == "custom" else "",
             expression=expression(parsed),
             verified=verified,
             notes=notes,
@@ -349,32 +482,42 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
     )
     return Outcome(
         "contained" if kind != "unchanged" else "unchanged",
-        message + ("" if verified else "; the deny response could not be verified"),
+        message + ("" if verified else f"; the deny response is {NOT_YET_VERIFIED}"),
         incident_id=inc,
         path=path,
         steps=steps,
         level="notice" if verified else "warning",
-        details={"rule_id": rule_id, "ref": ref, "verified": verified},
+        details={"rule_id": rule_id, "ref": ref, "verified": verified, "response": response, "plan": zone.plan},
     )
 
 
 def lift_route(ports: Ports, number: int, route: str, actor: str, key: str) -> Outcome:
-    """Delete the deny rule of `route` for incident #number and record `lifted`."""
+    """Take `route` out of the incident's deny rule (deleting the rule with its last route) and record `lifted`."""
     inc = incident_id(number)
-    path, _, env = _incident(ports, number)
+    path, fields, env = _incident(ports, number)
     parsed = parse_route(route, env)
-    ref = rule_ref(inc, parsed)
-    rule_id = asyncio.run(_remove_rule(_cloudflare(ports, env), env.zone_id, ref))
-    steps = [f"deleted WAF rule {rule_id} (ref {ref})" if rule_id else f"no WAF rule with ref {ref} was in place"]
+    ref = rule_ref(inc)
+    covered = active_routes(fields, env)
+    remaining = [r for r in covered if r.text != parsed.text]
+    rule_id, done, _ = asyncio.run(_apply_rule(_cloudflare(ports, env), env.zone_id, inc, remaining))
+    steps = [f"{done} (ref {ref})"]
     now = ports.clock()
     row_key = f"{key}:lift:{parsed.slug}"
     changed: dict[str, bool] = {}
+    was_contained = len(remaining) < len(covered)
+    what = (
+        f"route taken out of WAF rule {rule_id}"
+        if remaining
+        else f"WAF rule {rule_id} deleted"
+        if rule_id
+        else "no rule was left to delete"
+    )
 
     def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
         text = read(path)
         if text is None:
             return {}
-        new = record_lifted(text, parsed, rule_id, actor, now, row_key)
+        new = record_lifted(text, parsed, rule_id if was_contained else None, actor, now, row_key, what)
         if new is None:
             return {}
         changed["yes"] = True
@@ -383,7 +526,7 @@ def lift_route(ports: Ports, number: int, route: str, actor: str, key: str) -> O
     commit = ports.git.commit(edit, f"{inc}: lift containment of {parsed.text} (@{actor})")
     if commit.sha:
         steps.append(f"recorded the lift in {path} ({commit.sha[:12]})")
-    if not changed and rule_id is None:
+    if not changed and not was_contained:
         text = ports.git.read(path) or ""
         if not f.has_event(text, row_key):
             return Outcome("unchanged", f"{inc}: {parsed.text} is not contained; nothing to lift", inc, path, steps)
@@ -397,6 +540,7 @@ def lift_route(ports: Ports, number: int, route: str, actor: str, key: str) -> O
         route=parsed.text,
         hosts=list(parsed.hosts),
         rule_id=rule_id or "",
+        rule_kept=bool(remaining),
         entry={},
         status=DENY_STATUS,
         content="",

@@ -15,6 +15,7 @@ from github import GithubException
 
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
+from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError
 from incidentops.flows.base import Outcome, Ports, file_url
 from incidentops.render import render
@@ -24,7 +25,8 @@ def _posted_markers(ports: Ports, number: int) -> str:
     """All comment bodies of the issue in one string: one read per incident, however many reminders."""
     issue = ports.github.issue(number)
     try:
-        return "\n".join(c.body or "" for c in issue.get_comments())
+        # Only our own comments: a marker typed by anyone else must not silence a reminder.
+        return "\n".join(c.body or "" for c in issue.get_comments() if is_own_login(c.user.login))
     except GithubException as exc:
         raise ApiError("GitHub", f"reading comments of #{number} failed: HTTP {exc.status}", status=exc.status) from exc
 

@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 
 from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
-from incidentops.adapters.git import Edit
+from incidentops.adapters.git import BOT_EMAIL, Edit
 from incidentops.config import Environment
+from incidentops.core import approval
 from incidentops.core import incidentfile as f
 from incidentops.core import rollback as core
 from incidentops.core.commands import Context
 from incidentops.core.declare import incident_id, incident_path, link
-from incidentops.core.events import Event
+from incidentops.core.events import Event, is_own_login
 from incidentops.core.ledger import dump_ledger, load_ledger
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
@@ -57,9 +58,9 @@ def _cloudflare(ports: Ports, env: Environment) -> CloudflareClient:
     return ports.cloudflare(env.account_id)
 
 
-def _history(ports: Ports, path: str) -> list[core.LedgerSnapshot]:
+def _history(ports: Ports, path: str, at: str = "HEAD") -> list[core.LedgerSnapshot]:
     snapshots = []
-    for sha, text in ports.git.history(path):
+    for sha, text in ports.git.history(path, rev=at):
         try:
             doc = load_ledger(text)
         except Exception:  # a broken historical ledger is skipped, not fatal: older pins may still be good
@@ -109,8 +110,10 @@ def _services_to_plan(ports: Ports, fields: Mapping[str, Any], requested: list[s
     return affected or known
 
 
-def build_plan(ports: Ports, number: int, requested: list[str]) -> tuple[core.Plan, dict[str, Any], Environment]:
-    """Gather ledger history and live state, and plan every requested (or affected) service."""
+def build_plan(
+    ports: Ports, number: int, requested: list[str], at: str = "HEAD"
+) -> tuple[core.Plan, dict[str, Any], Environment]:
+    """Gather ledger history (up to commit `at`) and live state, and plan every requested (or affected) service."""
     ports.git.sync()
     path = incident_path(ports.config, number)
     text = ports.git.read(path)
@@ -121,7 +124,7 @@ def build_plan(ports: Ports, number: int, requested: list[str]) -> tuple[core.Pl
     fields = f.read_fields(text)
     env = _environment(ports, fields)
     names = _services_to_plan(ports, fields, requested)
-    history = _history(ports, ledger_path(env.name))
+    history = _history(ports, ledger_path(env.name), at)
     current = history[0].services if history else {}
     facts = asyncio.run(_gather_facts(_cloudflare(ports, env), ports, names))
     plan = core.Plan(incident_id(number))
@@ -367,11 +370,20 @@ async def _reconcile_all(
         return list(await asyncio.gather(*(one(n, p) for n, p in pins.items())))
 
 
-def apply_ledger(ports: Ports, number: int | None, actor: str, key: str, adr: tuple[str, str] | None = None) -> Outcome:
+def apply_ledger(
+    ports: Ports,
+    number: int | None,
+    actor: str,
+    key: str,
+    adr: tuple[str, str] | None = None,
+    only: Mapping[str, core.Pin] | None = None,
+    notes: Mapping[str, str] | None = None,
+) -> Outcome:
     """Reconcile Cloudflare to the ledger on the default branch and record it in the incident file.
 
     `adr` (title, link) marks the rollback architecture-significant: its ADR stub lands in the same commit as
-    the timeline rows.
+    the timeline rows. `only` (a merged rollback PR's approved pins) limits the deploys to those services; `notes`
+    adds a reason to a service's record (an override).
     """
     ports.git.sync()
     fields: dict[str, Any] = {}
@@ -385,10 +397,15 @@ def apply_ledger(ports: Ports, number: int | None, actor: str, key: str, adr: tu
     if ledger_text is None:
         raise IncidentOpsError(f"{ledger} does not exist on {ports.config.default_branch}")
     pins = core.pins_from_doc(load_ledger(ledger_text), "HEAD")
+    if only is not None:
+        pins = {name: pin for name, pin in pins.items() if name in only and only[name].version == pin.version}
     inc = incident_id(number) if number is not None else "manual"
     message = core.rollback_message(inc, key)
     # Each service reconciles independently (one can fail while the others finish).
     results = asyncio.run(_reconcile_all(_cloudflare(ports, env), ports, pins, message))
+    for r in results:
+        if notes and notes.get(r.service):
+            r.detail = f"{r.detail} ({notes[r.service]})"
     failed = [r for r in results if r.status in ("failed", "blocked")]
     changed = [r for r in results if r.status == "done"]
     steps = [f"{r.service}: {r.status} — {r.detail}" for r in results]
@@ -531,6 +548,20 @@ def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
         target = Event(event.name, event.action, merger, False, issue=event.issue, raw=event.raw)
         return refuse(target, ports, "rollback_apply", role)
     key = f"pr-{pr.get('number')}-{pr.get('merge_commit_sha') or ''}"
+    if number is None or not _opened_by_us(pr):
+        return _not_ours(ports, pr, key)
+    review = review_merge(ports, pr, number, merger, role)
+    _report_review(ports, pr, key, review)
+    if not review.deploy:
+        return Outcome(
+            "refused",
+            f"{incident_id(number)}: nothing deployed from PR #{pr.get('number')}: "
+            + ("; ".join(v.reason for v in review.verdicts) or "it changed no pin"),
+            incident_id=incident_id(number),
+            steps=review.lines(),
+            exit_code=1 if review.refused else 0,
+            level="error" if review.refused else "notice",
+        )
     # A rollback PR labelled architecture-significant gets an ADR stub, committed with the timeline.
     adr = None
     if ADR_LABELS & labels:
@@ -538,4 +569,132 @@ def on_pull_request_closed(event: Event, ports: Ports) -> Outcome:
             str(pr.get("title") or "Roll back to last known good"),
             link(f"PR #{pr.get('number')}", str(pr.get("html_url") or "")),
         )
-    return apply_ledger(ports, number, merger, key, adr=adr)
+    outcome = apply_ledger(ports, number, merger, key, adr=adr, only=review.deploy, notes=review.notes)
+    outcome.steps[:0] = review.lines()
+    if review.refused:
+        outcome.exit_code, outcome.level = 1, "error"
+        outcome.message += "; not deployed: " + ", ".join(v.service for v in review.refused)
+    return outcome
+
+
+# -- what a merged rollback PR may deploy -------------------------------------------------------------------
+
+
+@dataclass
+class MergeReview:
+    verdicts: list[approval.Verdict]
+    foreign: list[tuple[str, str, str, str]]  # commits on the bot's branch by someone else
+    drift: list[str]  # services whose ledger pin on main is not what is live and that this merge did not approve
+
+    @property
+    def deploy(self) -> dict[str, core.Pin]:
+        return {v.service: v.pin for v in self.verdicts if v.approved}
+
+    @property
+    def refused(self) -> list[approval.Verdict]:
+        return [v for v in self.verdicts if not v.approved]
+
+    @property
+    def notes(self) -> dict[str, str]:
+        return {v.service: v.reason for v in self.verdicts if v.override}
+
+    def lines(self) -> list[str]:
+        out = [f"{v.service}: {'approved' if v.approved else 'REFUSED'} — {v.reason}" for v in self.verdicts]
+        out += [f"commit {c[0][:12]} on the bot's branch is by {c[1]}: {c[3]}" for c in self.foreign]
+        out += [f"drift: {d}" for d in self.drift]
+        return out
+
+
+def _opened_by_us(pr: Mapping[str, Any]) -> bool:
+    """The PR was opened by the workflow's own identity from its own branch in this repository."""
+    user = pr.get("user") or {}
+    head_repo = ((pr.get("head") or {}).get("repo") or {}).get("full_name")
+    base_repo = ((pr.get("base") or {}).get("repo") or {}).get("full_name")
+    return is_own_login(str(user.get("login") or "")) and head_repo == base_repo
+
+
+def _not_ours(ports: Ports, pr: Mapping[str, Any], key: str) -> Outcome:
+    """A `rollback` label on someone else's PR (any triager can add it) deploys nothing; say so on the PR."""
+    number = int(pr.get("number") or 0)
+    marker = f"<!-- incidentops:rollback-not-ours:{f.escape_cell(key)} -->"
+    body = (
+        f"{marker}\n⚠️ Nothing was deployed: this pull request carries the `{ROLLBACK_LABEL}` label, but incidentops "
+        "only applies rollback pull requests it opened itself (from `rollback/INC-…`). Any ledger change it merged "
+        "is reported as drift and deployed only through an incidentops rollback PR."
+    )
+    if number:
+        ports.github.post_comment_once(number, marker, body)
+    return Outcome(
+        "refused",
+        f"PR #{number} is labelled {ROLLBACK_LABEL!r} but was not opened by incidentops; nothing deployed",
+        level="warning",
+        exit_code=1,
+    )
+
+
+def review_merge(ports: Ports, pr: Mapping[str, Any], number: int, merger: str, role: str) -> MergeReview:
+    """Judge each pin the merge changed against the plan recomputed as of the commit before the merge."""
+    merge_sha = str(pr.get("merge_commit_sha") or "")
+    if not merge_sha:
+        raise IncidentOpsError("the merged pull request has no merge_commit_sha", hint="Re-run the job.")
+    ports.git.sync()
+    parents = ports.git.parents(merge_sha)
+    if not parents:
+        raise IncidentOpsError(f"merge commit {merge_sha[:12]} has no parent", hint="Re-run the job.")
+    before_rev = parents[0]
+    fields = f.read_fields(ports.git.read(incident_path(ports.config, number)) or "")
+    env = _environment(ports, fields)
+    ledger = ledger_path(env.name)
+    before = core.pins_from_doc(load_ledger(ports.git.show(before_rev, ledger) or "{}"), before_rev)
+    after = core.pins_from_doc(load_ledger(ports.git.show(merge_sha, ledger) or "{}"), merge_sha)
+    changed = approval.changed_pins(before, after)
+    verdicts: list[approval.Verdict] = []
+    if changed:
+        plan, _, _ = build_plan(ports, number, sorted(changed), at=before_rev)
+        may_override = ports.config.allows("rollback_override", role)
+        verdicts = approval.judge(changed, plan, merger, may_override)
+    head_sha = str((pr.get("head") or {}).get("sha") or "")
+    try:
+        ports.git.parents(head_sha)
+        foreign = approval.foreign(ports.git.commits(before_rev, head_sha), BOT_EMAIL)
+    except IncidentOpsError:
+        foreign = [(head_sha, "unknown (the branch's commits could not be read)", "", "")]
+    current = core.pins_from_doc(load_ledger(ports.git.read(ledger) or "{}"), "HEAD")
+    drift = _drift(ports, env, {n: p for n, p in current.items() if n not in changed})
+    return MergeReview(verdicts, foreign, drift)
+
+
+def _drift(ports: Ports, env: Environment, pins: Mapping[str, core.Pin]) -> list[str]:
+    """Pins on main that are not live and that no approved rollback changed: reported, never deployed here."""
+    names = [n for n in pins if ports.config.service(n) is not None]
+    if not names:
+        return []
+    facts = asyncio.run(_gather_facts(_cloudflare(ports, env), ports, names))
+    out = []
+    for name in names:
+        fact = facts[name]
+        live = fact.live_version if isinstance(fact, core.WorkerFacts) else fact.live_deployment
+        if live != pins[name].version:
+            out.append(
+                f"{name} is pinned to {pins[name].version[:8]} on {ports.config.default_branch} but "
+                f"{(live or 'nothing')[:8]} is live; not deployed (only an approved rollback PR deploys)"
+            )
+    return out
+
+
+def _report_review(ports: Ports, pr: Mapping[str, Any], key: str, review: MergeReview) -> None:
+    """Show on the merged PR what was approved, refused or overridden, foreign commits and drift (once)."""
+    if not (review.refused or review.foreign or review.drift or review.notes):
+        return
+    number = int(pr.get("number") or 0)
+    marker = f"<!-- incidentops:rollback-review:{f.escape_cell(key)} -->"
+    body = render(
+        "rollback-review.md.j2",
+        ports.workspace,
+        marker=marker,
+        verdicts=review.verdicts,
+        foreign=review.foreign,
+        drift=review.drift,
+        apply_role=ports.config.permissions["rollback_apply"],
+    )
+    ports.github.post_comment_once(number, marker, ports.redact(body))

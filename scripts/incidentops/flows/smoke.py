@@ -130,24 +130,35 @@ def expiry_notes(fields: Mapping[str, Any], now: datetime) -> list[str]:
 # -- plan ------------------------------------------------------------------------------------------------
 
 
+BLOCK_PAGE = "Sorry, you have been blocked"  # Cloudflare's block page, what a plain block answers
+
+
 def deny_checks(
     config: Config, environment: str, entries: Sequence[Mapping[str, Any]], inc: str, source: str
 ) -> list[rb.Check]:
-    """One check per contained route and host: it must answer with the deny response naming the incident."""
+    """One check per contained route and host: it must answer with the deny response.
+
+    On a paid plan that is our JSON body naming the incident; on a Free zone (entry `response: block-page`) it is
+    Cloudflare's own block page, "Sorry, you have been blocked" with a Ray ID (cloudflare-docs waf/custom-rules:
+    custom block responses need a paid plan; the default block answers 403).
+    """
     keys = host_keys(config, environment)
     checks = []
     for entry in entries:
+        route = str(entry["route"])
+        path = route[route.index("/") :] if "/" in route else route
+        marker = BLOCK_PAGE if entry.get("response") == "block-page" else inc
         for host in entry.get("hosts") or []:
             key = keys.get(str(host))
             if key is None:
                 continue
             checks.append(
                 rb.Check(
-                    name=f"contained: {entry['route']} on {host} answers the deny response",
+                    name=f"contained: {path} on {host} answers the deny response",
                     service=CONTAINMENT,
                     environment=environment,
-                    url=f"{{{key}}}{entry['route']}",
-                    expect=rb.Expect(status=(403,), contains=(inc,)),
+                    url=f"{{{key}}}{path}",
+                    expect=rb.Expect(status=(403,), contains=(marker,)),
                     source=source,
                 )
             )

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from incidentops.sandbox import world as seed_world
+from incidentops.sandbox.adoption import TokenState, check_token
 from incidentops.sandbox.analytics import Analytics, History, HostModel, Observed
 from incidentops.sandbox.http import App, HttpError, HttpServer, Hub, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
@@ -437,6 +438,8 @@ class CloudflareEmulator:
         # What the edge enforces, per zone: (monotonic time it takes effect, rules) for every ruleset write.
         self._edge: dict[str, list[tuple[float, list[dict[str, Any]]]]] = {}
         self.token = seed_world.API_TOKEN
+        # The token's permission groups and whether it was revoked (sandbox/adoption.py), set by the server.
+        self.token_state: TokenState | None = None
         self.violations: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -803,7 +806,10 @@ class CloudflareEmulator:
         token = request.bearer
         if token is None and not request.headers.get("x-auth-key"):
             return _fail(400, CODE_MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers").response
-        if token == self.token:
+        token_state = self.token_state
+        if token == self.token and not (token_state is not None and token_state.revoked):
+            if token_state is not None and (refused := check_token(token_state, request)) is not None:
+                return refused.response
             return None
         if request.path.rstrip("/") == "/user/tokens/verify":
             return _fail(401, CODE_INVALID_TOKEN, "Invalid API Token").response

@@ -83,6 +83,7 @@ SEED_LABELS = (
     ("incident", "5319e7", "An incident record"),
     ("rollback", "0e8a16", "A rollback pull request"),
     ("incident-followup", "1d76db", "Follow-up work from an incident"),
+    ("architecture-significant", "c5def5", "A decision that gets an ADR"),
     ("bug", "d73a4a", "Something isn't working"),
 )
 
@@ -272,6 +273,8 @@ class GitHubEmulator:
         self.issues: dict[int, Issue] = {}
         self.comments: dict[int, Comment] = {}
         self.milestones: dict[int, Milestone] = {}
+        # Repository settings (sandbox/adoption.py RepoSettings), attached by the sandbox server.
+        self.repo_settings: Any = None
         self.app = _GitHubApp()
         self._routes()
 
@@ -1581,6 +1584,11 @@ class GitHubEmulator:
 
         @self.route("POST", "/pulls")
         def create_pull(call: Call) -> Response:
+            settings = self.repo_settings
+            if call.user.kind == "Bot" and settings is not None and not settings.can_approve_pull_request_reviews:
+                # The repository setting "Allow GitHub Actions to create and approve pull requests" is off
+                # (docs, "Managing GitHub Actions settings for a repository"); GITHUB_TOKEN gets this 403.
+                raise error(403, "GitHub Actions is not permitted to create or approve pull requests.")
             head = str(call.field("head"))
             head_owner, _, head_ref = head.rpartition(":")
             if head_owner and head_owner.lower() != self.owner.lower():

@@ -135,7 +135,12 @@ class Fault:
     drop: bool = False  # close the connection before handling: the request never took effect
     drop_response: bool = False  # handle the request, then close without answering: the answer is lost
     count: int | None = 1  # None: every matching request, until cleared
-    hits: int = 0
+    hits: int = 0  # how often it fired: tests read it back (GET /_sandbox/faults) to prove the fault happened
+    id: int = 0
+
+    def report(self) -> dict[str, Any]:
+        """What `GET /_sandbox/faults` shows of this fault."""
+        return {"id": self.id, "method": self.method, "path": self.path.pattern, "count": self.count, "hits": self.hits}
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method:
@@ -163,6 +168,7 @@ class Hub:
         self.latency_ms = latency_ms
         self.mounts: list[tuple[str, App]] = []
         self.faults: list[Fault] = []
+        self.faults_added = 0  # ids stay unique across DELETE /_sandbox/faults
         self.log: list[LoggedRequest] = []
         self.lock = threading.Lock()
 
@@ -187,6 +193,8 @@ class Hub:
         except (re.error, TypeError, ValueError) as exc:
             raise HttpError(400, {"message": f"bad fault spec: {exc}"}) from exc
         with self.lock:
+            self.faults_added += 1
+            fault.id = self.faults_added
             self.faults.append(fault)
         return fault
 

@@ -25,7 +25,7 @@ from typing import Any
 from incidentops.config import load_config
 from incidentops.core.ledger import render_ledger
 from incidentops.errors import IncidentOpsError
-from incidentops.sandbox import githooks, world
+from incidentops.sandbox import adoption, githooks, world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.github import GitHubEmulator, Protection
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
@@ -163,12 +163,13 @@ class Sandbox:
         latency_ms: int = 0,
         port: int = 0,
         propagation: tuple[float, float] | None = None,
+        ledger_history: bool = True,
     ) -> None:
         self.workdir = workdir
         self.hub = Hub(latency_ms=latency_ms)
         self.server = HttpServer(self.hub, port=port)
         base = self.server.url
-        self.bare_repo = create_bare_repo(workdir, seed)
+        self.bare_repo = create_bare_repo(workdir, seed, with_ledger_history=ledger_history)
         self.github = GitHubEmulator(
             api_url=f"{base}/api/v3",
             server_url=base,
@@ -179,6 +180,12 @@ class Sandbox:
         self.cloudflare = CloudflareEmulator(api_base_url=f"{base}/client/v4")
         if propagation is not None:
             self.cloudflare.set_propagation(*propagation)
+        self.repo_settings = adoption.RepoSettings()
+        self.token_state = adoption.TokenState()
+        self.github.repo_settings = self.repo_settings
+        self.cloudflare.token_state = self.token_state
+        adoption.install_github(self.github, self.repo_settings)
+        adoption.install_cloudflare(self.cloudflare, self.token_state)
         self.hub.mount("/api/v3", self.github.app)
         self.hub.mount("/client/v4", self.cloudflare.app)
         self.hub.mount("/_sandbox", self._control_app())
@@ -215,6 +222,7 @@ class Sandbox:
 
     def _control_app(self) -> App:
         app = App()
+        adoption.install_control(app, self.repo_settings, self.token_state)
         self._github_control(app)
 
         @app.route("GET", "/events")
@@ -226,7 +234,12 @@ class Sandbox:
         def add_fault(request: Request) -> Response:
             spec = request.json() or {}
             fault = self.hub.add_fault(spec)
-            return Response(201, {"path": fault.path.pattern, "count": fault.count})
+            return Response(201, fault.report())
+
+        @app.route("GET", "/faults")
+        def list_faults(request: Request) -> Response:
+            with self.hub.lock:
+                return Response(200, [fault.report() for fault in self.hub.faults])
 
         @app.route("DELETE", "/faults")
         def clear_faults(request: Request) -> Response:
