@@ -94,6 +94,11 @@ def test_a_ruleset_declines_with_gh013_unless_the_pusher_may_bypass(sandbox: San
     assert "remote: error: GH013: Repository rule violations found for refs/heads/main." in done.stderr
     assert "remote: - Changes must be made through a pull request." in done.stderr
     assert 'remote: - Required status check "make test" is expected.' in done.stderr
+    rules = httpx.get(
+        f"{sandbox.info['github_api_url']}/repos/acme/ops/rules/branches/main",
+        headers={"Authorization": "Bearer oncall-write"},
+    ).json()
+    assert [r["type"] for r in rules] == ["pull_request", "required_status_checks"]  # what `doctor` reads
 
     control(sandbox, "PUT", "/github/branches/main/protection", {**rule, "bypass": ["oncall-write"]})
     assert git("push", "origin", "HEAD:main", cwd=work, env=env, check=False).returncode == 0

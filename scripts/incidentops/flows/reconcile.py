@@ -64,6 +64,9 @@ def _severity(event: Event, ports: Ports, labels: tuple[str, ...], updated_at: s
     text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
     if str(f.read_fields(text).get("severity")) == ports.config.severities[label]:
         return []
+    if not ports.config.allows("escalate", ports.github.role_of(event.sender)):
+        # Not this person's to change, and they did not ask: no refusal comment, the next allowed run repairs it.
+        return [f"the live severity label {label!r} differs from the file; left for someone with the escalate role"]
     issue = replace(event.issue, labels=labels, state="open", updated_at=f"{updated_at}-reconciled")
     synthetic = Event("issues", "labeled", event.sender, False, label=label, issue=issue, raw=event.raw)
     outcome = declare(synthetic, ports)

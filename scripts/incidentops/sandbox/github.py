@@ -1777,7 +1777,8 @@ class GitHubEmulator:
                     "name": name,
                     "commit": self.commit_json(self.git.commit_info(sha)),
                     "_links": {"self": url, "html": f"{self.repo_html}/tree/{quote(name)}"},
-                    "protected": name in self.protection,
+                    # Classic branch protection; a ruleset shows in "Get rules for a branch" instead.
+                    "protected": name in self.protection and self.protection[name].kind == "classic",
                     "protection": {
                         "enabled": name in self.protection,
                         "required_status_checks": {

@@ -335,11 +335,23 @@ class Sandbox:
                 required_status_checks=tuple(str(x) for x in body.get("required_status_checks") or ()),
             )
             github.protect(request.params["branch"], rule)
+            # A ruleset is also what "Get rules for a branch" answers (sandbox/adoption.py; `incidentops doctor`).
+            rules: list[dict[str, Any]] = []
+            if kind == "ruleset":
+                rules.append({"type": "pull_request", "ruleset_source_type": "Repository", "ruleset_id": 1})
+                if rule.required_status_checks:
+                    checks = [{"context": c} for c in rule.required_status_checks]
+                    rules.append({"type": "required_status_checks", "parameters": {"required_status_checks": checks}})
+            if rules:
+                self.repo_settings.branch_rules[request.params["branch"]] = rules
+            else:
+                self.repo_settings.branch_rules.pop(request.params["branch"], None)
             return Response(200, asdict(rule))
 
         @app.route("DELETE", "/github/branches/{branch}/protection")
         def unprotect(request: Request) -> Response:
             github.protect(request.params["branch"], None)
+            self.repo_settings.branch_rules.pop(request.params["branch"], None)
             return Response(204)
 
         @app.route("PUT", "/github/collaborators/{login}")
