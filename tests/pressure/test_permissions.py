@@ -29,10 +29,10 @@ ACTORS = [  # (login, role); the sandbox seeds one user per role; the bot acts a
     ("oncall-admin", "admin"),
     ("github-actions[bot]", "bot"),
     # Custom repository roles: the permission API names them in role_name; they act as their base role.
-    ("sre-lead", "maintain"),
+    ("ic-lead", "admin"),
     ("incident-scribe", "triage"),
 ]
-CUSTOM_ROLES = {"sre-lead": ("sre", "maintain"), "incident-scribe": ("scribe", "triage")}
+CUSTOM_ROLES = {"ic-lead": ("incident-commander", "admin"), "incident-scribe": ("scribe", "triage")}
 RANKS = ["none", "read", "triage", "write", "maintain", "admin"]
 QUIET_FORM = FORM_BODY.replace(
     "- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected"
