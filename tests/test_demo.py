@@ -1,11 +1,14 @@
 """`make demo` runs `incidentops demo`: the whole playbook on the sandbox must tell its story and exit 0."""
 
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from incidentops.cli import build_parser
 from incidentops.core import incidentfile as f
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +70,17 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
         cwd=keep / "workspace",
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    # The kept workspace still works as a clone: its origin is the kept bare repository.
+    workspace = keep / "workspace"
+    origin = subprocess.run(["git", "remote", "get-url", "origin"], cwd=workspace, capture_output=True, text=True)
+    assert Path(origin.stdout.strip()) == bare
+    fetched = subprocess.run(["git", "fetch", "origin"], cwd=workspace, capture_output=True, text=True)
+    assert fetched.returncode == 0, fetched.stderr
+    # Every command the narration shows is one the CLI accepts as written.
+    shown = re.findall(r"`(incidentops [^`]+)`", out)
+    assert shown
+    for command in shown:
+        build_parser().parse_args(shlex.split(command)[1:])
 
 
 @pytest.mark.act

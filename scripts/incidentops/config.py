@@ -267,6 +267,17 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
     )
 
 
+def yaml_problem(name: str, text: str, exc: YAMLError) -> str:
+    """`file:line:column: problem`, then the offending line and a caret, as compilers print them (not ruamel's dump)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None) or str(exc).split("\n", 1)[0]
+    if mark is None:
+        return f"{name}: not valid YAML: {problem}"
+    lines = text.split("\n")
+    shown = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    return f"{name}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}\n    {shown}\n    {' ' * mark.column}^"
+
+
 def load_config(workspace: Path) -> Config:
     """Read `incidentops.yaml` from the workspace root."""
     path = workspace / CONFIG_FILE
@@ -276,9 +287,10 @@ def load_config(workspace: Path) -> Config:
             hint="Run from the ops repository root (the workflow checks it out) or create the file.",
         )
     try:
-        data = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = YAML(typ="safe").load(text)
     except YAMLError as exc:
-        raise ConfigError(f"{CONFIG_FILE} is not valid YAML: {exc}", hint="Fix the syntax and run again.") from exc
+        raise ConfigError(yaml_problem(CONFIG_FILE, text, exc), hint="Fix the syntax and run again.") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{CONFIG_FILE} is not UTF-8 text: {exc}") from exc
     return parse_config(data, CONFIG_FILE)

@@ -150,6 +150,7 @@ class DemoWorld:
             "GITHUB_SERVER_URL": self.info["github_server_url"],
             "GITHUB_TOKEN": self.info["actions_token"],
             "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_ACTIONS": "true",  # the demo plays the workflow's job, on the job's own checkout
             "GITHUB_STEP_SUMMARY": str(root / "step-summary.md"),
             "CLOUDFLARE_API_BASE_URL": self.info["cloudflare_api_base_url"],
             "CLOUDFLARE_API_TOKEN": self.info["cloudflare_api_token"],
@@ -342,7 +343,10 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
         if keep:
             keep.mkdir(parents=True, exist_ok=True)
             shutil.copytree(root, keep, dirs_exist_ok=True)
-            n.line(f"Workspace kept in {keep} (bare repository: {keep / 'sandbox' / 'acme' / 'ops.git'}).")
+            kept_bare = keep / bare.relative_to(root)
+            # The copy's `origin` must point at the kept bare repository: the original goes with the temp folder.
+            _git("remote", "set-url", "origin", str(kept_bare), cwd=keep / world.workspace.relative_to(root))
+            n.line(f"Workspace kept in {keep / 'workspace'} (its origin, the bare repository: {kept_bare}).")
         n.line(f"Finished in {time.monotonic() - n.started:.1f}s (wall time).")
         return 0
     finally:
@@ -362,7 +366,7 @@ def _force_queue_consumer(n: Narrator, world: DemoWorld, number: int, pr: Any) -
     ports = ports_from_env(world.env)
     plan, _, _ = build_plan(ports, number, ["queue-consumer"])
     (item,) = plan.services
-    n.detail(f"`incidentops rollback plan --service queue-consumer`: {item.preflight}")
+    n.detail(f"`incidentops rollback plan --incident INC-{number:04d} --service queue-consumer`: {item.preflight}")
     if item.target is None:
         raise DemoFailed("no rollback target for queue-consumer")
     repo = world.repo("oncall-admin")

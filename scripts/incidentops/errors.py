@@ -15,6 +15,10 @@ class IncidentOpsError(Exception):
         return f"{self.message} {self.hint}" if self.hint else self.message
 
 
+class UsageError(IncidentOpsError):
+    """The command was called wrongly (an unknown event name, a bad argument); the CLI exits 2."""
+
+
 class ConfigError(IncidentOpsError):
     """`incidentops.yaml` is missing, malformed or fails validation."""
 

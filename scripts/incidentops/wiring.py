@@ -65,15 +65,30 @@ def clock_from_env(env: Mapping[str, str]) -> Callable[[], datetime]:
     return lambda: start + timedelta(seconds=int(time.monotonic() - began))
 
 
+def in_actions(env: Mapping[str, str]) -> bool:
+    """Whether this process is a step of a GitHub Actions job (the runner sets GITHUB_ACTIONS=true)."""
+    return env.get("GITHUB_ACTIONS") == "true"
+
+
 def ports_from_env(env: Mapping[str, str]) -> Ports:
-    """Build the ports exactly from the variables GitHub Actions sets."""
+    """Build the ports from the variables GitHub Actions sets (or a person exported by hand).
+
+    In Actions the runner's own checkout is the work tree. By hand, the current checkout is left alone: git work
+    happens in a private work tree at the remote's default branch, removed when the process ends.
+    """
     from incidentops.adapters.cloudflare import CloudflareClient
     from incidentops.adapters.git import GitRepo
     from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
     from incidentops.config import load_config
     from incidentops.core.redact import Redactor
 
-    workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
+    checkout = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
+    if in_actions(env):
+        workspace, git = checkout, None
+    else:
+        branch = load_config(checkout).default_branch if (checkout / "incidentops.yaml").is_file() else "main"
+        git = GitRepo.private_worktree(checkout, branch=branch)
+        workspace = git.workdir
     config = load_config(workspace)
     repository = env.get("GITHUB_REPOSITORY", "")
     github = GitHubClient(
@@ -89,10 +104,22 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
         config=config,
         workspace=workspace,
         github=github,
-        git=GitRepo(workspace, branch=config.default_branch),
+        git=git or GitRepo(workspace, branch=config.default_branch),
         repository=repository,
         server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
         redact=Redactor.from_env(env),
         clock=clock_from_env(env),
         cloudflare=cloudflare,
     )
+
+
+def acting_person(ports: Ports, env: Mapping[str, str]) -> str:
+    """Who is acting: the run's actor in Actions; by hand, the token's owner, who then also authors the commits.
+
+    By hand, neither `$USER` nor `GITHUB_ACTOR` proves anything (anyone can set them); the token does.
+    """
+    if in_actions(env):
+        return env.get("GITHUB_ACTOR") or "github-actions[bot]"
+    person = ports.github.whoami()
+    ports.git.author = (person.name, person.email)
+    return person.login

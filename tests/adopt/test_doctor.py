@@ -136,6 +136,9 @@ def test_a_secret_the_runbook_uses_is_missing(setup: Setup) -> None:
     setup.control("PATCH", "/adoption/github", {"secrets": ["CLOUDFLARE_API_TOKEN", "SMOKE_TENANT_A_TOKEN"]})
     check = setup.doctor()["secrets"]
     assert check.status == FAIL and check.detail == "not set: SMOKE_TENANT_B_TOKEN"
+    # An organization secret shared with the repository is set as far as the workflows can tell.
+    setup.control("PATCH", "/adoption/github", {"org_secrets": ["SMOKE_TENANT_B_TOKEN"]})
+    assert setup.doctor()["secrets"].status == OK
 
 
 def test_a_revoked_cloudflare_token_fails_and_is_named(setup: Setup) -> None:

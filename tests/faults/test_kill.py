@@ -56,6 +56,7 @@ def cli(world: World, delivery: dict[str, Any], attempt: int) -> subprocess.Pope
         "GITHUB_API_URL": world.info["github_api_url"],
         "GITHUB_SERVER_URL": world.info["github_server_url"],
         "GITHUB_TOKEN": world.info["actions_token"],
+        "GITHUB_ACTIONS": "true",
         "GITHUB_RUN_ID": "5151",
         "GITHUB_RUN_ATTEMPT": str(attempt),
         "GITHUB_WORKSPACE": str(world.workspace),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from incidentops.sandbox.github import personal_token
 from tests.flows.conftest import World
 
 
@@ -26,6 +27,7 @@ def run_cli(world: World, delivery: dict | None, **overrides: str) -> subprocess
         "GITHUB_API_URL": world.info["github_api_url"],
         "GITHUB_SERVER_URL": world.info["github_server_url"],
         "GITHUB_TOKEN": world.info["actions_token"],
+        "GITHUB_ACTIONS": "true",  # a workflow step: the runner's checkout is the work tree
         "GITHUB_RUN_ID": "4242",
         "GITHUB_WORKSPACE": str(world.workspace),
         "GITHUB_STEP_SUMMARY": str(world.tmp / "summary.md"),
@@ -60,11 +62,13 @@ def test_handle_event_declares_and_reports_to_the_job(world: World) -> None:
     assert "INC-0001: rollback PR #2 opened for api-worker" in result.stdout
 
 
-def test_declaring_never_fails_for_want_of_a_cloudflare_token(world: World) -> None:
+def test_a_declare_without_a_cloudflare_token_is_recorded_but_not_green(world: World) -> None:
     result = run_cli(world, labelled(world), CLOUDFLARE_API_TOKEN="")
-    assert result.returncode == 0
+    # The incident is declared (the record never waits on Cloudflare), but a SEV-1 job whose rollback PR or
+    # containment failed must not look done.
+    assert result.returncode == 1
     assert "rollback PR not opened: CLOUDFLARE_API_TOKEN is not set" in result.stdout
-    assert "::warning::declared INC-0001" in result.stdout
+    assert "::error::declared INC-0001" in result.stdout and "but the rollback PR could not be opened" in result.stdout
     assert "INC-0001: declare SEV-1 (@oncall-write, #1)" in world.bare_log()
     assert not any("rollback PR" in subject for subject in world.bare_log())
 
@@ -147,15 +151,25 @@ def test_rollback_plan_prints_the_plan_and_changes_nothing(world: World) -> None
     assert "Rollback plan for INC-0001 (production); nothing was changed." in result.stdout
     assert "queue-consumer" in result.stdout and "set `force: true`" in result.stdout
     assert world.bare_log() == log_before
+    assert "error: the plan refuses 1 service(s)" in result.stderr
     bad = cli(world, "rollback", "plan", "--incident", "INC-0001", "--service", "mainframe")
-    assert bad.returncode == 1 and "::error::unknown service(s): mainframe" in bad.stdout
+    assert bad.returncode == 1 and "error: unknown service(s): mainframe" in bad.stderr
+    assert "::error::" not in bad.stdout + bad.stderr  # a terminal gets plain text, not workflow commands
     assert "Traceback" not in bad.stderr
 
 
 def test_rollback_apply_by_hand_checks_the_operators_role(world: World) -> None:
-    result = cli(world, "rollback", "apply", GITHUB_ACTOR="oncall-write")
-    assert result.returncode == 1 and "rollback_apply needs 'maintain'" in result.stdout
+    # By hand the actor is the token's owner, whatever GITHUB_ACTOR or USER say.
+    result = cli(
+        world,
+        "rollback",
+        "apply",
+        GITHUB_TOKEN=personal_token("oncall-write"),
+        GITHUB_ACTOR="oncall-admin",
+        USER="root",
+    )
+    assert result.returncode == 1 and "@oncall-write has role 'write'; rollback_apply needs 'maintain'" in result.stderr
     # The ledger's pins are what is live (the bad builds): nothing to deploy, and the smoke tests say so.
-    applied = cli(world, "rollback", "apply", GITHUB_ACTOR="oncall-admin")
+    applied = cli(world, "rollback", "apply", GITHUB_TOKEN=personal_token("oncall-admin"))
     assert applied.returncode == 1, applied.stdout + applied.stderr
     assert "every service already at its pin; smoke tests on production failed" in applied.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from incidentops.cli import main
 from incidentops.core.events import parse_event
 from incidentops.core.form import read_intake
 from incidentops.core.lint import lint_text
@@ -186,22 +187,27 @@ def test_unreadable_files_say_where() -> None:
     assert any("required key 'severity' is missing" in p for p in problems(missing))
 
 
-def test_the_flow_lints_a_tree_and_exits_1_with_annotations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_lints_a_tree_and_exits_1_with_annotations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     (tmp_path / "incidents").mkdir()
     (tmp_path / "incidents/README.md").write_text("not an incident")
     (tmp_path / "incidents/INC-0042.md").write_text(CLOSED)
-    assert flow.run(tmp_path) == 0
+    assert main(["lint"]) == 0
     assert "1 incident file(s) valid" in capsys.readouterr().out
     (tmp_path / "incidents/INC-0043.md").write_text(
         CLOSED.replace("id: INC-0042", "id: INC-0043")
         .replace("issue: 42", "issue: 43")
         .replace("status: closed", "status: done")
     )
-    assert flow.run(tmp_path) == 1
+    assert main(["lint"]) == 1
     out = capsys.readouterr().out
     assert f"::error file=incidents/INC-0043.md,line={line_of(CLOSED, 'status:')}::status 'done'" in out
+    assert out.count("status 'done'") == 1  # each problem once
     assert "1 problem(s) in 1 of 2 incident file(s)" in out
-    assert flow.run(tmp_path, "incidents/INC-0042.md") == 0
+    assert main(["lint", "incidents/INC-0042.md"]) == 0
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ def launch(world: World, deliveries: list[dict], wave: str) -> list[subprocess.P
             "GITHUB_SERVER_URL": world.info["github_server_url"],
             "GITHUB_TOKEN": world.info["actions_token"],
             "GITHUB_WORKSPACE": str(workspace),
+            "GITHUB_ACTIONS": "true",
         }
         procs.append(
             subprocess.Popen(

@@ -33,6 +33,7 @@ def run(world: World, delivery: dict, extra_env: dict[str, str]) -> subprocess.C
         "GITHUB_SERVER_URL": world.info["github_server_url"],
         "GITHUB_TOKEN": world.info["actions_token"],
         "GITHUB_WORKSPACE": str(world.workspace),
+        "GITHUB_ACTIONS": "true",
         "GITHUB_STEP_SUMMARY": str(world.tmp / "summary.md"),
         "CLOUDFLARE_API_BASE_URL": world.info["cloudflare_api_base_url"],
         "CLOUDFLARE_API_TOKEN": world.info["cloudflare_api_token"],

@@ -17,7 +17,12 @@ def test_the_cli_builds_the_site_and_annotates_unreadable_files(tmp_path: Path) 
     incidents.mkdir()
     (incidents / "INC-0001.md").write_text(make_incident(1), encoding="utf-8")
     (incidents / "INC-0002.md").write_text("---\n[bad\n---\n", encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_SERVER_URL": "https://github.com", "GITHUB_REPOSITORY": "example/ops"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_ACTIONS": "true",  # as the Pages workflow runs it: problems become annotations
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "example/ops",
+    }
     result = subprocess.run(
         [sys.executable, "-P", "-m", "incidentops", "report", "--out", "site"],
         cwd=tmp_path,

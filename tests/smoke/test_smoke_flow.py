@@ -174,7 +174,7 @@ def test_replace_section_keeps_what_people_wrote_around_it() -> None:
 
 
 def test_the_cli_entry_needs_no_github_token_without_an_incident(world: World, tmp_path: Path) -> None:
-    env = {**smoke_env(world), "GITHUB_WORKSPACE": str(world.workspace)}
+    env = {**smoke_env(world), "GITHUB_WORKSPACE": str(world.workspace), "GITHUB_ACTIONS": "true"}
     junit = tmp_path / "junit.xml"
     outcome = smoke_from_env(env, "production", ["user-portal"], None, junit)
     assert outcome.status == "failed" and outcome.incident_id is None

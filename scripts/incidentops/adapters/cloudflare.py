@@ -409,6 +409,10 @@ _GRAPHQL_HINTS = (
 )
 
 
+# Requests on the wire right now: (what, since). A terminal's progress line reads it to say what a slow run waits on.
+IN_FLIGHT: dict[int, tuple[str, float]] = {}
+
+
 @dataclass(frozen=True)
 class HttpStats:
     """Requests to some hosts of a zone over one window: how many, how many answered 5xx, and p99 time to first byte."""
@@ -852,9 +856,12 @@ class CloudflareClient:
             remaining = policy.deadline - (self._clock() - started)
             timeout = max(0.001, min(policy.timeout, remaining))
             before = self._clock()
+            token = object()
+            IN_FLIGHT[id(token)] = (f"{method} {self._redact(shown)}", time.monotonic())
             try:
                 response = await self._http.request(method, path.lstrip("/"), params=params, json=json, timeout=timeout)
             except httpx.TransportError as exc:
+                IN_FLIGHT.pop(id(token), None)
                 elapsed = (self._clock() - before) * 1000
                 self.calls.append(ApiCall(method, shown, None, elapsed, attempt, type(exc).__name__))
                 never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
@@ -868,6 +875,7 @@ class CloudflareClient:
                 failure = ApiError(SERVICE, what)
                 wait = self._backoff(attempt)
             else:
+                IN_FLIGHT.pop(id(token), None)
                 elapsed = (self._clock() - before) * 1000
                 self.calls.append(ApiCall(method, shown, response.status_code, elapsed, attempt))
                 if response.status_code < 400:

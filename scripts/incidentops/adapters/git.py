@@ -7,9 +7,12 @@ force-push: other incidents' commits and people's edits on the default branch ar
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -75,6 +78,7 @@ class GitRepo:
         max_attempts: int = 40,
         deadline: float = 240.0,
         sleep: Callable[[float], None] = time.sleep,
+        detached: bool = False,
     ) -> None:
         self.workdir = workdir
         self.branch = branch
@@ -83,7 +87,35 @@ class GitRepo:
         self.max_attempts = max_attempts
         self.deadline = deadline  # seconds for all push attempts of one change
         self.sleep = sleep
+        # A private work tree shares its refs with a person's checkout: it never holds a local branch, so moving to
+        # the remote tip or publishing a branch cannot touch the branches (or the work) of the person's clone.
+        self.detached = detached
         self.commands: list[str] = []  # what was run, for the job summary and tests
+
+    @classmethod
+    def private_worktree(cls, checkout: Path, branch: str = "main", remote: str = "origin") -> GitRepo:
+        """A temporary work tree at the remote's `branch`, beside a person's checkout, removed when the process ends.
+
+        Run by hand, incidentops must never change the person's working tree, index, branch or local commits
+        (uncommitted ledger edits, unpushed work): everything it reads or writes happens in this work tree.
+        """
+        probe = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=checkout, capture_output=True, text=True, check=False
+        )
+        if probe.returncode != 0:
+            raise GitError(
+                f"{checkout} is not inside a git checkout",
+                hint="Run incidentops from a clone of the ops repository (the one with incidentops.yaml).",
+            )
+        top = Path(probe.stdout.strip())
+        place = Path(tempfile.mkdtemp(prefix="incidentops-worktree-"))
+        shutil.rmtree(place)  # `git worktree add` wants to create the folder itself
+        repo = cls(top, branch=branch, remote=remote, detached=True)
+        repo.run("fetch", "--quiet", remote, branch)
+        repo.run("worktree", "add", "--quiet", "--detach", str(place), f"{remote}/{branch}")
+        atexit.register(_remove_worktree, top, place)
+        repo.workdir = place
+        return repo
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run one git command in the work tree (the single choke point for git)."""
@@ -114,7 +146,10 @@ class GitRepo:
     def sync(self) -> str:
         """Move the work tree to the remote branch's current tip; return its sha."""
         self.run("fetch", "--quiet", self.remote, self.branch)
-        self.run("checkout", "--quiet", "-B", self.branch, f"{self.remote}/{self.branch}")
+        if self.detached:
+            self.run("checkout", "--quiet", "--detach", f"{self.remote}/{self.branch}")
+        else:
+            self.run("checkout", "--quiet", "-B", self.branch, f"{self.remote}/{self.branch}")
         self.run("reset", "--quiet", "--hard", f"{self.remote}/{self.branch}")
         return self.run("rev-parse", "HEAD").stdout.strip()
 
@@ -234,7 +269,8 @@ class GitRepo:
         changes = self._stage(edit)
         if not changes:
             return CommitResult(None, 1, ())
-        self.run("checkout", "--quiet", "-B", branch)  # carries the staged change over to the branch
+        if not self.detached:
+            self.run("checkout", "--quiet", "-B", branch)  # carries the staged change over to the branch
         self.run("commit", "--quiet", "--no-verify", "-m", message)
         remote = self.run("ls-remote", "--heads", self.remote, branch).stdout.split()
         # A stale branch of ours from a closed PR may exist; replace only that exact tip (lease), never main.
@@ -247,5 +283,15 @@ class GitRepo:
                 hint="Check the workflow has 'contents: write' and may push branches.",
             )
         sha = self.run("rev-parse", "HEAD").stdout.strip()
-        self.run("checkout", "--quiet", self.branch)
+        if self.detached:
+            self.run("checkout", "--quiet", "--detach", f"{self.remote}/{self.branch}")
+        else:
+            self.run("checkout", "--quiet", self.branch)
         return CommitResult(sha, 1, tuple(changes))
+
+
+def _remove_worktree(checkout: Path, place: Path) -> None:
+    """Drop a private work tree and git's record of it (best effort: the process is ending)."""
+    subprocess.run(["git", "worktree", "remove", "--force", str(place)], cwd=checkout, capture_output=True, check=False)
+    shutil.rmtree(place, ignore_errors=True)
+    subprocess.run(["git", "worktree", "prune"], cwd=checkout, capture_output=True, check=False)

@@ -109,6 +109,18 @@ def _describe(exc: GithubException) -> str:
     return f"HTTP {exc.status}: {message}".strip()
 
 
+@dataclass(frozen=True)
+class Person:
+    login: str
+    name: str
+    id: int
+
+    @property
+    def email(self) -> str:
+        """GitHub's noreply address for the account: commits name the person without exposing their email."""
+        return f"{self.id}+{self.login}@users.noreply.github.com"
+
+
 class GitHubClient:
     """Operations on one repository, as the product needs them."""
 
@@ -221,6 +233,25 @@ class GitHubClient:
         """`open` or `closed`; ApiError with status 410 (deleted) or 301/404 (transferred elsewhere) otherwise."""
         issue = self.issue(number)
         return str(self._call(f"reading issue #{number}", lambda: issue.state))
+
+    def whoami(self) -> Person:
+        """The token's owner (`GET /user`): who is acting when a person runs incidentops by hand."""
+
+        def fetch() -> Person:
+            me = self._gh.get_user()
+            return Person(me.login, me.name or me.login, me.id)
+
+        try:
+            return self._call("reading the token's owner (GET /user)", fetch)
+        except ApiError as err:
+            if err.status in (401, 403):
+                raise IncidentOpsError(
+                    "cannot tell who you are: GitHub would not say whose token GITHUB_TOKEN is "
+                    f"(GET /user answered {err.status})",
+                    hint="By hand, set GITHUB_TOKEN to your own token (e.g. `export GITHUB_TOKEN=$(gh auth token)`); "
+                    "a workflow's token belongs to no person.",
+                ) from err
+            raise
 
     def role_of(self, login: str) -> str:
         """The actor's repository role: admin, maintain, write, triage, read or none."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from incidentops.errors import IncidentOpsError
+from incidentops.errors import IncidentOpsError, UsageError
 
 # The identity GITHUB_TOKEN acts as (comments, pushes, pull requests). Only what it wrote is trusted as ours:
 # anyone who can comment can write a hidden `<!-- incidentops:… -->` marker (GitHub renders HTML comments invisibly).
@@ -114,12 +114,57 @@ def parse_event(name: str, payload: Any) -> Event:
     )
 
 
+# Every value GITHUB_EVENT_NAME can take (GitHub docs, "Events that trigger workflows"). A name outside this list
+# is a typo in a hand-made run, not an event we may quietly skip.
+GITHUB_EVENTS = frozenset(
+    [
+        "branch_protection_rule",
+        "check_run",
+        "check_suite",
+        "create",
+        "delete",
+        "deployment",
+        "deployment_status",
+        "discussion",
+        "discussion_comment",
+        "fork",
+        "gollum",
+        "issue_comment",
+        "issues",
+        "label",
+        "merge_group",
+        "milestone",
+        "page_build",
+        "public",
+        "pull_request",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "pull_request_target",
+        "push",
+        "registry_package",
+        "release",
+        "repository_dispatch",
+        "schedule",
+        "status",
+        "watch",
+        "workflow_call",
+        "workflow_dispatch",
+        "workflow_run",
+    ]
+)
+
+
 def load_event(name: str | None, path: str | None) -> Event:
     """Read the event GitHub Actions hands to a job (GITHUB_EVENT_NAME, GITHUB_EVENT_PATH)."""
     if not name or not path:
-        raise IncidentOpsError(
+        raise UsageError(
             "GITHUB_EVENT_NAME and GITHUB_EVENT_PATH must be set",
             hint="This command runs inside a GitHub Actions job; to try it locally set both to an event file.",
+        )
+    if name not in GITHUB_EVENTS:
+        raise UsageError(
+            f"GITHUB_EVENT_NAME {name!r} is not a GitHub event",
+            hint="Use the name GitHub gives the event, e.g. issues, issue_comment or pull_request.",
         )
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))

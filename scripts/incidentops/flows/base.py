@@ -17,8 +17,9 @@ from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
 from incidentops.core.timefmt import format_ts
+from incidentops.errors import IncidentOpsError
 from incidentops.render import render
-from incidentops.wiring import Ports
+from incidentops.wiring import Ports, acting_person
 
 if TYPE_CHECKING:
     from incidentops.adapters.github import PostedComment
@@ -28,6 +29,7 @@ __all__ = [
     "Outcome",
     "Ports",
     "acknowledge",
+    "authorize",
     "commit_and_ack",
     "context",
     "file_url",
@@ -81,6 +83,18 @@ def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
         steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
         level="warning",
     )
+
+
+def authorize(ports: Ports, env: Mapping[str, str], action: str) -> str:
+    """The acting person (see `acting_person`), if their role allows `action`; else an error and nothing changes."""
+    actor = acting_person(ports, env)
+    role = ports.github.role_of(actor)
+    if not ports.config.allows(action, role):
+        raise IncidentOpsError(
+            f"@{actor} has role {role!r}; {action} needs {ports.config.permissions[action]!r}. Nothing was changed.",
+            hint="Ask someone with that role, or an admin to raise yours.",
+        )
+    return actor
 
 
 def context(event: Event, ports: Ports) -> core.Context:

@@ -588,7 +588,7 @@ def _combine(outcomes: Sequence[Outcome]) -> Outcome:
         incident_id=first.incident_id,
         path=first.path,
         steps=[s for o in outcomes for s in o.steps],
-        exit_code=max(o.exit_code for o in outcomes),
+        exit_code=max(o.exit_code or int(o.status == "failed") for o in outcomes),
         level="warning" if any(o.level != "notice" for o in outcomes) else "notice",
     )
 

@@ -17,6 +17,13 @@ from incidentops.flows.verify import blast_radius, on_issue_closed
 from incidentops.wiring import ports_from_env
 
 
+def _partial(outcome: Outcome, what: str) -> None:
+    """A declaration whose automatic follow-through failed is not green: the job fails and says what is missing."""
+    outcome.exit_code = 1
+    outcome.level = "error"
+    outcome.message += f"; but {what} (see the steps)"
+
+
 def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
     """A declaration that suspects a deploy regression also opens the rollback PR (never failing the declare)."""
     if outcome.status != "declared" or event.issue is None or not outcome.path:
@@ -35,7 +42,7 @@ def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
         planned = open_rollback_pr(event, ports, event.issue.number, [], event.sender)
     except IncidentOpsError as err:
         outcome.steps.append(f"rollback PR not opened: {err} (comment /rollback to try again)")
-        outcome.level = "warning"
+        _partial(outcome, "the rollback PR could not be opened")
         return outcome
     outcome.steps.append(planned.message)
     outcome.steps.extend(planned.steps)
@@ -51,6 +58,8 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
         outcome.steps += [contained.message, *contained.steps]
         if contained.level in ("warning", "error"):
             outcome.level = "warning"
+    if contained.status == "failed" or contained.exit_code:
+        _partial(outcome, "containment failed")
     try:
         measured = blast_radius(ports, event.issue.number)
     except IncidentOpsError as err:

@@ -155,6 +155,11 @@ def _github_checks(workspace: Path, env: Mapping[str, str], config: Config | Non
         workflows.values(), runbook.read_text(encoding="utf-8") if runbook.is_file() else ""
     )
     listed_status, listed = gh.read("/actions/secrets") if referenced else (0, None)
+    if listed_status == 200 and isinstance(listed, dict):
+        # An organization secret shared with the repository counts as set.
+        org_status, shared = gh.read("/actions/organization-secrets")
+        if org_status == 200 and isinstance(shared, dict):
+            listed = {"secrets": [*(listed.get("secrets") or []), *(shared.get("secrets") or [])]}
     present = {name: bool(env.get(name)) for name in referenced}
     out.append(core.secrets_check(referenced, listed_status, listed, present))
     return out

@@ -30,10 +30,21 @@ def incident_files(workspace: Path, target: str | None = None) -> list[Path]:
             raise IncidentOpsError(f"{target} is neither an incident file nor a folder of them")
         folder = chosen
     else:
-        incidents_dir = load_config(workspace).incidents_dir if (workspace / CONFIG_FILE).is_file() else "incidents"
+        configured = (workspace / CONFIG_FILE).is_file()
+        incidents_dir = load_config(workspace).incidents_dir if configured else "incidents"
         folder = workspace / incidents_dir
+        if folder.exists() and not folder.is_dir():
+            raise IncidentOpsError(
+                f"{incidents_dir} is a file, but incidents_dir in {CONFIG_FILE} must name a folder",
+                hint="Point incidents_dir at the folder that holds INC-*.md files, or pass a PATH to lint.",
+            )
         if not folder.is_dir():
-            return []
+            if configured:
+                return []  # a new ops repository: no incident yet
+            raise IncidentOpsError(
+                f"nothing to lint in {workspace}: no {CONFIG_FILE} and no {incidents_dir}/ folder",
+                hint="Run it at the root of the ops repository, or pass the file or folder to lint.",
+            )
     return sorted(p for p in folder.iterdir() if FILE_NAME.match(p.name) and p.is_file())
 
 
@@ -87,20 +98,3 @@ def lint(workspace: Path, target: str | None = None) -> Outcome:
             details={"problems": problems, "files": len(files)},
         )
     return Outcome("ok", f"{len(files)} incident file(s) valid", details={"problems": [], "files": len(files)})
-
-
-def annotation(problem: Problem) -> str:
-    """A GitHub workflow command that marks the problem on the file and line in the pull request."""
-    message = problem.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    path = problem.path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
-    return f"::error file={path},line={problem.line}::{message}"
-
-
-def run(workspace: Path, target: str | None = None) -> int:
-    """What `incidentops lint [PATH]` does: print one annotation per problem and a summary; exit 1 on problems."""
-    outcome = lint(workspace, target)
-    for problem in outcome.details["problems"]:
-        print(annotation(problem))
-        print(str(problem))
-    print(f"incidentops lint: {outcome.message}")
-    return outcome.exit_code

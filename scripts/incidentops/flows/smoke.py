@@ -29,7 +29,7 @@ from incidentops.core.events import Event
 from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import IncidentOpsError
-from incidentops.flows.base import Outcome, Ports, file_url
+from incidentops.flows.base import Outcome, Ports, authorize, file_url
 from incidentops.render import render
 from incidentops.wiring import ports_from_env
 
@@ -575,8 +575,11 @@ def smoke_from_env(
     """`incidentops smoke`: build what the run needs from the job's environment and run it."""
     if number is not None:
         ports = ports_from_env(env)
-        key = f"run-{env.get('GITHUB_RUN_ID', '')}-{env.get('GITHUB_RUN_ATTEMPT', '')}"
-        return run_smoke(ports, environment, services, number, key, env=env, junit_path=junit_path)
+        actor = authorize(ports, env, "smoke")
+        # A job's re-run replays its key; by hand, each run is a new event.
+        run_id = env.get("GITHUB_RUN_ID")
+        key = f"run-{run_id}-{env.get('GITHUB_RUN_ATTEMPT', '')}" if run_id else f"manual-{format_ts(ports.clock())}"
+        return run_smoke(ports, environment, services, number, key, actor=actor, env=env, junit_path=junit_path)
     # Without an incident nothing is written, so no GitHub token or git remote is needed.
     workspace = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
     return check_environment(

@@ -192,7 +192,14 @@ def verify_incident(ports: Ports, number: int, actor: str, key: str, close: bool
     ports.git.sync()
     current = ports.git.read(path)
     if current is None:
-        return Outcome("skipped", f"not for us: #{number} is not a declared incident", incident_id=inc)
+        # Asked about one incident by name: its absence is a failure to report, not an event to ignore.
+        return Outcome(
+            "missing",
+            f"{inc} does not exist: no {path} on {ports.config.default_branch}",
+            incident_id=inc,
+            exit_code=1,
+            level="error",
+        )
     if close and f.has_event(current, key):
         return _project(ports, number, actor, key, current, replay=True)
     if close and f.read_fields(current).get("status") == "closed":
@@ -304,7 +311,8 @@ def _project(ports: Ports, number: int, actor: str, key: str, text: str, *, repl
         steps.append(f"listed what is missing ({posted.url})")
     status = "unchanged" if replay else "unmet"
     message = f"{inc}: {len(unmet)} exit criteria unmet; the incident stays open"
-    return Outcome(status, message, incident_id=inc, path=path, steps=steps, exit_code=0, level="warning")
+    # Not closed is not done: a run (or a person) asking to close gets exit 1, whatever else went right.
+    return Outcome(status, message, incident_id=inc, path=path, steps=steps, exit_code=1, level="warning")
 
 
 # -- entry points ----------------------------------------------------------------------------------

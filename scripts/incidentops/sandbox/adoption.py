@@ -8,6 +8,7 @@ Sources, per route:
   "Administration" read permission, which GITHUB_TOKEN can never have);
 - "List repository secrets" (`GET …/actions/secrets`: names and dates, never values; needs admin / "Secrets" read,
   which GITHUB_TOKEN cannot be granted);
+- "List repository organization secrets" (`GET …/actions/organization-secrets`, the same access);
 - "Get a GitHub Pages site" (`GET …/pages`: 404 when Pages is off; `build_type` workflow|legacy, `public`);
 - "Get rules for a branch" (`GET …/rules/branches/{branch}`: the active ruleset rules, readable with read access);
 - "Delete a label" (`DELETE …/labels/{name}`, write access, 204).
@@ -46,6 +47,7 @@ class RepoSettings:
     default_workflow_permissions: str = "read"
     can_approve_pull_request_reviews: bool = True  # "Allow GitHub Actions to create and approve pull requests"
     secrets: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SEED_SECRETS, "2026-11-01T00:00:00Z"))
+    org_secrets: list[str] = field(default_factory=list)  # organization secrets shared with the repository
     pages: dict[str, Any] | None = field(default_factory=lambda: {"build_type": "workflow", "public": True})
     branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # branch -> ruleset rules
 
@@ -67,6 +69,13 @@ def install_github(github: GitHubEmulator, settings: RepoSettings) -> None:
     def list_secrets(call: Call) -> Response:
         names = sorted(settings.secrets)
         items = [{"name": n, "created_at": settings.secrets[n], "updated_at": settings.secrets[n]} for n in names]
+        return Response(200, {"total_count": len(items), "secrets": items})
+
+    @github.route("GET", "/actions/organization-secrets", need="admin")
+    def list_org_secrets(call: Call) -> Response:
+        # "List repository organization secrets": the organization's secrets shared with this repository.
+        names = sorted(settings.org_secrets)
+        items = [{"name": n, "created_at": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"} for n in names]
         return Response(200, {"total_count": len(items), "secrets": items})
 
     @github.route("GET", "/pages")
@@ -288,6 +297,7 @@ def install_control(app: App, settings: RepoSettings, token: TokenState) -> None
                     "default_workflow_permissions": settings.default_workflow_permissions,
                     "can_approve_pull_request_reviews": settings.can_approve_pull_request_reviews,
                     "secrets": sorted(settings.secrets),
+                    "org_secrets": sorted(settings.org_secrets),
                     "pages": settings.pages,
                     "branch_rules": settings.branch_rules,
                 },
@@ -310,6 +320,8 @@ def install_control(app: App, settings: RepoSettings, token: TokenState) -> None
             if bad:  # GitHub refuses these names ("Naming your secrets")
                 raise HttpError(400, {"message": f"invalid secret names: {bad}"})
             settings.secrets = dict.fromkeys(names, "2026-11-01T00:00:00Z")
+        if "org_secrets" in body:
+            settings.org_secrets = [str(n) for n in body["org_secrets"]]
         if "pages" in body:
             pages = body["pages"]
             if pages is not None and (

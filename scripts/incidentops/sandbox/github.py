@@ -234,6 +234,11 @@ class _GitHubApp(App):
         return Response(404, {"message": "Not Found", "documentation_url": DOCS})
 
 
+def personal_token(login: str) -> str:
+    """The sandbox's personal access token for a seeded user (`ghp_` and 36 characters, as GitHub's look)."""
+    return "ghp_" + (login.replace("-", "") + "0" * 36)[:36]
+
+
 class GitHubEmulator:
     """A stateful, thread-safe emulation of the GitHub REST API for one repository."""
 
@@ -266,6 +271,9 @@ class GitHubEmulator:
         self.users[self.BOT_LOGIN] = User(self.BOT_LOGIN, 41898282, "write", "github-actions[bot]", "Bot")
         self.org = User(owner, 4_000_001, "none", owner, "Organization")
         self.tokens: dict[str, str] = {login: login for login in self.users}
+        # Personal tokens shaped like GitHub's (`ghp_` + 36 characters), for people using the sandbox by hand: a
+        # token that is not also the login keeps the login readable once the token is redacted.
+        self.tokens.update({personal_token(login): login for login in self.users})
         self.tokens[self.ACTIONS_TOKEN] = self.BOT_LOGIN
         self.labels: dict[str, Label] = {}
         for name, color, description in SEED_LABELS:
