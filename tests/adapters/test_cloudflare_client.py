@@ -445,7 +445,8 @@ def test_from_env_reads_the_wrangler_variables() -> None:
     cf = CloudflareClient.from_env(env=env)
     assert (cf.account_id, cf.base_url) == ("acc", "http://127.0.0.1:9/client/v4")
     assert CloudflareClient.from_env("from-config", env={"CLOUDFLARE_API_TOKEN": "t"}).base_url == DEFAULT_BASE_URL
-    assert CloudflareClient.from_env("from-config", env=env).account_id == "from-config"
+    with pytest.raises(IncidentOpsError, match=r"CLOUDFLARE_ACCOUNT_ID is acc but incidentops\.yaml names"):
+        CloudflareClient.from_env("from-config", env=env)  # never a silent call to the other account
     with pytest.raises(IncidentOpsError, match="CLOUDFLARE_API_TOKEN"):
         CloudflareClient.from_env(env={"CLOUDFLARE_ACCOUNT_ID": "acc"})
     with pytest.raises(IncidentOpsError, match="CLOUDFLARE_ACCOUNT_ID"):
@@ -459,3 +460,13 @@ def test_from_env_reads_the_wrangler_variables() -> None:
 )  # fmt: skip
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     assert parse_retry_after(header, NOW) == seconds
+
+
+def test_cloudflare_account_id_must_agree_with_the_configuration() -> None:
+    env = {"CLOUDFLARE_API_TOKEN": "t" * 40, "CLOUDFLARE_ACCOUNT_ID": "b" * 32}
+    with pytest.raises(IncidentOpsError) as err:
+        CloudflareClient.from_env(account_id="a" * 32, env=env)
+    assert "b" * 32 in str(err.value) and "a" * 32 in str(err.value) and "incidentops.yaml" in str(err.value)
+    assert CloudflareClient.from_env(account_id="B" * 32, env=env).account_id == "B" * 32  # ids are hex: any case
+    assert CloudflareClient.from_env(account_id=None, env=env).account_id == "b" * 32
+    assert CloudflareClient.from_env(account_id="a" * 32, env={"CLOUDFLARE_API_TOKEN": "t" * 40}).account_id == "a" * 32

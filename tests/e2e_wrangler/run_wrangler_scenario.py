@@ -45,6 +45,7 @@ def main() -> int:
     with serving() as served, tempfile.TemporaryDirectory() as home:
         emulator = served.emulator
         before = emulator.live_version(SERVICE)
+        emulator.add_pages_deployments("admin-pages", 3)  # preview builds newer than every production one
         env = {
             "PATH": f"{Path(node).parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
             "HOME": home,
@@ -63,6 +64,8 @@ def main() -> int:
             ["rollback", world.good_target(SERVICE), "--name", SERVICE, "--message", "INC-7 roll back api-worker"],
             # A secret changed since this version: wrangler re-posts with ?force=true when nobody can answer.
             ["rollback", world.good_target("queue-consumer"), "--name", "queue-consumer", "--message", "INC-7"],
+            ["pages", "deployment", "list", "--project-name", "admin-pages"],
+            ["pages", "deployment", "list", "--project-name", "admin-pages", "--environment", "production"],
         ]
         results = [run(node, wrangler, args, env, home) for args in commands]
         outcome = {

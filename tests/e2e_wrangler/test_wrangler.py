@@ -101,6 +101,18 @@ def test_rollback_over_a_changed_secret_is_confirmed_and_forced(scenario: dict[s
     assert scenario["queue_consumer_after"] == good
 
 
+def test_pages_deployment_list_reads_the_strict_list_and_filters_production(scenario: dict[str, Any]) -> None:
+    everything = result(scenario, "pages", "deployment", "list", "--project-name", "admin-pages")
+    assert everything["args"][-1] == "admin-pages" and "feat/preview-" in everything["stdout"]
+    production = result(scenario, "pages", "deployment", "list", "--project-name", "admin-pages", "--environment")
+    assert "feat/preview-" not in production["stdout"]
+    for dep in SEED.pages_deployments["admin-pages"]:
+        if dep.environment == "production":
+            assert dep.short_id in production["stdout"] or dep.id in production["stdout"]
+    lists = [r for r in scenario["requests"] if r["path"].endswith("/pages/projects/admin-pages/deployments")]
+    assert sorted(r["query"] for r in lists) == ["", "env=production"] and all(r["status"] == 200 for r in lists)
+
+
 def test_everything_wrangler_sent_and_got_matches_the_api_description(scenario: dict[str, Any]) -> None:
     assert scenario["violations"] == []
     assert all(r["path"].startswith("/client/v4/") for r in scenario["requests"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from datetime import timedelta
 from pathlib import Path
@@ -10,8 +11,9 @@ import httpx
 import pytest
 
 from incidentops.core import incidentfile as f
+from incidentops.core import rollback as core
 from incidentops.core.ledger import load_ledger
-from incidentops.flows.rollback import apply_ledger, build_plan, open_rollback_pr
+from incidentops.flows.rollback import _gather_facts, apply_ledger, build_plan, open_rollback_pr
 from incidentops.sandbox import world as seeded
 from tests.flows.conftest import NOW, World, git
 
@@ -252,3 +254,49 @@ def test_an_architecture_significant_rollback_pr_commits_its_adr_with_the_timeli
     assert f"incidents/INC-{number:04d}.md" in last  # one commit: the ADR stub and the timeline rows
     adr = git("show", "main:" + next(p for p in last.split() if p.startswith("docs/adrs/0005-")), cwd=bare)
     assert f"INC-{number:04d}" in adr and "api-worker" in adr
+
+
+# -- targets from Cloudflare's real lists (issue #13) ---------------------------------------------------------
+
+
+def test_a_pages_target_is_found_past_pages_of_preview_builds(world: World) -> None:
+    emulator = world.sandbox.cloudflare
+    emulator.add_pages_deployments("admin-pages", 120)  # a busy preview branch: 5 pages of 25 newer than the pin
+    emulator.add_pages_deployments("admin-pages", environment="production", skipped=True)
+    number = declared(world, "admin-pages")
+    plan, _, _ = build_plan(world.ports(), number, [])
+    (item,) = plan.services
+    assert item.target == seeded.seed().good_target("admin-pages") and item.ok, (item.why, item.preflight)
+    log = httpx.get(world.info["control_url"] + "/requests").json()
+    lists = [r["query"] for r in log if r["path"].endswith("/pages/projects/admin-pages/deployments")]
+    assert lists and all("env=production" in q and "per_page=25" in q for q in lists)
+
+
+def _worker_facts(world: World, service: str) -> core.WorkerFacts:
+    async def gather() -> dict:
+        return await _gather_facts(world.cloudflare(seeded.ACCOUNT_ID), world.ports(), [service])
+
+    return asyncio.run(gather())[service]
+
+
+def test_workers_fallback_reads_the_versions_list_past_the_10_listed_deployments(world: World) -> None:
+    emulator = world.sandbox.cloudflare
+    live = world.live("ingest-worker")
+    emulator.deploy_versions("ingest-worker", [live] * 11)  # re-deploys of the bad build push out the history
+    facts = _worker_facts(world, "ingest-worker")
+    assert len(facts.deployments) == 10 and {v for _, v in facts.deployments} == {live}
+    # No verified pin reachable (e.g. a ledger without history): the fallback decides.
+    item = core.plan_worker("ingest-worker", facts, [], None)
+    assert item.target == version("ingest-worker", 3) and "versions list" in item.why and item.ok
+
+
+def test_the_fallback_never_picks_a_secret_triggered_deployment_of_bad_code(world: World) -> None:
+    emulator = world.sandbox.cloudflare
+    for _ in range(11):
+        emulator.rotate_secret("queue-consumer", ("QUEUE_SIGNING_KEY",))
+    facts = _worker_facts(world, "queue-consumer")
+    assert all(trigger == "secret" for trigger in facts.deployment_triggers)
+    item = core.plan_worker("queue-consumer", facts, [], None)
+    # v3 is the bad code every rotation re-deployed; v2 is the code before it.
+    assert item.target == version("queue-consumer", 2)
+    assert [c.name for c in item.checks if not c.ok] == ["secrets"]  # and it still needs a person's force

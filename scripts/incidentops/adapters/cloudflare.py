@@ -168,11 +168,31 @@ class PagesDeployment:
     commit_hash: str | None
     commit_message: str | None
     aliases: tuple[str, ...] = ()
+    is_skipped: bool = False
 
     @property
     def is_rollback_target(self) -> bool:
-        """Cloudflare only rolls back to successful production builds."""
-        return self.environment == "production" and self.stage_status == "success"
+        """A production build that really deployed: not skipped, its latest stage a successful `deploy`.
+
+        Cloudflare rolls back only to successful production builds ("Rollback the production deployment to a
+        previous deployment. You can only rollback to successful builds on production"); a skipped build never
+        deployed, and a build whose latest stage is not `deploy` never finished (wrangler filters the same way).
+        """
+        return (
+            self.environment == "production"
+            and not self.is_skipped
+            and self.stage_name == "deploy"
+            and self.stage_status == "success"
+        )
+
+    @property
+    def target_status(self) -> str:
+        """ "success" for a rollback target, else what it is instead: "skipped", "build failure", …"""
+        if self.is_rollback_target:
+            return "success"
+        if self.is_skipped:
+            return "skipped"
+        return f"{self.stage_name or 'unknown stage'} {self.stage_status or 'unknown'}"
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> PagesDeployment:
@@ -192,6 +212,7 @@ class PagesDeployment:
             commit_hash=trigger.get("commit_hash"),
             commit_message=trigger.get("commit_message"),
             aliases=tuple(data.get("aliases") or ()),
+            is_skipped=data.get("is_skipped") is True,
         )
 
 
@@ -376,6 +397,7 @@ query Invocations($accountTag: string, $script: string, $start: Time, $end: Time
   }
 }
 """
+PAGES_PER_PAGE = 25  # the most the Pages deployments list gives per page
 WORKERS_DATASET = "workersInvocationsAdaptive"
 PAGES_DATASET = "pagesFunctionsInvocationsAdaptiveGroups"
 # Pages Functions groups have no `quantiles` (cloudflare-docs and public clients show sum and dimensions only).
@@ -448,6 +470,24 @@ class HttpStats:
 
 class AmbiguousWriteError(ApiError):
     """A write may or may not have happened (timeout, 5xx, dropped connection): re-read before retrying."""
+
+
+def resolve_account_id(configured: str | None, from_env: str | None) -> str:
+    """The account to call: incidentops.yaml's, unless CLOUDFLARE_ACCOUNT_ID names another, which stops the run.
+
+    wrangler treats CLOUDFLARE_ACCOUNT_ID as authoritative over its config file. A team that sets it expects it
+    to count, and a silent call to the other account could roll back or deny the wrong services; so when both
+    are set and differ, nothing is called and the error names both values (real-world-facts Cloudflare 11).
+    """
+    configured, from_env = (configured or "").strip(), (from_env or "").strip()
+    if configured and from_env and configured.lower() != from_env.lower():
+        raise IncidentOpsError(
+            f"CLOUDFLARE_ACCOUNT_ID is {from_env} but incidentops.yaml names account {configured} for this "
+            "environment; refusing to guess which account to change",
+            hint="Make them agree: fix environments[].account_id in incidentops.yaml, or unset or correct "
+            "CLOUDFLARE_ACCOUNT_ID in the workflow.",
+        )
+    return configured or from_env
 
 
 # -- retry policy ------------------------------------------------------------------------------------
@@ -536,7 +576,7 @@ class CloudflareClient:
                 "CLOUDFLARE_API_TOKEN is not set.",
                 hint="Add it as a repository secret and pass it to the workflow step's env.",
             )
-        account = account_id or env.get("CLOUDFLARE_ACCOUNT_ID", "").strip()
+        account = resolve_account_id(account_id, env.get("CLOUDFLARE_ACCOUNT_ID", ""))
         if not account:
             raise IncidentOpsError(
                 "CLOUDFLARE_ACCOUNT_ID is not set and incidentops.yaml names no Cloudflare account.",
@@ -679,11 +719,15 @@ class CloudflareClient:
     async def list_pages_deployments(
         self, project: str, *, env: Literal["production", "preview"] | None = None, max_items: int = 100
     ) -> list[PagesDeployment]:
-        """List a project's deployments newest first, following pages up to `max_items`."""
+        """List a project's deployments newest first, following pages up to `max_items`.
+
+        Pages answers 400 (code 8000024) to a `per_page` above 25, so this reads 25 at a time; pass
+        `env="production"` or preview builds crowd older production deployments out of the first pages.
+        """
         found: list[PagesDeployment] = []
         page = 1
         while len(found) < max_items:
-            params = {"page": str(page), "per_page": "25"}
+            params = {"page": str(page), "per_page": str(PAGES_PER_PAGE)}
             if env:
                 params["env"] = env
             result, info = await self._call("GET", f"{self._project(project)}/deployments", params=params)

@@ -148,9 +148,17 @@ def pick_worker_target(
     if chosen:
         return chosen[0], chosen[1]
     previous = previous_code_deployment(facts)
-    if previous is None:
-        return None, f"{NO_VERIFIED_PIN}, and no earlier deployment of other code at 100%"
-    return previous, f"{NO_VERIFIED_PIN}: fallback to Cloudflare's previous deployment of other code at 100% (check it)"
+    if previous is not None:
+        why = f"{NO_VERIFIED_PIN}: fallback to Cloudflare's previous deployment of other code at 100% (check it)"
+        return previous, why
+    older = previous_code_version(facts)
+    if older is not None:
+        why = (
+            f"{NO_VERIFIED_PIN}, and the deployments list (its 10 most recent) holds only the live code: "
+            "fallback to the newest earlier upload in the versions list (check it)"
+        )
+        return older, why
+    return None, f"{NO_VERIFIED_PIN}, and no earlier deployment or version of other code"
 
 
 NO_VERIFIED_PIN = "no verified pin in the ledger's history"
@@ -173,6 +181,27 @@ def previous_code_deployment(facts: WorkerFacts) -> str | None:
     for (_, version), trigger in rows[start + 1 :]:
         if version and version not in current and trigger != "secret":
             return version
+    return None
+
+
+def previous_code_version(facts: WorkerFacts) -> str | None:
+    """The newest uploaded version older than the code that is live, from the versions list.
+
+    The deployments list shows only the 10 most recent deployments (wrangler: "Displays the 10 most recent
+    deployments"); when all of them carry the live code, older history is in the versions list, where up to
+    100 versions can be deployed. A version a secret change made carries the code of the upload before it, so
+    secret-made versions are skipped both to find the live code and as targets.
+    """
+    newest_first = sorted(facts.deployable.items(), key=lambda item: item[1][0], reverse=True)
+    ids = [vid for vid, _ in newest_first]
+    if facts.live_version not in ids:
+        return None
+    at = ids.index(facts.live_version)
+    while at < len(ids) and newest_first[at][1][1] == "secret":
+        at += 1  # the live version re-deployed older code after a secret change
+    for vid, (_, trigger) in newest_first[at + 1 :]:
+        if trigger != "secret":
+            return vid
     return None
 
 

@@ -87,11 +87,13 @@ async def _gather_facts(cf: CloudflareClient, ports: Ports, names: list[str]) ->
             )
         project, deployments_list = await asyncio.gather(
             cf.get_pages_project(service.cloudflare_name),
-            cf.list_pages_deployments(service.cloudflare_name),
+            cf.list_pages_deployments(service.cloudflare_name, env="production"),
         )
         return name, core.PagesFacts(
             live_deployment=project.canonical_deployment.id if project.canonical_deployment else None,
-            deployments=tuple((d.id, d.created_on, d.environment, d.stage_status or "") for d in deployments_list),
+            # Only real rollback targets count as "success": a skipped build or one whose latest stage is not a
+            # successful deploy shows what it is instead, and the preflight refuses it.
+            deployments=tuple((d.id, d.created_on, d.environment, d.target_status) for d in deployments_list),
         )
 
     async with cf:

@@ -424,7 +424,14 @@ class Analytics:
                 raise QueryError(f"limit must be between 1 and {MAX_PAGE_SIZE}")
             flt = args.get("filter") or {}
             start, end = self._window(flt)
-            atoms = [a for a in self._http_atoms(zone, start, end) if _keep_http(a, flt)]
+            # Derive only the hosts the filter can keep: a zone has many, a query usually names one.
+            named = (
+                [flt["clientRequestHTTPHost"]]
+                if flt.get("clientRequestHTTPHost")
+                else flt.get("clientRequestHTTPHost_in")
+            )
+            only = set(named) if named is not None else None
+            atoms = [a for a in self._http_atoms(zone, start, end, only) if _keep_http(a, flt)]
         except QueryError as err:
             raise GraphQLError(f"httpRequestsAdaptiveGroups: {err}") from err
         dims = _selected(info.field_nodes[0].selection_set, "dimensions")
@@ -440,10 +447,11 @@ class Analytics:
             self._statuses[key] = model.probe(route.method, route.path, quality)
         return self._statuses[key]
 
-    def _http_atoms(self, zone: str, start: datetime, end: datetime) -> list[HttpAtom]:
+    def _http_atoms(self, zone: str, start: datetime, end: datetime, only: set[str] | None = None) -> list[HttpAtom]:
         atoms: list[HttpAtom] = []
         histories = self._services()
-        for model in sorted(self._hosts(zone), key=lambda m: m.host):
+        models = [m for m in self._hosts(zone) if only is None or m.host in only]
+        for model in sorted(models, key=lambda m: m.host):
             history = histories.get(model.service)
             if not history:
                 continue
