@@ -79,7 +79,26 @@ def _report(outcome: Outcome, runner: Runner) -> int:
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
     from incidentops.sandbox.serve import serve
 
-    return serve(port=args.port, latency_ms=args.latency_ms, workdir=args.workdir, seed=args.seed, once=False)
+    if args.actions:
+        from pathlib import Path
+
+        from incidentops.sandbox import act
+
+        if not act.in_loopback_namespace():
+            # act runs only where 127.0.0.1 is the whole network; fill the uv cache while PyPI is reachable.
+            seed = Path(args.seed).resolve()
+            act.prewarm_uv_cache(act.find_tools(seed), seed)
+            again = [sys.executable, "-m", "incidentops", "sandbox", "serve", "--actions", "--seed", str(seed)]
+            again += ["--port", str(args.port), "--latency-ms", str(args.latency_ms)]
+            act.reexec_in_loopback_namespace(again + (["--workdir", args.workdir] if args.workdir else []))
+    return serve(
+        port=args.port,
+        latency_ms=args.latency_ms,
+        workdir=args.workdir,
+        seed=args.seed,
+        once=False,
+        actions=args.actions,
+    )
 
 
 def _cmd_handle_event(args: argparse.Namespace) -> int:
@@ -185,14 +204,24 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_remind(args: argparse.Namespace) -> int:
-    from incidentops.flows.remind import run_reminders
+    from incidentops.flows.remind import run_reminders, watch_reminders
     from incidentops.wiring import in_actions
 
     ports = _ports()
     if not in_actions(os.environ):
         _check_role(ports, "note")  # reminders are comments on incident issues
-    outcome = run_reminders(ports)
+    if args.watch_minutes and args.watch_minutes > 0:
+        outcome = watch_reminders(ports, minutes=args.watch_minutes, interval=args.interval)
+    else:
+        outcome = run_reminders(ports)
     return _report(outcome, _runner(ports.redact))
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from incidentops.flows.reconcile import sweep
+
+    ports = _ports()
+    return _report(sweep(ports), _runner(ports.redact))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -203,11 +232,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     runner = _runner()
     workspace = Path(args.workspace)
-    if args.incidents:
-        incidents = Path(args.incidents)
-    else:
-        configured = load_config(workspace).incidents_dir if (workspace / CONFIG_FILE).is_file() else "incidents"
-        incidents = workspace / configured
+    config = load_config(workspace) if (workspace / CONFIG_FILE).is_file() else None
+    incidents = (
+        Path(args.incidents) if args.incidents else workspace / (config.incidents_dir if config else "incidents")
+    )
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise IncidentOpsError(f"--out {out} is a file, not a folder", hint="Give a folder for the site, e.g. site/.")
@@ -217,6 +245,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         out,
         workspace=workspace,
         repo_url=f"{server}/{repository}" if server and repository else None,
+        private=config.report_is_private if config else False,
     )
     for bad in outcome.malformed:
         runner.problem(os.path.relpath(incidents / bad.source, workspace), None, bad.reason, level="warning")
@@ -417,12 +446,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     remind = command(
         "remind",
-        "post due reminders (run every 5 minutes by a scheduled workflow)",
+        "post due reminders (run every 30 minutes by a scheduled workflow)",
         "comments on incident issues",
         GITHUB_VARS,
-        "incidentops remind",
+        "incidentops remind --watch-minutes 26",
     )
+    remind.add_argument(
+        "--watch-minutes",
+        type=float,
+        default=0,
+        help="while a SEV-1 is open, keep checking for up to this many minutes (default: one pass)",
+    )
+    remind.add_argument("--interval", type=float, default=60, help="seconds between checks while watching")
     remind.set_defaults(handler=_cmd_remind)
+    sweep = command(
+        "sweep",
+        "apply what runs GitHub cancelled missed: untraced commands, unjudged closes (run by the reminder workflow)",
+        "incident files, comments and pull requests, as the missed runs would have",
+        f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, {SMOKE_VARS}",
+        "incidentops sweep",
+    )
+    sweep.set_defaults(handler=_cmd_sweep)
 
     report = command(
         "report",
@@ -496,6 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-ms", type=int, default=0, help="delay every response by this much")
     serve.add_argument("--workdir", default=None, help="where to keep the bare repo (default: a temp dir)")
     serve.add_argument("--seed", default=".", help="ops repository layout to seed from (default: .)")
+    serve.add_argument(
+        "--actions",
+        action="store_true",
+        help="run the seed's workflows for every event as GitHub would (act, in a loopback-only namespace)",
+    )
     serve.set_defaults(handler=_cmd_sandbox_serve)
     return parser
 

@@ -72,6 +72,11 @@ class Config:
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
 
+    @property
+    def report_is_private(self) -> bool:
+        """Whether the report site may show tenant IDs, request IDs and security notes (`report.private`)."""
+        return bool((self.extra.get("report") or {}).get("private", False))
+
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: SEV-1 ranks 1."""
         digits = re.sub(r"\D", "", severity)
@@ -134,6 +139,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "permissions",
         "exit_criteria",
         "containment",
+        "report",
     )
     doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
@@ -233,6 +239,15 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
                 continue
             values[key] = kind(value)
         extra[section] = values
+
+    if "report" in doc:
+        # The published site is public (GitHub Pages is, even for a private repository, except private Pages on
+        # Enterprise Cloud): tenant IDs, request IDs and security notes stay out of it unless this says otherwise.
+        raw_report = check.mapping(doc["report"], "report", ("private",), ())
+        if "private" in raw_report and not isinstance(raw_report["private"], bool):
+            check.error("report.private", raw_report["private"], "true or false")
+        else:
+            extra["report"] = {"private": bool(raw_report.get("private", False))}
 
     if check.errors:
         raise ConfigError(

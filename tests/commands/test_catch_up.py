@@ -32,3 +32,29 @@ def test_a_cancelled_runs_command_is_applied_by_the_next_run_once(world: World) 
     again = world.run(world.next_event("issue_comment", "created"))  # a re-run of the last event
     assert not any("caught up" in step for step in again.steps)
     assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
+
+
+def test_the_scheduled_sweep_repairs_what_no_later_event_did(world: World) -> None:
+    from incidentops.flows.reconcile import sweep
+
+    number = world.open_incident(body=QUIET)
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    issue = world.repo("oncall-write").get_issue(number)
+    # The last events of a burst whose runs GitHub cancelled, with nothing after them to repair them.
+    issue.create_comment("/note written while the runs were cancelled")
+    world.repo("reader").get_issue(number).create_comment("/note a reader may not note")
+    issue.edit(state="closed")
+    outcome = sweep(world.ports())
+    assert outcome.status == "repaired", outcome.message
+    text = world.bare_file(f"incidents/INC-{number:04d}.md")
+    rows = [r[2] for r in f.timeline_rows(text)]
+    assert sum("written while the runs were cancelled" in r for r in rows) == 1
+    assert not any("reader may not" in r for r in rows)
+    judged = [i for i, r in enumerate(rows) if r.startswith("Exit criteria not met")]
+    assert len(judged) == 1 and judged[0] > next(i for i, r in enumerate(rows) if "written while" in r)
+    assert world.repo().get_issue(number).state == "open"  # reopened with what is missing
+
+    commits, comments = len(world.bare_log()), len(world.comments(number))
+    assert sweep(world.ports()).status == "unchanged"  # the next scheduled run finds nothing missed
+    assert len(world.bare_log()) == commits and len(world.comments(number)) == comments

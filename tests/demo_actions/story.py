@@ -65,7 +65,7 @@ def story(root: Path) -> dict[str, Any]:
         record["declare"] = dataclasses.asdict(runner.run(latest(sandbox, "issues", "labeled")))
         record["file_after_declare"] = incident_file(bare, issue.number)
 
-        issue.create_comment(f"Writing this down.\n/note {NOTE}")
+        issue.create_comment(f"/note {NOTE}")
         record["note"] = dataclasses.asdict(runner.run(latest(sandbox, "issue_comment", "created")))
         record["file_after_note"] = incident_file(bare, issue.number)
 

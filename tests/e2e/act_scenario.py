@@ -52,9 +52,9 @@ HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
 ROLLBACK_APPROVER = "oncall-admin"  # merges the rollback PR (permissions.rollback_apply: maintain)
 LEDGER = "deployments/production.yaml"
 EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")
-ROLLBACK_COMMENT = "Rolling back the worker.\n/rollback api-worker"
+ROLLBACK_COMMENT = "/rollback api-worker"
 NOTE_TEXT = "Cache flushed on api-worker; t-1001 still sees rows of t-2002"
-NOTE_COMMENT = f"Writing this down.\n/note {NOTE_TEXT}"
+NOTE_COMMENT = f"/note {NOTE_TEXT}"
 SCENARIOS = ("declare", "skip", "rollback", "comment", "unprivileged")
 
 Event = tuple[str, dict[str, Any]]  # (event name, the sandbox's recorded delivery)

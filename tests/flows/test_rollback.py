@@ -234,7 +234,7 @@ def test_rollback_comment_opens_the_pr_and_a_reader_is_refused(world: World) -> 
     world.repo("reader").get_issue(number).create_comment("/rollback api-worker")
     refused = world.run(world.next_event("issue_comment", "created"))
     assert refused.status == "refused" and list(world.repo().get_pulls(state="open")) == []
-    world.repo("oncall-write").get_issue(number).create_comment("Rolling back the worker.\n/rollback api-worker")
+    world.repo("oncall-write").get_issue(number).create_comment("/rollback api-worker")
     outcome = world.run(world.next_event("issue_comment", "created"))
     assert outcome.status == "planned", outcome.message
     pr = next(iter(world.repo().get_pulls(state="open")))

@@ -28,7 +28,11 @@ ACTORS = [  # (login, role); the sandbox seeds one user per role; the bot acts a
     ("oncall-maintain", "maintain"),
     ("oncall-admin", "admin"),
     ("github-actions[bot]", "bot"),
+    # Custom repository roles: the permission API names them in role_name; they act as their base role.
+    ("ic-lead", "admin"),
+    ("incident-scribe", "triage"),
 ]
+CUSTOM_ROLES = {"ic-lead": ("incident-commander", "admin"), "incident-scribe": ("scribe", "triage")}
 RANKS = ["none", "read", "triage", "write", "maintain", "admin"]
 QUIET_FORM = FORM_BODY.replace(
     "- [x] A deploy regression is suspected", "- [ ] A deploy regression is suspected"
@@ -124,6 +128,12 @@ def state(world: World) -> tuple[str, int, frozenset[str]]:
 @pytest.mark.parametrize("action", list(CASES))
 def test_each_actor_is_allowed_or_refused_as_configured(world: World, action: str) -> None:
     setup, key, effect, later_statuses = CASES[action]
+    for login, (role_name, base_role) in CUSTOM_ROLES.items():
+        answer = httpx.put(
+            f"{world.info['control_url']}/github/collaborators/{login}",
+            json={"role_name": role_name, "base_role": base_role},
+        )
+        assert answer.status_code == 200, answer.text
     delivery = setup(world)
     needed = CONFIG.permissions[key]
     results = {}

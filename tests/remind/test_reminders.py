@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
+
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
 from incidentops.flows.remind import run_reminders
@@ -140,3 +142,76 @@ def test_each_reminder_fires_once(world: World) -> None:
     assert remind(world, NOW + timedelta(minutes=60)) == []
     assert remind(world, NOW + timedelta(minutes=71)) == [f"remind:{inc}:status-stale:2026-11-27T03:55:00Z"]
     assert world.violations() == []
+
+
+def test_a_deleted_or_moved_followup_issue_is_reported_and_skipped(world: World) -> None:
+    number = world.open_incident()
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    inc = f"INC-{number:04d}"
+    deleted = world.repo().create_issue(title=f"[{inc}] Add tests (due 2026-11-26)").number
+    moved = world.repo().create_issue(title=f"[{inc}] Move runbook (due 2026-11-26)").number
+    kept = world.repo().create_issue(title=f"[{inc}] Rotate keys (due 2026-11-26)").number
+
+    def with_followups(text: str) -> str:
+        text = f.set_fields(text, {"comms_owner": "oncall-maintain"})
+        for task, issue in (("Add tests", deleted), ("Move runbook", moved), ("Rotate keys", kept)):
+            row = f"| {task} | @oncall-write | 2026-11-26 | [#{issue}](x) |"
+            text = f.append_table_row(text, "Follow-ups", row, "| task | owner | due | issue |")
+        return text
+
+    edit(world, number, with_followups)
+    control = world.info["control_url"]
+    httpx.post(f"{control}/github/issues/{deleted}/delete").raise_for_status()
+    httpx.post(f"{control}/github/issues/{moved}/transfer", json={"repository": "acme/platform", "number": 3})
+    outcome = run_reminders(world.ports(NOW + timedelta(minutes=20)))
+    assert outcome.status == "reminded", outcome.message
+    assert outcome.details["posted"] == [f"remind:{inc}:followup-overdue:#{kept}:2026-11-26"]
+    assert f"skipped follow-up issue #{deleted}: it was deleted (HTTP 410)" in outcome.steps
+    assert any(step.startswith(f"skipped follow-up issue #{moved}: it was moved") for step in outcome.steps)
+
+
+def test_while_a_sev_1_is_open_one_run_keeps_checking_and_posts_within_a_minute_of_due(world: World) -> None:
+    from dataclasses import replace
+
+    from incidentops.flows.remind import watch_reminders
+
+    number = world.open_incident()
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    inc = f"INC-{number:04d}"
+    declared_ts = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The scheduled run starts 5 minutes after the declaration: comms-unassigned is due at +15 minutes, a status
+    # update at +30.
+    clock = [NOW + timedelta(minutes=5)]
+    elapsed = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += timedelta(seconds=seconds)
+        elapsed[0] += seconds
+
+    posted_at: list[datetime] = []
+    ports = replace(world.ports(), clock=lambda: clock[0])
+    real_post = ports.github.post_comment_once
+
+    def post(number: int, marker: str, body: str) -> Any:
+        posted_at.append(clock[0])
+        return real_post(number, marker, body)
+
+    ports.github.post_comment_once = post  # type: ignore[method-assign]
+    outcome = watch_reminders(ports, minutes=28, interval=60, sleep=sleep, monotonic=lambda: elapsed[0])
+    # Both reminders that fell due during the run's 28 minutes, each on the first check at or after its due time.
+    assert outcome.details["posted"] == [f"remind:{inc}:comms-unassigned", f"remind:{inc}:status-stale:{declared_ts}"]
+    assert posted_at == [NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)]
+    assert outcome.details["passes"] == 28  # one check a minute for the run's 28 minutes, no more
+
+
+def test_with_nothing_watched_a_run_checks_once(world: World) -> None:
+    from incidentops.flows.remind import watch_reminders
+
+    number = world.open_incident()
+    world.label(number, "sev-2")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    slept: list[float] = []
+    outcome = watch_reminders(world.ports(NOW + timedelta(minutes=5)), minutes=28, sleep=slept.append)
+    assert slept == [] and outcome.details["passes"] == 1

@@ -113,7 +113,8 @@ def test_hostile_incident_text_is_escaped_everywhere(tmp_path: Path) -> None:
     text = text.replace("severity: SEV-1", "severity: '" + HOSTILE.replace("'", "''") + "'")
     incidents = write_incidents(tmp_path / "incidents", {"INC-0007.md": text})
     out = tmp_path / "site"
-    outcome = build_report(incidents, out)
+    # A private site shows the Evidence section (a public one withholds it: test_report_private.py).
+    outcome = build_report(incidents, out, private=True)
     assert outcome.incidents == 1
     for path in (out / "index.html", out / "incidents" / "INC-0007.html"):
         html = path.read_text(encoding="utf-8")

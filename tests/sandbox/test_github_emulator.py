@@ -59,7 +59,7 @@ def webhook_validator(event: str, action: str) -> Draft7Validator:
 
 
 def webhook_errors(entry: dict[str, Any]) -> list[str]:
-    validator = webhook_validator(entry["event"], entry["action"])
+    validator = webhook_validator(entry["event"], entry["action"] or "event")  # push has no action
     return [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(entry["payload"])]
 
 
@@ -214,16 +214,19 @@ def test_events_are_ordered_webhooks_that_validate(github_world: GitHubWorld) ->
         ("issues", "edited"),
         ("issues", "closed"),
         ("issues", "reopened"),
+        ("push", None),  # the file committed on rollback/1 through the contents API
         ("pull_request", "opened"),
         ("pull_request", "labeled"),
         ("pull_request", "closed"),
+        ("push", None),  # the merge, onto main
+        ("push", None),
         ("pull_request", "opened"),
         ("pull_request", "closed"),
     ]
     assert len({e["delivery"] for e in events}) == len(events)
     for entry in events:
         assert webhook_errors(entry) == [], (entry["event"], entry["action"])
-        assert entry["payload"]["action"] == entry["action"]
+        assert entry["payload"].get("action") == entry["action"]
         assert entry["payload"]["repository"]["full_name"] == "acme/ops"
         assert entry["payload"]["sender"]["login"] == "oncall-write"
 
@@ -231,7 +234,14 @@ def test_events_are_ordered_webhooks_that_validate(github_world: GitHubWorld) ->
     assert events[2]["payload"]["assignee"]["login"] == "reader"
     assert events[6]["payload"]["changes"] == {"body": {"from": "Investigating"}}
     assert events[7]["payload"]["changes"] == {"title": {"from": "Latency spike"}}
-    merged, unmerged = events[12]["payload"]["pull_request"], events[14]["payload"]["pull_request"]
+    merged, unmerged = events[13]["payload"]["pull_request"], events[17]["payload"]["pull_request"]
+    push = events[14]["payload"]
+    assert (push["ref"], push["after"], push["pusher"]["name"]) == (
+        "refs/heads/main",
+        merged["merge_commit_sha"],
+        "oncall-write",
+    )
+    assert push["head_commit"]["added"] == ["rollback.txt"]
     assert merged["merged"] is True and merged["merged_by"]["login"] == "oncall-write"
     assert merged["merge_commit_sha"] == git("rev-parse", "main", cwd=github_world.bare_repo)
     assert unmerged["merged"] is False and unmerged["merged_at"] is None

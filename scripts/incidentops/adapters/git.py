@@ -38,6 +38,34 @@ class PushRejected(Exception):
     """The remote refused our push (someone else pushed first, or a hook said no)."""
 
 
+# What GitHub answers when a branch rule forbids the push: classic branch protection (GH006, "protected
+# branch hook declined") or a ruleset (GH013, "push declined due to repository rule violations"). Retrying
+# cannot succeed, so these stop the run at once (henne49/dbus-opendtu#235 and mastra-ai/mastra#20609 show
+# the messages for a workflow's push).
+PROTECTED_MARKERS = (
+    "gh006",
+    "gh013",
+    "protected branch hook declined",
+    "push declined due to repository rule violations",
+)
+
+
+def raise_if_protected(output: str, branch: str) -> None:
+    """Raise an actionable GitError when `output` of a failed push says a branch rule declined it."""
+    lowered = output.lower()
+    if not any(marker in lowered for marker in PROTECTED_MARKERS):
+        return
+    said = [line.strip() for line in output.splitlines() if line.strip().startswith("remote:")]
+    raise GitError(
+        f"GitHub declined the push to {branch}: a branch protection rule or ruleset protects it "
+        f"({' '.join(said)[:400] or output.strip()[-300:]})",
+        hint=f"incidentops commits incident records straight to {branch} with the workflow's GITHUB_TOKEN. "
+        f"Let that identity push: add the GitHub Actions app (github-actions) to the ruleset's bypass list, "
+        f"or keep incidents/** out of the rule (docs/reliability.md, 'Repository settings'). "
+        "Nothing was lost: re-run the job once the setting is changed.",
+    )
+
+
 class GitRepo:
     """A working tree whose `origin` is the ops repository."""
 
@@ -137,6 +165,7 @@ class GitRepo:
         result = self.run("push", "--quiet", "--porcelain", self.remote, f"HEAD:refs/heads/{self.branch}", check=False)
         if result.returncode == 0:
             return
+        raise_if_protected(result.stdout + result.stderr, self.branch)
         text = (result.stdout + result.stderr).lower()
         rejected_markers = (
             "rejected",
@@ -246,7 +275,13 @@ class GitRepo:
         remote = self.run("ls-remote", "--heads", self.remote, branch).stdout.split()
         # A stale branch of ours from a closed PR may exist; replace only that exact tip (lease), never main.
         lease = [f"--force-with-lease=refs/heads/{branch}:{remote[0]}"] if remote else []
-        self.run("push", "--quiet", *lease, self.remote, f"HEAD:refs/heads/{branch}")
+        pushed = self.run("push", "--quiet", *lease, self.remote, f"HEAD:refs/heads/{branch}", check=False)
+        if pushed.returncode != 0:
+            raise_if_protected(pushed.stdout + pushed.stderr, branch)
+            raise GitError(
+                f"git push of {branch} failed: {pushed.stderr.strip()[-500:]}",
+                hint="Check the workflow has 'contents: write' and may push branches.",
+            )
         sha = self.run("rev-parse", "HEAD").stdout.strip()
         if self.detached:
             self.run("checkout", "--quiet", "--detach", f"{self.remote}/{self.branch}")

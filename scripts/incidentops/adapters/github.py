@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from github import Auth, Github, GithubException
+from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GithubRetry import GithubRetry
 from github.Issue import Issue as GhIssue
 from github.IssueComment import IssueComment
@@ -25,6 +25,14 @@ from incidentops.errors import ApiError, IncidentOpsError
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
 MAX_BODY = 60_000  # GitHub rejects bodies over 65 536 characters; keep a margin
+# Longest wait for a rate limit to reset, well below the shortest job timeout (remind.yml: 10 minutes).
+# PyGithub's GithubRetry otherwise sleeps until x-ratelimit-reset, up to an hour for a GITHUB_TOKEN
+# (1,000 requests per hour per repository), and the job is killed mid-way.
+MAX_RATE_LIMIT_WAIT = 120.0
+
+
+class RateLimited(ApiError):
+    """GitHub's rate limit for this token is used up for longer than a job may wait."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,16 @@ class CreatedIssue:
     number: int
     url: str
     created: bool  # False when an earlier run had already created it
+
+
+@dataclass(frozen=True)
+class LiveIssue:
+    number: int
+    state: str  # open | closed
+    labels: tuple[str, ...]
+    closed_by: str | None
+    updated_at: str
+    closed_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,33 @@ def _retry_after(exc: BaseException | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
+
+
+BASE_ROLES = ("admin", "maintain", "write", "triage", "read", "none")
+
+
+def role_from_permission(data: dict[str, Any]) -> str:
+    """The base role behind a collaborator-permission answer.
+
+    `role_name` is a base role or the name of a custom role (e.g. `sre`); `permission` folds maintain into
+    write and triage into read; `user.permissions` carries the booleans of the base role a custom role is
+    built on (docs, "Get repository permissions for a user"). So a base `role_name` is taken as it is, and
+    anything else is mapped through the booleans, strongest first, never read as "no access".
+    """
+    role_name = str(data.get("role_name") or "")
+    if role_name in BASE_ROLES:
+        return role_name
+    user = data.get("user")
+    flags = user.get("permissions") if isinstance(user, dict) else None
+    if isinstance(flags, dict):
+        for flag, role in (("admin", "admin"), ("maintain", "maintain"), ("push", "write"), ("triage", "triage")):
+            if flags.get(flag) is True:
+                return role
+        if flags.get("pull") is True:
+            return "read"
+        return "none"
+    legacy = str(data.get("permission") or "none")
+    return legacy if legacy in BASE_ROLES else "none"
 
 
 def _describe(exc: GithubException) -> str:
@@ -87,6 +132,7 @@ class GitHubClient:
         retries: int = 3,
         secondary_rate_wait: float = 60,
         sleep: Callable[[float], None] = time.sleep,
+        max_rate_limit_wait: float = MAX_RATE_LIMIT_WAIT,
     ) -> None:
         if not token:
             raise IncidentOpsError(
@@ -100,6 +146,7 @@ class GitHubClient:
                 total=retries,
                 backoff_factor=0.5,
                 secondary_rate_wait=secondary_rate_wait,
+                max_rate_limit_wait=max_rate_limit_wait,
                 # Never re-send POST/PATCH: a 5xx may still have created the object.
                 allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
                 status_forcelist=[*range(500, 600), 429],
@@ -119,6 +166,7 @@ class GitHubClient:
             per_page=100,
         )
         self.repository = repository
+        self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
         self.calls = 0
         self._repo: Repository | None = None
@@ -130,6 +178,18 @@ class GitHubClient:
         self.calls += 1
         try:
             return fn()
+        except RateLimitExceededException as exc:
+            headers = exc.headers or {}
+            reset = headers.get("x-ratelimit-reset") or headers.get("X-RateLimit-Reset")
+            when = time.strftime("%H:%M:%S UTC", time.gmtime(int(reset))) if reset and str(reset).isdigit() else "later"
+            raise RateLimited(
+                "GitHub",
+                f"{what} failed: the token's rate limit is used up until {when} "
+                f"(more than {self.max_rate_limit_wait:.0f} s away; a job cannot wait that long)",
+                status=exc.status,
+                hint="Nothing was lost: re-run the job after the reset. GITHUB_TOKEN allows 1,000 requests per hour "
+                "per repository; a burst of incidents can use that up.",
+            ) from exc
         except GithubException as exc:
             raise ApiError("GitHub", f"{what} failed: {_describe(exc)}", status=exc.status) from exc
         except RetryError as exc:
@@ -153,7 +213,31 @@ class GitHubClient:
         return self._repo
 
     def issue(self, number: int) -> GhIssue:
+        """A lazy issue object: PyGithub reads it when an attribute is first used, so read attributes
+        through the methods below (or `_call`), never bare, or a 410/404 escapes as GithubException."""
         return self._call(f"reading issue #{number}", lambda: self.repo.get_issue(number))
+
+    def live_issue(self, number: int) -> LiveIssue:
+        """The issue as it is now (one GET), for runs that repair what a cancelled run would have done."""
+        issue = self.issue(number)
+
+        def read() -> LiveIssue:
+            closed_by = issue.closed_by.login if issue.state == "closed" and issue.closed_by else None
+            return LiveIssue(
+                number=number,
+                state=str(issue.state),
+                labels=tuple(label.name for label in issue.labels),
+                closed_by=closed_by,
+                updated_at=issue.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if issue.updated_at else "",
+                closed_at=issue.closed_at.strftime("%Y-%m-%dT%H:%M:%SZ") if issue.closed_at else "",
+            )
+
+        return self._call(f"reading issue #{number}", read)
+
+    def issue_state(self, number: int) -> str:
+        """`open` or `closed`; ApiError with status 410 (deleted) or 301/404 (transferred elsewhere) otherwise."""
+        issue = self.issue(number)
+        return str(self._call(f"reading issue #{number}", lambda: issue.state))
 
     def whoami(self) -> Person:
         """The token's owner (`GET /user`): who is acting when a person runs incidentops by hand."""
@@ -193,7 +277,7 @@ class GitHubClient:
             raise
         if not isinstance(data, dict):
             return "none"
-        return str(data.get("role_name") or data.get("permission") or "none")
+        return role_from_permission(data)
 
     def add_labels(self, number: int, *labels: str) -> None:
         """Add labels (adding a label twice is harmless, so this write may be repeated)."""
@@ -346,6 +430,8 @@ class GitHubClient:
         for attempt in range(1, attempts + 1):
             try:
                 return self._call(what, do)
+            except RateLimited:
+                raise
             except ApiError as err:
                 retryable = err.status is None or err.status >= 500 or err.status in (403, 429)
                 if not retryable or attempt == attempts:

@@ -113,20 +113,19 @@ Parsed = Assign | Note | Decision | Evidence | SecurityImpact | Risk | FollowUp 
 
 
 def find_command(body: str) -> tuple[str, str] | None:
-    """The first `/command` line outside code blocks, as (name, rest of the comment after the name)."""
+    """The command a comment starts with, as (name, rest of the comment after the name); None otherwise.
+
+    A command must be the very start of the comment: the workflow's pre-filter lets only such comments start
+    a run (`startsWith(github.event.comment.body, '/')` in incident.yml), since every run that does nothing
+    still takes the incident's one pending slot, and a catch-up must apply exactly what a run would have.
+    """
+    if not body.startswith("/"):
+        return None
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    in_code = False
-    for i, line in enumerate(lines):
-        if FENCE.match(line):
-            in_code = not in_code
-            continue
-        if in_code:
-            continue
-        match = COMMAND_LINE.match(line)
-        if match:
-            rest = "\n".join([match.group(2), *lines[i + 1 :]]).strip()
-            return match.group(1), rest
-    return None
+    match = COMMAND_LINE.match(lines[0])
+    if match is None:
+        return None
+    return match.group(1), "\n".join([match.group(2), *lines[1:]]).strip()
 
 
 def _first_line(args: str) -> str:

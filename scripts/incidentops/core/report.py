@@ -355,8 +355,60 @@ def _timeline(text: str) -> tuple[TimelineEvent, ...]:
     return tuple(events)
 
 
-def parse_incident(name: str, data: bytes) -> Incident | Malformed:
-    """Read one incident file; never raises: what cannot be read is reported, not fatal."""
+WITHHELD = "[withheld]"
+PUBLIC_EVIDENCE_NOTE = (
+    "_Tenant IDs, request IDs and security notes are withheld from the published site; they are in the incident "
+    "file in the repository._"
+)
+_PRIVATE_ROWS = ("Evidence tenant ids", "Evidence request ids", "Security impact")
+
+
+def _private_values(fields: dict[str, Any]) -> list[str]:
+    raw = fields.get("impact")
+    impact: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    found: list[str] = []
+    for key in ("tenants", "request_ids"):
+        value = impact.get(key)
+        items = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+        found += [str(v).strip() for v in items if str(v).strip() and str(v).strip() != UNKNOWN]
+    # Longest first, so a value that contains another is withheld whole.
+    return sorted(set(found), key=len, reverse=True)
+
+
+def for_publication(text: str) -> str:
+    """The incident file as a public site may show it: tenant IDs and request IDs withheld wherever they appear,
+    the Evidence section (where they and security notes are recorded) replaced by a note, and timeline rows
+    about them reduced to what happened. The file in the repository is not changed."""
+    fields = f.read_fields(text)
+    _, body = f.split(text)
+    lines = body.split("\n")
+    out: list[str] = []
+    in_evidence = False
+    for line in lines:
+        if line.startswith("## "):
+            in_evidence = line.strip() == "## Evidence"
+            out.append(line)
+            if in_evidence:
+                out += ["", PUBLIC_EVIDENCE_NOTE, ""]
+            continue
+        if in_evidence:
+            continue
+        cells = line.split("|")
+        if line.startswith("| ") and len(cells) > 4 and cells[3].strip().startswith(_PRIVATE_ROWS):
+            what = cells[3].strip()
+            cells[3] = " " + ("Security impact assessed" if what.startswith("Security") else "Evidence added") + " "
+            cells[4] = f" {WITHHELD} "
+            line = "|".join(cells)
+        out.append(line)
+    public = "\n".join(out)
+    for value in _private_values(fields):
+        public = public.replace(value, WITHHELD)
+    return text[: len(text) - len(body)] + public
+
+
+def parse_incident(name: str, data: bytes, private: bool = False) -> Incident | Malformed:
+    """Read one incident file; never raises: what cannot be read is reported, not fatal. Unless the site is
+    `private`, what it shows is the file `for_publication`."""
     match = FILE_NAME.match(name)
     if match is None:
         return Malformed(name, "the file name is not INC-<number>.md")
@@ -365,7 +417,7 @@ def parse_incident(name: str, data: bytes) -> Incident | Malformed:
     except UnicodeDecodeError as exc:
         return Malformed(name, f"not UTF-8 text (byte {exc.start})")
     try:
-        return _parse(match.group(1), name, text)
+        return _parse(match.group(1), name, text if private else for_publication(text))
     except f.IncidentFileError as exc:
         return Malformed(name, f.clean_line(str(exc), limit=300))
     except (ValueError, TypeError, RecursionError) as exc:  # hostile YAML (huge or cyclic values, odd keys)

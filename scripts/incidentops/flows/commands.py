@@ -192,16 +192,24 @@ def on_comment(event: Event, ports: Ports) -> Outcome:
         return outcome  # not an incident issue: nothing to catch up with
     if event.issue is None or event.comment_id is None or event.action != "created":
         return outcome
+    outcome.steps += catch_up_commands(event, ports, before=event.comment_id)
+    return outcome
+
+
+def catch_up_commands(event: Event, ports: Ports, before: int | None = None) -> list[str]:
+    """Apply every human /command on the event's issue (older than comment `before`, if given) that left no
+    trace; returns what was done. Best effort: the event at hand was handled whatever happens here."""
+    steps: list[str] = []
     try:
-        for earlier in _untraced_commands(event, ports):
+        for earlier in _untraced_commands(event, ports, before):
             caught = _on_comment(earlier, ports)
             # A person already refused on this issue is not answered again (one refusal per person).
             quiet = caught.status == "refused" and not caught.details.get("posted", True)
             if caught.status != "skipped" and not quiet:
-                outcome.steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
-    except IncidentOpsError as err:  # catching up is best effort; the comment at hand was handled
-        outcome.steps.append(f"could not check earlier comments: {err}")
-    return outcome
+                steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
+    except IncidentOpsError as err:
+        steps.append(f"could not check earlier comments: {err}")
+    return steps
 
 
 # Commands that reach Cloudflare or hand the tenants' credentials to the smoke checks: only these run in the job
@@ -221,15 +229,16 @@ def _edited(comment: Any) -> bool:
     return bool(created and updated and updated > created)
 
 
-def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
+def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[Event]:
     """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions."""
-    assert event.issue is not None and event.comment_id is not None
+    assert event.issue is not None
     text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
     comments = ports.github.comments(event.issue.number)
     replies = "\n".join(c.body or "" for c in comments if is_own_login(c.user.login))  # only our own markers count
     found = []
     for comment in comments:
-        if comment.id >= event.comment_id or comment.user.type == "Bot" or comment.user.login.endswith("[bot]"):
+        is_bot = comment.user.type == "Bot" or comment.user.login.endswith("[bot]")
+        if (before is not None and comment.id >= before) or is_bot:
             continue
         # Any trace keyed on this comment id (a row, an acknowledgement, a refusal, a help reply) means it ran.
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
@@ -244,7 +253,7 @@ def _untraced_commands(event: Event, ports: Ports) -> list[Event]:
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
         found.append(
             Event(
-                event.name,
+                "issue_comment",
                 "created",
                 comment.user.login,
                 False,

@@ -12,6 +12,7 @@ from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.commands import COMMANDS, PRODUCTION_COMMANDS, on_comment
 from incidentops.flows.contain import contain_on_declare
 from incidentops.flows.declare import declare
+from incidentops.flows.reconcile import reconcile
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
 from incidentops.flows.verify import blast_radius, on_issue_closed
 from incidentops.wiring import ports_from_env
@@ -75,12 +76,23 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
 
 def handle(event: Event, ports: Ports) -> Outcome:
     """Run the flow for this event, or say plainly why there is none."""
+    # Every run on an incident issue also repairs what cancelled runs missed (flows/reconcile.py): a close is
+    # judged after the commands and labels that came before it; the other events are handled first.
     if event.name == "issues" and event.action == "labeled":
-        return _after_declare(event, ports, _contain_and_measure(event, ports, declare(event, ports)))
+        outcome = _after_declare(event, ports, _contain_and_measure(event, ports, declare(event, ports)))
+        if outcome.status != "declared":  # a new incident has nothing earlier to repair
+            outcome.steps += reconcile(event, ports)
+        return outcome
     if event.name == "issues" and event.action == "closed":
-        return on_issue_closed(event, ports)
+        repaired = reconcile(event, ports, include_close=False)
+        outcome = on_issue_closed(event, ports)
+        outcome.steps[:0] = repaired
+        return outcome
     if event.name == "issue_comment":
-        return on_comment(event, ports)
+        outcome = on_comment(event, ports)
+        if not outcome.message.startswith("not for us: #"):
+            outcome.steps += reconcile(event, ports)
+        return outcome
     if event.name == "pull_request" and event.action == "closed":
         return on_pull_request_closed(event, ports)
     return Outcome("skipped", f"not for us: no flow handles {event.name}.{event.action or '?'} yet")

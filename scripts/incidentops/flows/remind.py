@@ -7,6 +7,8 @@ condition) → post. Writes nothing to git, so the scheduled job needs only `con
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 from github import GithubException
@@ -29,14 +31,22 @@ def _posted_markers(ports: Ports, number: int) -> str:
         raise ApiError("GitHub", f"reading comments of #{number} failed: HTTP {exc.status}", status=exc.status) from exc
 
 
-def _closed(ports: Ports, numbers: set[int]) -> set[int]:
+# A deleted issue answers 410; a transferred one 301 to a repository the job's token cannot read (404).
+GONE = {301: "moved to another repository", 404: "moved or no longer visible", 410: "deleted"}
+
+
+def _closed(ports: Ports, numbers: set[int], steps: list[str]) -> set[int]:
+    """Follow-up issues that need no reminder: closed, or deleted/moved (each reported in `steps`)."""
     closed = set()
     for n in sorted(numbers):
         try:
-            if ports.github.issue(n).state == "closed":
+            if ports.github.issue_state(n) == "closed":
                 closed.add(n)
-        except ApiError:
-            continue  # an unreadable follow-up issue is reminded rather than silently dropped
+        except ApiError as err:
+            if err.status in GONE:
+                steps.append(f"skipped follow-up issue #{n}: it was {GONE[err.status]} (HTTP {err.status})")
+                closed.add(n)
+            # any other error: the follow-up is reminded rather than silently dropped
     return closed
 
 
@@ -73,7 +83,7 @@ def run_reminders(ports: Ports) -> Outcome:
         due = core.due_reminders(fields, body, now)
         linked = {int(r.facts["issue"]) for r in due if r.kind == "followup" and r.facts.get("issue")}
         if linked:
-            due = core.due_reminders(fields, body, now, _closed(ports, linked))
+            due = core.due_reminders(fields, body, now, _closed(ports, linked, steps))
         if not due:
             continue
         already = _posted_markers(ports, number)
@@ -96,3 +106,61 @@ def run_reminders(ports: Ports) -> Outcome:
     if not posted:
         return Outcome("unchanged", "no reminder is due", steps=steps)
     return Outcome("reminded", f"posted {len(posted)} reminder(s)", steps=steps, details={"posted": posted})
+
+
+# While a SEV-1 is open, one scheduled run keeps checking instead of exiting: remind.yml runs every 30 minutes
+# (billed jobs with nothing open: 48 a day, about 1,440 a month) and a run watches up to just under that, so the
+# next scheduled run, pending in the group, takes over. docs/reliability.md has the arithmetic.
+WATCH_SEVERITIES = ("SEV-1",)
+
+
+def open_watched_incidents(ports: Ports) -> list[str]:
+    """IDs of open incidents (not closed in the file) whose severity needs reminders within minutes."""
+    folder = ports.workspace / ports.config.incidents_dir
+    found = []
+    for path in sorted(folder.glob("INC-*.md")):
+        try:
+            fields = f.read_fields(path.read_text(encoding="utf-8"))
+        except (OSError, f.IncidentFileError):
+            continue
+        if fields.get("severity") in WATCH_SEVERITIES and fields.get("status") not in ("closed", "resolved"):
+            found.append(str(fields.get("id") or path.stem))
+    return found
+
+
+def watch_reminders(
+    ports: Ports,
+    *,
+    minutes: float,
+    interval: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Outcome:
+    """Post due reminders; while a SEV-1 is open, check again every `interval` seconds for up to `minutes`.
+
+    A run that finds nothing watched returns after one pass (under a minute of billed time). Each pass re-reads
+    the live tip, so a reminder due while watching is posted within `interval` of its due time.
+    """
+    deadline = monotonic() + minutes * 60
+    passes = 0
+    steps: list[str] = []
+    posted: list[str] = []
+    while True:
+        outcome = run_reminders(ports)
+        passes += 1
+        steps += outcome.steps
+        posted += list(outcome.details.get("posted", []))
+        watched = open_watched_incidents(ports)
+        if not watched or monotonic() + interval >= deadline:
+            break
+        sleep(interval)
+    if passes > 1 or watched:
+        steps.append(f"checked {passes} time(s); watching {', '.join(watched) or 'nothing'}")
+    if not posted:
+        return Outcome("unchanged", "no reminder is due", steps=steps, details={"passes": passes})
+    return Outcome(
+        "reminded",
+        f"posted {len(posted)} reminder(s)",
+        steps=steps,
+        details={"posted": posted, "passes": passes},
+    )

@@ -98,14 +98,14 @@ def _write(path: Path, text: str) -> None:
 
 
 def _pages(
-    paths: list[Path], out: Path, workspace: str | None, repo_url: str | None
+    paths: list[Path], out: Path, workspace: str | None, repo_url: str | None, private: bool = False
 ) -> tuple[list[core.Summary], list[core.Malformed]]:
     """Read, render and write the pages of some incident files; return what the index needs of them."""
     env = environment(workspace)
     summaries: list[core.Summary] = []
     malformed: list[core.Malformed] = []
     for path in paths:
-        parsed = core.parse_incident(path.name, path.read_bytes())
+        parsed = core.parse_incident(path.name, path.read_bytes(), private=private)
         if isinstance(parsed, core.Malformed):
             malformed.append(parsed)
             continue
@@ -115,9 +115,15 @@ def _pages(
 
 
 def build_report(
-    incidents_dir: Path, out: Path, *, workspace: Path | None = None, repo_url: str | None = None
+    incidents_dir: Path,
+    out: Path,
+    *,
+    workspace: Path | None = None,
+    repo_url: str | None = None,
+    private: bool = False,
 ) -> ReportOutcome:
-    """Write the site for every incident file in `incidents_dir` into `out`."""
+    """Write the site for every incident file in `incidents_dir` into `out`; tenant IDs, request IDs and security
+    notes are withheld unless the site is `private` (`report.private` in incidentops.yaml)."""
     if not incidents_dir.is_dir():
         raise IncidentOpsError(f"{incidents_dir} is not a directory", hint="Run from the ops repository's root.")
     if repo_url is not None and not _SAFE_URL.match(repo_url):
@@ -129,13 +135,13 @@ def build_report(
     paths = incident_files(incidents_dir)
     workers = min(os.cpu_count() or 1, 8)
     if len(paths) < PARALLEL_FROM or workers < 2:
-        results = [_pages(paths, out, where, repo_url)]
+        results = [_pages(paths, out, where, repo_url, private)]
     else:
         # Parsing YAML and rendering pages are CPU-bound pure Python: one process per core, pages written
         # by the workers, only the summaries sent back. Each file is still read exactly once: linear work.
         batches = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            jobs = [pool.submit(_pages, batch, out, where, repo_url) for batch in batches]
+            jobs = [pool.submit(_pages, batch, out, where, repo_url, private) for batch in batches]
             results = [job.result() for job in jobs]
     summaries = [s for found, _ in results for s in found]
     malformed = [m for _, bad in results for m in bad]

@@ -166,9 +166,9 @@ def _metrics_record(facts: crit.Facts, now: datetime, limits: crit.Thresholds) -
 
 def _issue_state(ports: Ports, number: int, state: str) -> bool:
     """Open or close the issue unless it already is; return whether it changed."""
-    issue = ports.github.issue(number)
-    if issue.state == state:
+    if ports.github.issue_state(number) == state:
         return False
+    issue = ports.github.issue(number)
     try:
         if state == "closed":
             issue.edit(state="closed", state_reason="completed")

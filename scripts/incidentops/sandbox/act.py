@@ -362,6 +362,7 @@ class ActRunner:
         tools: ActTools | None = None,
         timeout: float = 300,
         step_env: Mapping[str, str] | None = None,
+        workflows: Sequence[str] | None = None,
     ) -> None:
         self.repo_root = repo_root.resolve()
         self.info = dict(info)
@@ -369,6 +370,8 @@ class ActRunner:
         self.tools = tools or find_tools(self.repo_root)
         self.timeout = timeout
         self.step_env = dict(step_env or {})  # more `--env` for the job, e.g. a clock the CLI honours
+        # The workflow files act may run (the Actions scheduler adds report.yml and remind.yml).
+        self.workflows = tuple(sorted(set(workflows or WORKFLOW_FOR_EVENT.values())))
         self.runs: list[ActRun] = []
         scratch.mkdir(parents=True, exist_ok=True)
         self.workspace = self._prepare_workspace()
@@ -381,14 +384,25 @@ class ActRunner:
         _git("clone", "--quiet", bare, str(workspace))
         _git("remote", "set-url", "origin", PUBLIC_ORIGIN.format(repository=self.info["repository"]), cwd=workspace)
         _git("config", "remote.origin.pushurl", bare, cwd=workspace)
+        self._copy_workflows(workspace)
+        return workspace
+
+    def _copy_workflows(self, workspace: Path) -> None:
         target = workspace / WORKFLOWS_REL
         target.mkdir(parents=True, exist_ok=True)
-        for name in sorted(set(WORKFLOW_FOR_EVENT.values())):
+        for name in self.workflows:
             source = self.repo_root / WORKFLOWS_REL / name
             if not source.is_file():
                 raise ActFailed(f"{source} does not exist; --via-actions runs from a checkout of incidentops")
             shutil.copy2(source, target / name)
-        return workspace
+
+    def move_workspace_to(self, sha: str) -> None:
+        """Make `sha` (fetched from the bare repository) the workspace's HEAD on main: act takes GITHUB_SHA
+        from it, and a checkout without `ref:` fetches that commit, as on GitHub (the event's SHA)."""
+        bare = str(self.info["bare_repo"])
+        _git("fetch", "--quiet", bare, "+refs/heads/main:refs/remotes/origin/main", cwd=self.workspace)
+        _git("checkout", "--quiet", "--force", "-B", "main", sha, cwd=self.workspace)
+        self._copy_workflows(self.workspace)
 
     def run(self, delivery: Mapping[str, Any], *, extra_env: Mapping[str, str] | None = None) -> Outcome:
         """Run the workflow for one recorded delivery (`{"event", "action", "payload", ...}`) and return the
@@ -397,12 +411,18 @@ class ActRunner:
         return outcome_from_run(self.act(delivery, extra_env=extra_env))
 
     def act(
-        self, delivery: Mapping[str, Any], *, extra_env: Mapping[str, str] | None = None, verbose: bool = False
+        self,
+        delivery: Mapping[str, Any],
+        *,
+        extra_env: Mapping[str, str] | None = None,
+        verbose: bool = False,
+        workflow: str | None = None,
     ) -> ActRun:
         """Run act for one delivery and return what it printed; never raises on act's own failure.
-        `extra_env` adds `--env` variables for this run only."""
+        `extra_env` adds `--env` variables for this run only; `workflow` names the file to run (default:
+        the one GitHub runs for the event, see WORKFLOW_FOR_EVENT)."""
         event = str(delivery["event"])
-        workflow_name = WORKFLOW_FOR_EVENT.get(event)
+        workflow_name = workflow or WORKFLOW_FOR_EVENT.get(event)
         if workflow_name is None:
             raise ActFailed(f"no workflow handles {event} events (known: {', '.join(sorted(WORKFLOW_FOR_EVENT))})")
         index = len(self.runs)
@@ -412,8 +432,8 @@ class ActRunner:
             sub.mkdir(parents=True, exist_ok=True)
         event_path = run_dir / "event.json"
         event_path.write_text(json.dumps(delivery["payload"]), encoding="utf-8")
-        workflow = self.workspace / WORKFLOWS_REL / workflow_name
-        command = [str(self.tools.act), event, "-e", str(event_path), "-W", str(workflow)]
+        workflow_path = self.workspace / WORKFLOWS_REL / workflow_name
+        command = [str(self.tools.act), event, "-e", str(event_path), "-W", str(workflow_path)]
         if verbose:
             command.append("--verbose")
         for label in PLATFORMS:
@@ -441,7 +461,7 @@ class ActRunner:
     def _local_repository_args(self) -> list[str]:
         """Map every action the event workflows use to its stub (act cannot clone from GitHub offline)."""
         args: list[str] = []
-        for name in sorted(set(WORKFLOW_FOR_EVENT.values())):
+        for name in self.workflows:
             for uses in workflow_uses(self.workspace / WORKFLOWS_REL / name):
                 action, _, ref = uses.partition("@")
                 stub = STUB_DIRS.get(action)

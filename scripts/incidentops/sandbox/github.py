@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+import re
 import threading
 import time
 import uuid
@@ -21,7 +22,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
-from incidentops.sandbox.gitstore import CommitInfo, GitError, GitStore, Identity, RefMoved, TreeEntry, iso
+from incidentops.sandbox import githooks
+from incidentops.sandbox.gitstore import (
+    ZERO_SHA,
+    CommitInfo,
+    GitError,
+    GitStore,
+    Identity,
+    RefMoved,
+    TreeEntry,
+    iso,
+)
 from incidentops.sandbox.http import App, HttpError, Request, Response
 from incidentops.sandbox.openapi import OpenApiSpec
 
@@ -29,7 +40,21 @@ SPECS = Path(__file__).resolve().parent / "specs"
 DOCS = "https://docs.github.com/rest"
 MAX_BODY = 65536
 MAX_TITLE = 256
-RATE_LIMIT = 5000
+RATE_LIMIT = 5000  # a person's token, per hour
+# GITHUB_TOKEN: 1,000 REST requests per hour per repository (docs, "Rate limits for the REST API").
+ACTIONS_TOKEN_RATE_LIMIT = 1000
+RATE_WINDOW = 3600
+
+# What `user.permissions` says for each base role (docs, "Repository roles for an organization"): a custom
+# role inherits the booleans of the base role it is built on.
+ROLE_PERMISSIONS = {
+    "admin": {"admin": True, "maintain": True, "push": True, "triage": True, "pull": True},
+    "maintain": {"admin": False, "maintain": True, "push": True, "triage": True, "pull": True},
+    "write": {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True},
+    "triage": {"admin": False, "maintain": False, "push": False, "triage": True, "pull": True},
+    "read": {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True},
+    "none": {"admin": False, "maintain": False, "push": False, "triage": False, "pull": False},
+}
 
 JSON = dict[str, Any]
 
@@ -99,10 +124,20 @@ class User:
     name: str
     kind: str = "User"  # "User", "Bot" or "Organization"
     created_at: str = "2020-01-01T00:00:00Z"
+    role_name: str | None = None  # a custom repository role built on `role` (e.g. "sre" on write)
 
     @property
     def email(self) -> str:
         return f"{self.id}+{self.login}@users.noreply.github.com"
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A rule on a branch that only pull requests may change: classic branch protection or a ruleset."""
+
+    kind: str = "classic"  # "classic" (GH006) or "ruleset" (GH013)
+    bypass: tuple[str, ...] = ()  # logins allowed to push directly (a ruleset's bypass list)
+    required_status_checks: tuple[str, ...] = ()
 
 
 @dataclass
@@ -223,8 +258,11 @@ class GitHubEmulator:
         self._ids = itertools.count(1_000_001)
         self._numbers = itertools.count(1)
         self._started = now_iso()
-        self._reset_at = int(time.time()) + 3600
+        self._reset_at = int(time.time()) + RATE_WINDOW
         self._used: dict[str, int] = {}
+        self.rate_limits: dict[str, int] = {self.BOT_LOGIN: ACTIONS_TOKEN_RATE_LIMIT}
+        self.protection: dict[str, Protection] = {}  # branch -> rule that blocks direct pushes
+        self.gone_issues: dict[int, str | None] = {}  # deleted (None) or transferred (new API URL) issues
         self.repo_id = 700_001
         self.default_branch = "main"
         self.users: dict[str, User] = {}
@@ -264,14 +302,30 @@ class GitHubEmulator:
         return register
 
     def _serve(self, request: Request, handler: Handler, need: str, repo: bool) -> Response:
+        login = self.tokens.get(request.bearer or "", "")
+        headers = self._rate_headers(login)
         try:
+            if login and int(headers["x-ratelimit-used"]) > int(headers["x-ratelimit-limit"]):
+                raise self._rate_limited(login)
             response = self._answer(request, handler, need, repo)
         except HttpError as err:
             response = err.response
         self._check_response(request, response)
-        login = self.tokens.get(request.bearer or "", "")
-        response.headers.update(self._rate_headers(login))
+        response.headers.update(headers)
         return response
+
+    def _rate_limited(self, login: str) -> HttpError:
+        """The primary rate limit: 403 with x-ratelimit-remaining 0; do not retry before x-ratelimit-reset
+        (docs, "Rate limits for the REST API", "Exceeding the rate limit")."""
+        user = self.users[login]
+        who = "installation ID 1" if user.kind == "Bot" else f"user ID {user.id}"
+        return HttpError(
+            403,
+            {
+                "message": f"API rate limit exceeded for {who}.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
+            },
+        )
 
     def _answer(self, request: Request, handler: Handler, need: str, repo: bool) -> Response:
         user = self._authenticate(request)
@@ -284,6 +338,7 @@ class GitHubEmulator:
                 raise error(404, "Not Found")
             if rank(user.role) < rank(need):
                 raise self._forbidden(user, need)
+            self._check_gone(request)
         body = self._body(request)
         with self.lock:
             try:
@@ -302,6 +357,157 @@ class GitHubEmulator:
         if login is None:
             raise error(401, "Bad credentials")
         return self.users[login]
+
+    def _check_gone(self, request: Request) -> None:
+        """A deleted issue answers 410 Gone; a transferred one 301 to its new location (api.github.com
+        OpenAPI, "Get an issue": 301, 410), for the issue and everything under it."""
+        found = re.match(r"^/repos/[^/]+/[^/]+/issues/(\d+)(/.*)?$", request.path)
+        if found is None or int(found.group(1)) not in self.gone_issues:
+            return
+        moved = self.gone_issues[int(found.group(1))]
+        if moved is None:
+            raise HttpError(
+                410,
+                {"message": "This issue was deleted", "documentation_url": f"{DOCS}/issues/issues#get-an-issue"},
+            )
+        location = moved + (found.group(2) or "")
+        raise HttpError(
+            301,
+            {
+                "message": "Moved Permanently",
+                "url": location,
+                "documentation_url": f"{DOCS}/issues/issues#get-an-issue",
+            },
+            {"Location": location},
+        )
+
+    def delete_issue(self, number: int) -> None:
+        """What deleting an issue does (an admin, in the UI): it is gone, and answers 410 from then on."""
+        with self.lock:
+            self.issue(str(number))
+            self.issues.pop(number)
+            self.gone_issues[number] = None
+
+    def transfer_issue(self, number: int, repository: str, new_number: int) -> str:
+        """What transferring an issue to another repository does: 301 to its new API URL from then on."""
+        with self.lock:
+            self.issue(str(number))
+            self.issues.pop(number)
+            url = f"{self.api_url}/repos/{repository}/issues/{new_number}"
+            self.gone_issues[number] = url
+            return url
+
+    def set_role(self, login: str, base_role: str, role_name: str | None = None) -> User:
+        """Add or change a collaborator; `role_name` names a custom role built on `base_role`."""
+        if base_role not in ROLES:
+            raise ValueError(f"base role must be one of {', '.join(ROLES)}, not {base_role!r}")
+        if role_name in ROLES and role_name != base_role:
+            raise ValueError(f"a custom role cannot be named after the base role {role_name!r}")
+        with self.lock:
+            existing = self.users.get(login)
+            ident = existing.id if existing else 5_100_001 + len(self.users)
+            user = User(login, ident, base_role, login, role_name=role_name if role_name != base_role else None)
+            self.users[login] = user
+            self.tokens[login] = login
+            return user
+
+    def protect(self, branch: str, protection: Protection | None) -> None:
+        with self.lock:
+            if protection is None:
+                self.protection.pop(branch, None)
+            else:
+                self.protection[branch] = protection
+            githooks.set_flag(self.git.bare, githooks.PROTECTED_FLAG, bool(self.protection))
+
+    def record_git_pushes(self, on: bool) -> None:
+        """Record a `push` webhook for every `git push` (the Actions scheduler needs them; off by default so
+        that pushes start no hook process: API-made pushes are always recorded)."""
+        githooks.set_flag(self.git.bare, githooks.PUSH_EVENTS_FLAG, on)
+
+    def receive(self, updates: list[tuple[str, str, str]], pusher: str | None) -> tuple[bool, list[str]]:
+        """The pre-receive decision for a `git push` (old, new, ref): (accept?, lines for the pusher's stderr).
+
+        A protected branch takes changes only through pull requests, so a direct push is declined with
+        GitHub's own words: `GH006: Protected branch update failed` for classic protection, `GH013: Repository
+        rule violations found` for a ruleset (henne49/dbus-opendtu#235, mastra-ai/mastra#20609 show it for a
+        workflow's push). Logins on the bypass list may push.
+        """
+        messages: list[str] = []
+        with self.lock:
+            for _old, _new, ref in updates:
+                branch = ref.removeprefix("refs/heads/")
+                rule = self.protection.get(branch) if ref.startswith("refs/heads/") else None
+                if rule is None or (pusher is not None and pusher in rule.bypass):
+                    continue
+                if rule.kind == "ruleset":
+                    messages += [
+                        f"error: GH013: Repository rule violations found for {ref}.",
+                        f"Review all repository rules at {self.repo_html}/rules?ref={quote(ref, safe='')}",
+                        "",
+                        "- Changes must be made through a pull request.",
+                        "",
+                    ]
+                    for check in rule.required_status_checks:
+                        messages += [f'- Required status check "{check}" is expected.', ""]
+                else:
+                    messages += [
+                        f"error: GH006: Protected branch update failed for {ref}.",
+                        "error: Changes must be made through a pull request.",
+                    ]
+        return not messages, messages
+
+    def record_push(self, updates: list[tuple[str, str, str]], pusher: str | None) -> None:
+        """The `push` webhook for each ref a `git push` (post-receive) or an API write moved."""
+        sender = self.users.get(pusher or "") or self.users["oncall-admin"]
+        for old, new, ref in updates:
+            commits: list[JSON] = []
+            if new != ZERO_SHA:
+                span = f"{old}..{new}" if old != ZERO_SHA else new
+                shas = self.git.git("rev-list", "--reverse", "--max-count=20", span).decode().split()
+                for sha in shas:
+                    info = self.git.commit_info(sha)
+                    files = (
+                        self.git.git("diff", "--name-status", info.parents[0], sha)
+                        if info.parents
+                        else self.git.git("diff-tree", "--no-commit-id", "--name-status", "-r", "--root", sha)
+                    )
+                    added: list[str] = []
+                    removed: list[str] = []
+                    modified: list[str] = []
+                    for line in files.decode().splitlines():
+                        status, _, path = line.partition("\t")
+                        {"A": added, "D": removed}.get(status[:1], modified).append(path)
+                    commits.append(
+                        {
+                            "id": sha,
+                            "tree_id": info.tree,
+                            "distinct": True,
+                            "message": info.message,
+                            "timestamp": iso(info.author_date),
+                            "url": f"{self.repo_html}/commit/{sha}",
+                            "author": {"name": info.author.name, "email": info.author.email},
+                            "committer": {"name": info.committer.name, "email": info.committer.email},
+                            "added": added,
+                            "removed": removed,
+                            "modified": modified,
+                        }
+                    )
+            self.emit(
+                "push",
+                None,
+                sender,
+                ref=ref,
+                before=old,
+                after=new,
+                created=old == ZERO_SHA,
+                deleted=new == ZERO_SHA,
+                forced=False,
+                base_ref=None,
+                compare=f"{self.repo_html}/compare/{old[:12]}...{new[:12]}",
+                commits=commits,
+                head_commit=commits[-1] if commits else None,
+                pusher={"name": sender.login, "email": sender.email},
+            )
 
     def _forbidden(self, user: User, need: str) -> HttpError:
         if user.kind == "Bot":
@@ -346,11 +552,15 @@ class GitHubEmulator:
 
     def _rate_headers(self, login: str) -> dict[str, str]:
         with self.lock:
+            if time.time() >= self._reset_at:
+                self._used.clear()
+                self._reset_at = int(time.time()) + RATE_WINDOW
             used = self._used.get(login, 0) + 1
             self._used[login] = used
+            limit = self.rate_limits.get(login, RATE_LIMIT)
         return {
-            "x-ratelimit-limit": str(RATE_LIMIT),
-            "x-ratelimit-remaining": str(max(RATE_LIMIT - used, 0)),
+            "x-ratelimit-limit": str(limit),
+            "x-ratelimit-remaining": str(max(limit - used, 0)),
             "x-ratelimit-reset": str(self._reset_at),
             "x-ratelimit-used": str(used),
             "x-ratelimit-resource": "core",
@@ -358,10 +568,10 @@ class GitHubEmulator:
             "x-github-request-id": uuid.uuid4().hex[:20].upper(),
         }
 
-    def emit(self, event: str, action: str, sender: User, **fields: Any) -> None:
-        """Record the webhook delivery GitHub would send for a change."""
+    def emit(self, event: str, action: str | None, sender: User, **fields: Any) -> None:
+        """Record the webhook delivery GitHub would send for a change (`push` has no action)."""
         payload: JSON = {
-            "action": action,
+            **({"action": action} if action is not None else {}),
             **fields,
             "repository": self.repository_json(),
             "organization": self.organization_json(),
@@ -1113,11 +1323,12 @@ class GitHubEmulator:
             user = self.users.get(call.params["username"])
             if user is None:
                 raise error(404, f"{call.params['username']} is not a user")
-            body = {**self.user_json(user), "role_name": user.role}
-            return Response(
-                200,
-                {"permission": LEGACY_PERMISSION[user.role], "role_name": user.role, "user": body},
-            )
+            # `permission` is the legacy level (maintain folds into write, triage into read); `role_name` may
+            # name a custom role, whose `user.permissions` are its base role's (docs, "Get repository
+            # permissions for a user"; api.github.com OpenAPI `repository-collaborator-permission`).
+            role_name = user.role_name or user.role
+            body = {**self.user_json(user), "role_name": role_name, "permissions": dict(ROLE_PERMISSIONS[user.role])}
+            return Response(200, {"permission": LEGACY_PERMISSION[user.role], "role_name": role_name, "user": body})
 
         @self.route("GET", "/milestones")
         def list_milestones(call: Call) -> Response:
@@ -1518,6 +1729,7 @@ class GitHubEmulator:
             moment,
         )
         self.emit("pull_request", "closed", call.user, number=issue.number, pull_request=self.pull_json(issue))
+        self.record_push([(info.parents[0], info.sha, f"refs/heads/{pull.base}")], call.user.login)
         return {"sha": info.sha, "merged": True, "message": "Pull Request successfully merged"}
 
     def _squash(self, pull: Pull, message: str, author: Identity, committer: Identity) -> CommitInfo | None:
@@ -1573,10 +1785,17 @@ class GitHubEmulator:
                     "name": name,
                     "commit": self.commit_json(self.git.commit_info(sha)),
                     "_links": {"self": url, "html": f"{self.repo_html}/tree/{quote(name)}"},
-                    "protected": False,
+                    # Classic branch protection; a ruleset shows in "Get rules for a branch" instead.
+                    "protected": name in self.protection and self.protection[name].kind == "classic",
                     "protection": {
-                        "enabled": False,
-                        "required_status_checks": {"enforcement_level": "off", "contexts": [], "checks": []},
+                        "enabled": name in self.protection,
+                        "required_status_checks": {
+                            "enforcement_level": "non_admins" if name in self.protection else "off",
+                            "contexts": list(self.protection[name].required_status_checks)
+                            if name in self.protection
+                            else [],
+                            "checks": [],
+                        },
                     },
                     "protection_url": f"{url}/protection",
                 },
@@ -1656,6 +1875,9 @@ class GitHubEmulator:
             raise error(404, f"Branch {branch} not found") from exc
         except RefMoved as exc:
             raise error(409, f"{path} does not match: the branch kept moving") from exc
+        self.record_push(
+            [(info.parents[0] if info.parents else ZERO_SHA, info.sha, f"refs/heads/{branch}")], call.user.login
+        )
         entry = TreeEntry("100644", "blob", blob, len(content), path)
         file_json = self._entry_json(entry, branch)
         return Response(

@@ -36,7 +36,7 @@ def export_block(info: Mapping[str, Any], login: str = "oncall-admin") -> str:
     return "\n".join(lines)
 
 
-def serve(port: int, latency_ms: int, workdir: str | None, seed: str, once: bool = False) -> int:
+def serve(port: int, latency_ms: int, workdir: str | None, seed: str, once: bool = False, actions: bool = False) -> int:
     """Run the sandbox in the foreground; SIGINT or SIGTERM stops it cleanly."""
     stop = threading.Event()
 
@@ -49,11 +49,21 @@ def serve(port: int, latency_ms: int, workdir: str | None, seed: str, once: bool
         root = Path(workdir) if workdir else Path(tmp)
         root.mkdir(parents=True, exist_ok=True)
         sandbox = Sandbox(root, seed=Path(seed), latency_ms=latency_ms, port=port).start()
+        pump = scheduler = None
+        if actions:
+            # Every recorded event goes through GitHub's trigger rules; started runs run under act with the
+            # real workflow files (GET /_sandbox/actions/runs reads them back).
+            from incidentops.sandbox.scheduler import start_for_sandbox
+
+            scheduler, pump = start_for_sandbox(sandbox, Path(seed).resolve(), root / "actions")
         print(json.dumps(sandbox.info), flush=True)  # the machine-readable ready line (tests and tools read it)
         print(export_block(sandbox.info), file=sys.stderr, flush=True)
         try:
             while not stop.wait(0.2) and not once:
                 pass
         finally:
+            if pump is not None and scheduler is not None:
+                pump.stop()
+                scheduler.stop()
             sandbox.stop()
     return 0

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,9 @@ from typing import Any
 from incidentops.config import load_config
 from incidentops.core.ledger import render_ledger
 from incidentops.errors import IncidentOpsError
-from incidentops.sandbox import adoption, world
+from incidentops.sandbox import adoption, githooks, world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
-from incidentops.sandbox.github import GitHubEmulator
+from incidentops.sandbox.github import GitHubEmulator, Protection
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
 from incidentops.sandbox.services import SMOKE_ENV, DemoServices, demo_environments
 
@@ -188,7 +189,9 @@ class Sandbox:
         self.hub.mount("/api/v3", self.github.app)
         self.hub.mount("/client/v4", self.cloudflare.app)
         self.hub.mount("/_sandbox", self._control_app())
+        githooks.install(self.bare_repo, f"{base}/_sandbox")
         self.services = DemoServices(self.cloudflare, demo_environments(_environments(seed)), hub=self.hub)
+        self.actions: Any = None  # the Actions scheduler (sandbox/scheduler.py) when one runs the workflows
 
     def start(self) -> Sandbox:
         self.server.start()
@@ -220,6 +223,7 @@ class Sandbox:
     def _control_app(self) -> App:
         app = App()
         adoption.install_control(app, self.repo_settings, self.token_state)
+        self._github_control(app)
 
         @app.route("GET", "/events")
         def events(request: Request) -> Response:
@@ -286,3 +290,99 @@ class Sandbox:
             return Response(200, self.github.violations + self.cloudflare.violations)
 
         return app
+
+    def _github_control(self, app: App) -> None:
+        """Repository settings a test or the demo changes as an admin would in the UI."""
+        github = self.github
+
+        @app.route("GET", "/actions/runs")
+        def actions_runs(request: Request) -> Response:
+            """Every workflow run the Actions scheduler started, skipped or cancelled, and every event that
+            started none (with the reason)."""
+            if self.actions is None:
+                return Response(404, {"message": "no Actions scheduler runs here (serve with --actions)"})
+            return Response(200, self.actions.report())
+
+        @app.route("POST", "/github/git-hook/{kind}")
+        def git_hook(request: Request) -> Response:
+            body = request.json() or {}
+            updates = [(str(u[0]), str(u[1]), str(u[2])) for u in body.get("updates") or [] if len(u) == 3]
+            token = body.get("token")
+            login = github.tokens.get(str(token)) if token else None
+            if token and login is None:
+                return Response(200, {"accept": False, "messages": ["Invalid username or token."]})
+            if request.params["kind"] == "pre-receive":
+                accept, messages = github.receive(updates, login)
+                return Response(200, {"accept": accept, "messages": messages})
+            github.record_push(updates, login)
+            return Response(200, {"accept": True, "messages": []})
+
+        @app.route("PUT", "/github/push-events")
+        def push_events(request: Request) -> Response:
+            enabled = bool((request.json() or {}).get("enabled", True))
+            github.record_git_pushes(enabled)
+            return Response(200, {"enabled": enabled})
+
+        @app.route("PUT", "/github/branches/{branch}/protection")
+        def protect(request: Request) -> Response:
+            body = request.json() or {}
+            kind = str(body.get("kind") or "classic")
+            if kind not in ("classic", "ruleset"):
+                return Response(400, {"message": "kind must be classic or ruleset"})
+            rule = Protection(
+                kind=kind,
+                bypass=tuple(str(x) for x in body.get("bypass") or ()),
+                required_status_checks=tuple(str(x) for x in body.get("required_status_checks") or ()),
+            )
+            github.protect(request.params["branch"], rule)
+            # A ruleset is also what "Get rules for a branch" answers (sandbox/adoption.py; `incidentops doctor`).
+            rules: list[dict[str, Any]] = []
+            if kind == "ruleset":
+                rules.append({"type": "pull_request", "ruleset_source_type": "Repository", "ruleset_id": 1})
+                if rule.required_status_checks:
+                    checks = [{"context": c} for c in rule.required_status_checks]
+                    rules.append({"type": "required_status_checks", "parameters": {"required_status_checks": checks}})
+            if rules:
+                self.repo_settings.branch_rules[request.params["branch"]] = rules
+            else:
+                self.repo_settings.branch_rules.pop(request.params["branch"], None)
+            return Response(200, asdict(rule))
+
+        @app.route("DELETE", "/github/branches/{branch}/protection")
+        def unprotect(request: Request) -> Response:
+            github.protect(request.params["branch"], None)
+            self.repo_settings.branch_rules.pop(request.params["branch"], None)
+            return Response(204)
+
+        @app.route("PUT", "/github/collaborators/{login}")
+        def collaborator(request: Request) -> Response:
+            body = request.json() or {}
+            try:
+                user = github.set_role(request.params["login"], str(body.get("base_role") or ""), body.get("role_name"))
+            except ValueError as exc:
+                return Response(400, {"message": str(exc)})
+            return Response(200, {"login": user.login, "base_role": user.role, "role_name": user.role_name})
+
+        @app.route("POST", "/github/issues/{number}/delete")
+        def delete_issue(request: Request) -> Response:
+            github.delete_issue(int(request.params["number"]))
+            return Response(204)
+
+        @app.route("POST", "/github/issues/{number}/transfer")
+        def transfer_issue(request: Request) -> Response:
+            body = request.json() or {}
+            url = github.transfer_issue(
+                int(request.params["number"]),
+                str(body.get("repository") or "acme/elsewhere"),
+                int(body.get("number") or 1),
+            )
+            return Response(200, {"url": url})
+
+        @app.route("PUT", "/github/rate-limit/{login}")
+        def rate_limit(request: Request) -> Response:
+            body = request.json() or {}
+            with github.lock:
+                github.rate_limits[request.params["login"]] = int(body.get("limit", 0))
+                if body.get("reset_in") is not None:
+                    github._reset_at = int(time.time()) + int(body["reset_in"])
+            return Response(200, {"limit": github.rate_limits[request.params["login"]], "reset": github._reset_at})
