@@ -52,6 +52,7 @@ imports: install
 
 workflows: install
 	$(VENV)/bin/zizmor --offline .github/workflows
+	$(VENV)/bin/zizmor --offline --persona auditor .github/workflows
 
 # The real wrangler CLI (and the Node it needs), from the npm lock, for the wrangler compatibility test.
 WRANGLER_DIR := tests/e2e_wrangler

@@ -109,6 +109,16 @@ def _cmd_handle_event(args: argparse.Namespace) -> int:
     return _report(outcome, runner)
 
 
+def _cmd_gate(args: argparse.Namespace) -> int:
+    from incidentops.flows.dispatch import gate_from_env
+
+    runner = _runner()
+    outcome = gate_from_env(os.environ)
+    runner.say(f"incidentops: {outcome.message}")
+    runner.output("decision", str(outcome.details["decision"]))
+    return 0
+
+
 def _incident_number(value: str) -> int:
     digits = value.upper().removeprefix("INC-").lstrip("#")
     if not digits.isdigit():
@@ -371,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GITHUB_EVENT_NAME=issues GITHUB_EVENT_PATH=event.json incidentops handle-event",
     )
     handle.set_defaults(handler=_cmd_handle_event)
+
+    gate = sub.add_parser(
+        "gate",
+        help="decide with a read-only token which job handles the event (output `decision`: skip, record, production)",
+    )
+    gate.set_defaults(handler=_cmd_gate)
 
     rollback = sub.add_parser("rollback", help="plan or apply a rollback to the ledger's pins")
     rollback_sub = rollback.add_subparsers(dest="rollback_command", metavar="ROLLBACK_COMMAND", parser_class=_Parser)

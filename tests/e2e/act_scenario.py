@@ -55,7 +55,7 @@ EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")
 ROLLBACK_COMMENT = "/rollback api-worker"
 NOTE_TEXT = "Cache flushed on api-worker; t-1001 still sees rows of t-2002"
 NOTE_COMMENT = f"/note {NOTE_TEXT}"
-SCENARIOS = ("declare", "skip", "rollback", "comment")
+SCENARIOS = ("declare", "skip", "rollback", "comment", "unprivileged")
 
 Event = tuple[str, dict[str, Any]]  # (event name, the sandbox's recorded delivery)
 PUBLIC_ORIGIN = "https://github.com/acme/ops.git"
@@ -449,6 +449,15 @@ def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> 
         record["live_before"] = s.live()
         s.act("incident.yml", comment(human, sandbox, number, ROLLBACK_COMMENT))
         record["live_after"] = s.live()
+    elif scenario == "unprivileged":
+        # Declared without a deploy regression; then a triager asks for a production command it may not run.
+        number, event = open_and_label(human, sandbox, "sev-1")
+        s.number = number
+        record.update(issue_number=number, delivery=event[1].get("delivery"))
+        s.act("incident.yml", event)
+        record["requests_before"] = len(sandbox.get("/requests"))
+        s.act("incident.yml", comment(s.repo("triager"), sandbox, number, "/contain api.example.com/v1/reports"))
+        record["requests_after"] = sandbox.get("/requests")[record["requests_before"] :]
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
 

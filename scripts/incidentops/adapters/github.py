@@ -162,12 +162,17 @@ class GitHubClient:
             seconds_between_requests=0,
             seconds_between_writes=0,
             lazy=True,
+            # The most GitHub serves per page (default 30): a flooded issue costs a third of the requests.
+            per_page=100,
         )
         self.repository = repository
         self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
         self.calls = 0
         self._repo: Repository | None = None
+        # Each issue's comments, read once per run and extended with what this run posts: a run looks markers up
+        # many times, and a flooded issue must not cost a full listing per look-up.
+        self._comments: dict[int, list[IssueComment]] = {}
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         self.calls += 1
@@ -289,25 +294,22 @@ class GitHubClient:
             f"reading labels of #{number}", lambda: any(item.name == label for item in issue.get_labels())
         )
 
-    def find_comment(self, number: int, marker: str) -> IssueComment | None:
+    def find_comment(self, number: int, marker: str, fresh: bool = False) -> IssueComment | None:
         """The bot's comment carrying `marker`, if an earlier run already posted it.
 
         Only comments by the workflow's own identity count: anyone who can comment can type a hidden marker.
         """
-        issue = self.issue(number)
+        for comment in self.comments(number, fresh=fresh):
+            if marker in (comment.body or "") and is_own_login(comment.user.login):
+                return comment
+        return None
 
-        def scan() -> IssueComment | None:
-            for comment in issue.get_comments():
-                if marker in (comment.body or "") and is_own_login(comment.user.login):
-                    return comment
-            return None
-
-        return self._call(f"reading comments of #{number}", scan)
-
-    def comments(self, number: int) -> list[IssueComment]:
-        """Every comment on an issue or pull request, oldest first."""
-        issue = self.issue(number)
-        return self._call(f"reading comments of #{number}", lambda: list(issue.get_comments()))
+    def comments(self, number: int, fresh: bool = False) -> list[IssueComment]:
+        """Every comment on an issue or pull request, oldest first (read once per run unless `fresh`)."""
+        if fresh or number not in self._comments:
+            issue = self.issue(number)
+            self._comments[number] = self._call(f"reading comments of #{number}", lambda: list(issue.get_comments()))
+        return list(self._comments[number])
 
     def post_comment_once(self, number: int, marker: str, body: str) -> PostedComment:
         """Post `body` unless a comment with `marker` exists; safe to call again for the same event."""
@@ -319,12 +321,13 @@ class GitHubClient:
         created = self._write(
             f"commenting on #{number}",
             lambda: issue.create_comment(text),
-            lambda: self.find_comment(number, marker) is not None,
+            lambda: self.find_comment(number, marker, fresh=True) is not None,
         )
         if created is None:  # it landed on an earlier attempt whose answer was lost
             found = self.find_comment(number, marker)
             assert found is not None
             return PostedComment(found.id, found.html_url, created=True)
+        self._comments.setdefault(number, []).append(created)
         return PostedComment(created.id, created.html_url, created=True)
 
     def find_issue(self, marker: str, label: str) -> GhIssue | None:

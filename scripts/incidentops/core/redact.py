@@ -14,6 +14,14 @@ _SECRET_PREFIX = ("SMOKE_",)
 _PATTERNS = (
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}\b"),
     re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}\b"),
+    # AWS access key ids (long-term AKIA, temporary ASIA): prefix + 16 upper-case letters or digits.
+    re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack tokens
+    re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b"),  # Google API keys
+    re.compile(r"\b[rs]k_live_[0-9A-Za-z]{16,}\b"),  # Stripe live keys
+    re.compile(r"\bglpat-[0-9A-Za-z_-]{20,}\b"),  # GitLab personal access tokens
+    # The workflows' git credential: base64 of "x-access-token:<token>" (the prefix encodes the fixed part).
+    re.compile(r"eC1hY2Nlc3MtdG9rZW46[A-Za-z0-9+/=]+"),
     re.compile(r"(?i)\b(bearer|token)\s+[A-Za-z0-9._~+/=-]{16,}"),
     re.compile(r"(?i)(authorization\s*[:=]\s*)\S+(\s+\S+)?"),
 )

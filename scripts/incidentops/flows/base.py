@@ -62,19 +62,34 @@ def file_url(ports: Ports, path: str) -> str:
     return f"{ports.server_url.rstrip('/')}/{ports.repository}/blob/{ports.config.default_branch}/{path}"
 
 
-def reply_once(event: Event, ports: Ports, kind: str, template: str, **context: Any) -> PostedComment:
+def reply_once(
+    event: Event, ports: Ports, kind: str, template: str, once_per: str | None = None, **context: Any
+) -> PostedComment:
     """Answer an event with a comment from `template`, once: a hidden `incidentops:<kind>:<event key>` marker
-    is looked up before posting, so a replayed event does not answer twice."""
+    is looked up before posting, so a replayed event does not answer twice (`once_per` replaces the event key)."""
     assert event.issue is not None
-    marker = f"<!-- incidentops:{kind}:{f.escape_cell(event.key)} -->"
+    marker = f"<!-- incidentops:{kind}:{f.escape_cell(once_per or event.key)} -->"
     body = render(template, ports.workspace, marker=marker, actor=event.sender, **context)
     return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
 
 
 def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
-    """Tell the actor they lack the role, once per event; change nothing else."""
+    """Tell the actor they lack the role, once per person per issue; change nothing else.
+
+    A flood of commands from someone without the role gets one answer, not one reply each (each reply costs
+    requests from the token's hourly budget and buries the incident's real conversation).
+    """
     needed = ports.config.permissions[action]
-    posted = reply_once(event, ports, "refused", "comment-refused.md.j2", action=action, needed=needed, role=role)
+    posted = reply_once(
+        event,
+        ports,
+        "refused",
+        "comment-refused.md.j2",
+        once_per=f"@{event.sender}",
+        action=action,
+        needed=needed,
+        role=role,
+    )
     return Outcome(
         "refused",
         f"@{event.sender} has role {role!r}; {action} needs {needed!r}. Refusal comment "
@@ -82,6 +97,7 @@ def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
         + "; nothing written.",
         steps=[f"refused {action} for @{event.sender} ({role} < {needed})"],
         level="warning",
+        details={"posted": posted.created},
     )
 
 

@@ -92,11 +92,19 @@ def record(event: Event, ports: Ports, name: str, parsed: core.Parsed, what: str
     return commit_and_ack(event, ports, name, edit, what, seen)
 
 
+def _outside(ports: Ports, login: str) -> bool:
+    """Whether `login` lacks even read access (the commander and comms owner must be able to see the incident)."""
+    return ports.github.role_of(login) in ("none", "")
+
+
 def _parsed(name: str, what: str) -> Run:
     def run(event: Event, ports: Ports, args: str) -> Outcome:
         parsed = core.parse_command(name, args, ports.clock().date())
         if isinstance(parsed, core.CommandError):
             return reply_help(event, ports, name, parsed.message, parsed.usage)
+        if isinstance(parsed, core.Assign) and _outside(ports, parsed.login):
+            problem = f"@{parsed.login} has no access to this repository, so cannot hold an incident role"
+            return reply_help(event, ports, name, problem, core.USAGE[name])
         return record(event, ports, name, parsed, what)
 
     run.__name__ = name.replace("-", "_") + "_command"
@@ -195,11 +203,19 @@ def catch_up_commands(event: Event, ports: Ports, before: int | None = None) -> 
     try:
         for earlier in _untraced_commands(event, ports, before):
             caught = _on_comment(earlier, ports)
-            if caught.status != "skipped":
+            # A person already refused on this issue is not answered again (one refusal per person).
+            quiet = caught.status == "refused" and not caught.details.get("posted", True)
+            if caught.status != "skipped" and not quiet:
                 steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
     except IncidentOpsError as err:
         steps.append(f"could not check earlier comments: {err}")
     return steps
+
+
+# Commands that reach Cloudflare or hand the tenants' credentials to the smoke checks: only these run in the job
+# that holds the production secrets (a GitHub environment); every other command, refusal and help reply runs in a
+# job without them (`incidentops gate` decides), which also leaves these out when it catches up.
+PRODUCTION_COMMANDS = frozenset({"contain", "lift", "smoke", "rollback", "resolve"})
 
 
 def _edited(comment: Any) -> bool:
@@ -228,8 +244,11 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[E
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
         if trace.search(text) or trace.search(replies):
             continue
-        if core.find_command(comment.body or "") is None or _edited(comment):
+        command = core.find_command(comment.body or "")
+        if command is None or _edited(comment):
             continue
+        if ports.cloudflare is None and command[0] in PRODUCTION_COMMANDS:
+            continue  # left for the next run of the job that holds the production secrets
         payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
         found.append(
@@ -267,6 +286,11 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     if ports.git.read(incident_path(ports.config, event.issue.number)) is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
     command = COMMANDS.get(name)
+    if command is None or not command.action:
+        # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.
+        role = ports.github.role_of(event.sender)
+        if not any(ports.config.allows(action, role) for action in ports.config.permissions):
+            return Outcome("skipped", f"no reply: @{event.sender} ({role}) holds no role that may run a command")
     if command is None:
         return reply_help(event, ports, name, f"/{name} is not a command")
     if command.action:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from incidentops.core import incidentfile as f
+from incidentops.core.commands import find_command
 from incidentops.core.events import Event, load_event
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.base import Outcome, Ports
-from incidentops.flows.commands import on_comment
+from incidentops.flows.commands import COMMANDS, PRODUCTION_COMMANDS, on_comment
 from incidentops.flows.contain import contain_on_declare
 from incidentops.flows.declare import declare
 from incidentops.flows.reconcile import reconcile
@@ -100,3 +101,54 @@ def handle(event: Event, ports: Ports) -> Outcome:
 def handle_from_env(env: Mapping[str, str]) -> tuple[Event, Outcome]:
     event = load_event(env.get("GITHUB_EVENT_NAME"), env.get("GITHUB_EVENT_PATH"))
     return event, handle(event, ports_from_env(env))
+
+
+# -- the unprivileged gate -------------------------------------------------------------------------------
+
+SKIP, RECORD, PRODUCTION = "skip", "record", "production"
+
+
+def gate(event: Event, ports: Ports) -> Outcome:
+    """Decide, with a read-only token and no secrets, which job (if any) handles this event.
+
+    `production`: an authorized command or event that needs Cloudflare and the smoke credentials; `record`: one that
+    needs only the repository (notes, roles, refusals, help); `skip`: nothing for us. The privileged job re-checks
+    everything; this only keeps secrets away from runs that cannot use them.
+    """
+
+    def decided(decision: str, why: str) -> Outcome:
+        return Outcome(decision, f"gate: {decision}: {why}", details={"decision": decision})
+
+    if event.sender_is_bot:
+        return decided(SKIP, f"sent by a bot ({event.sender})")
+    if event.name == "issues" and event.action in ("labeled", "closed"):
+        action = ("declare", "escalate") if event.action == "labeled" else ("resolve",)
+        if event.action == "labeled" and event.label not in ports.config.severities:
+            return decided(SKIP, f"label {event.label!r} is not a severity label")
+        role = ports.github.role_of(event.sender)
+        if all(ports.config.allows(a, role) for a in action):
+            return decided(PRODUCTION, f"@{event.sender} ({role}) may {'/'.join(action)}")
+        return decided(RECORD, f"@{event.sender} ({role}) may not {'/'.join(action)}: refusal only")
+    if event.name != "issue_comment" or event.action != "created" or event.issue is None:
+        return decided(SKIP, f"no flow handles {event.name}.{event.action or '?'}")
+    if event.issue.is_pull_request:
+        return decided(SKIP, "a comment on a pull request")
+    found = find_command(event.comment_body or "")
+    if found is None:
+        return decided(SKIP, "the comment has no /command")
+    command = COMMANDS.get(found[0])
+    role = ports.github.role_of(event.sender)
+    if command is None or not command.action:
+        if not any(ports.config.allows(action, role) for action in ports.config.permissions):
+            return decided(SKIP, f"@{event.sender} ({role}) holds no role that may run a command: no reply")
+        return decided(RECORD, f"/{found[0]}: help reply")
+    if not ports.config.allows(command.action, role):
+        return decided(RECORD, f"@{event.sender} ({role}) may not {command.action}: refusal only")
+    if found[0] in PRODUCTION_COMMANDS:
+        return decided(PRODUCTION, f"/{found[0]} by @{event.sender} ({role})")
+    return decided(RECORD, f"/{found[0]} by @{event.sender} ({role})")
+
+
+def gate_from_env(env: Mapping[str, str]) -> Outcome:
+    event = load_event(env.get("GITHUB_EVENT_NAME"), env.get("GITHUB_EVENT_PATH"))
+    return gate(event, ports_from_env(env))

@@ -54,7 +54,10 @@ def _environment(ports: Ports, fields: Mapping[str, Any]) -> Environment:
 
 def _cloudflare(ports: Ports, env: Environment) -> CloudflareClient:
     if ports.cloudflare is None:
-        raise IncidentOpsError("no Cloudflare client configured", hint="Set CLOUDFLARE_API_TOKEN.")
+        raise IncidentOpsError(
+            "CLOUDFLARE_API_TOKEN is not set.",
+            hint="It is a secret of the production environment: only the job that names the environment gets it.",
+        )
     return ports.cloudflare(env.account_id)
 
 

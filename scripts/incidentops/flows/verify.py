@@ -54,7 +54,7 @@ def _client(ports: Ports, fields: Mapping[str, Any]) -> CloudflareClient | str:
     if env is None:
         return f"environment {fields.get('environment')!r} is not configured"
     if ports.cloudflare is None:
-        return "Cloudflare is not configured (CLOUDFLARE_API_TOKEN)"
+        return "CLOUDFLARE_API_TOKEN is not set"
     try:
         return ports.cloudflare(env.account_id)
     except IncidentOpsError as err:
