@@ -200,6 +200,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     actor = _check_role(ports, "resolve") if args.close else os.environ.get("GITHUB_ACTOR") or "incidentops"
     key = f"verify-{os.environ.get('GITHUB_RUN_ID', 'manual')}"
     outcome = verify_incident(ports, args.incident, actor, key, close=args.close)
+    if outcome.status == "unmet":
+        outcome.exit_code = EXIT_ERROR  # asked to close, and it is still open: not done
     return _report(outcome, _runner(ports.redact))
 
 
