@@ -174,11 +174,13 @@ class ActionsScheduler:
     ) -> WorkflowRun:
         contexts = self._contexts(workflow, item, sha)
         jobs = workflow.doc.get("jobs") or {}
-        # The first job (our workflows have one, or a build → deploy chain whose later jobs follow it).
+        # The first job decides whether the run does anything (a gate, or the only job); the group the run waits
+        # in is the last job-level group (a gate's per-event group never makes anyone wait: the privileged jobs
+        # after it share the incident's group), else the workflow's.
         job: Any = next(iter(jobs.values()), {}) if jobs else {}
-        concurrency = job.get("concurrency") if isinstance(job, dict) else None
-        job_level = concurrency is not None
-        concurrency = concurrency if job_level else workflow.doc.get("concurrency")
+        grouped = [j["concurrency"] for j in jobs.values() if isinstance(j, dict) and j.get("concurrency") is not None]
+        job_level = bool(grouped)
+        concurrency = grouped[-1] if job_level else workflow.doc.get("concurrency")
         with self.lock:
             run = WorkflowRun(
                 id=len(self.runs) + 1,
