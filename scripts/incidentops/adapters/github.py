@@ -180,6 +180,11 @@ class GitHubClient:
             return fn()
         except RateLimitExceededException as exc:
             headers = exc.headers or {}
+            remaining = headers.get("x-ratelimit-remaining") or headers.get("X-RateLimit-Remaining")
+            if _retry_after(exc) is not None or str(remaining) != "0":
+                # A secondary limit (GitHub docs: a Retry-After to honour, or quota left): a short wait the
+                # caller's retry handles, not the token's hourly quota running out.
+                raise ApiError("GitHub", f"{what} failed: {_describe(exc)}", status=exc.status) from exc
             reset = headers.get("x-ratelimit-reset") or headers.get("X-RateLimit-Reset")
             when = time.strftime("%H:%M:%S UTC", time.gmtime(int(reset))) if reset and str(reset).isdigit() else "later"
             raise RateLimited(
