@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -70,7 +71,12 @@ def test_a_waf_block_rule_takes_effect_on_its_host_only(world: World) -> None:
             await cf.put_entrypoint_ruleset(seeded.ZONE_ID, [rule])
 
     asyncio.run(put())
+    # Rule changes reach the edge after the emulated propagation delay (50–200 ms here), as on Cloudflare.
+    deadline = time.monotonic() + 5
     denied = httpx.get(url(world, "api", "/v1/reports"), headers=A)
+    while denied.status_code != 403 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        denied = httpx.get(url(world, "api", "/v1/reports"), headers=A)
     assert denied.status_code == 403 and denied.json() == {"error": "denied by test"}
     assert denied.headers["content-type"] == "application/json"
     assert httpx.get(url(world, "api", "/healthz")).status_code == 503  # other paths reach the worker
