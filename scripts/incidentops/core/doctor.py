@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from incidentops.core.incidentfile import escape_inline
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 SYMBOLS = {OK: "✅", WARN: "⚠️", FAIL: "❌"}
 
@@ -89,10 +91,10 @@ def render_text(checks: Sequence[Check]) -> str:
 
 
 def render_markdown(checks: Sequence[Check]) -> str:
-    """The job summary: one table row per check (cells escaped: details quote API answers)."""
+    """The job summary: one table row per check (cells escaped: details quote API answers and names people set)."""
 
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+        return escape_inline(text, limit=2000)
 
     rows = ["| | check | result | fix |", "|---|---|---|---|"]
     rows += [
