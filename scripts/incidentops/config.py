@@ -142,6 +142,7 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "exit_criteria",
         "containment",
         "report",
+        "github_environment",
     )
     doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
@@ -250,6 +251,15 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             check.error("report.private", raw_report["private"], "true or false")
         else:
             extra["report"] = {"private": bool(raw_report.get("private", False))}
+
+    if "github_environment" in doc:
+        # `incidentops doctor` fails unless the secrets' environment asks a person to approve each run.
+        raw_env = check.mapping(doc["github_environment"], "github_environment", ("required_reviewers",), ())
+        wanted = raw_env.get("required_reviewers", False)
+        if not isinstance(wanted, bool):
+            check.error("github_environment.required_reviewers", wanted, "true or false")
+        else:
+            extra["github_environment"] = {"required_reviewers": wanted}
 
     if check.errors:
         raise ConfigError(
