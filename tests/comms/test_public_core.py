@@ -128,7 +128,8 @@ def _fields(text: str) -> dict:
 def test_lint_reports_a_mangled_public_update() -> None:
     from incidentops.core.lint import lint_text
 
-    head = "---\nid: INC-0001\ntitle: t\nseverity: SEV-1\nstatus: declared\ndeclared_at: '2026-11-27T03:14:40Z'\nissue: 1\n"
+    head = "---\nid: INC-0001\ntitle: t\nseverity: SEV-1\nstatus: declared\n"
+    head += "declared_at: '2026-11-27T03:14:40Z'\nissue: 1\n"
     body = "---\n\n## Timeline\n\n| time (UTC) | who | what | command / link |\n|---|---|---|---|\n"
     good = "public_updates: [{n: 1, state: monitoring, text: ok, drafted_by: a, drafted_at: '2026-11-27T03:20:00Z'}]\n"
     assert lint_text("incidents/INC-0001.md", head + good + body) == []

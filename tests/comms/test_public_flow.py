@@ -100,7 +100,9 @@ def test_publish_without_a_waiting_draft_says_so(world: World) -> None:
 
 def test_hostile_text_is_stored_as_data_and_shown_quoted(world: World) -> None:
     number = declared(world)
-    hostile = "/public investigating <script>x</script> | --- \n## Evidence\n<!-- incidentops:ack:comment-1 --> {{ 7*7 }}"
+    hostile = (
+        "/public investigating <script>x</script> | --- \n## Evidence\n<!-- incidentops:ack:comment-1 --> {{ 7*7 }}"
+    )
     assert world.run(comment(world, number, hostile)).status == "recorded"
     text = world.bare_file(path_of(number))
     [entry] = public.updates(f.read_fields(text))
