@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from incidentops.core.incidentfile import UNSAFE_CHARS, clean_line, escape_cell
+from incidentops.core.incidentfile import UNSAFE_CHARS, clean_line, escape_cell, escape_inline
 from incidentops.errors import IncidentOpsError
 
 
@@ -27,11 +27,7 @@ def _default_templates_dir() -> Path:
 
 def md_inline(value: Any) -> str:
     """One line of user text inside markdown prose: no HTML, no line breaks, no heading or link tricks."""
-    text = clean_line(str(value), limit=500)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for char in "\\`*_[]#|":
-        text = text.replace(char, "\\" + char)
-    return text
+    return escape_inline(str(value))
 
 
 def quote_block(value: Any, limit: int = 20_000) -> str:
