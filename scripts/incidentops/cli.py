@@ -309,6 +309,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         uses=args.uses,
         force=args.force,
         health_path=args.health_path,
+        owners=args.owners,
         ask=_ask if sys.stdin.isatty() and sys.stdout.isatty() else None,
     )
     result = run_init(Path(args.workspace).resolve(), os.environ, answers)  # a missing answer: UsageError, exit 2
@@ -528,6 +529,12 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
     init.add_argument("--zone", help="the zone (name or id) the services answer on")
     init.add_argument("--uses", metavar="OWNER/REPO@SHA", help="the incidentops commit the workflows run")
     init.add_argument("--health-path", default="/healthz", help="each service's health route (default: /healthz)")
+    init.add_argument(
+        "--owners",
+        action="append",
+        help="who reviews changes to the ledger, runbook, config and workflows (.github/CODEOWNERS): @user or "
+        "@org/team, comma-separated (default: you, the token's owner)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
     init.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
     init.set_defaults(handler=_cmd_init)

@@ -31,6 +31,8 @@ ACTIONS = (
     "decision",  # /decision
     "evidence",  # /evidence, /security-impact, /risk
     "smoke",  # /smoke
+    "public",  # /public: draft a customer-facing update (the comms owner may, whatever their role)
+    "publish",  # /publish: approve a draft for the status page (the comms owner may, whatever their role)
 )
 SERVICE_KINDS = ("worker", "pages")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from incidentops.core.adopt import uncovered_paths
 from incidentops.core.incidentfile import escape_inline
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -612,6 +613,26 @@ def permission_checks(granted: set[str] | None, probed: Mapping[str, bool]) -> l
                 )
             )
     return out
+
+
+def codeowners_check(text: str | None) -> Check:
+    """Whether CODEOWNERS puts the ledger, runbook, configuration and workflows under review (a warning: only the
+    branch rule "Require review from Code Owners", which doctor cannot always read, makes it bite)."""
+    title = "CODEOWNERS"
+    fix = "run `incidentops init` (writes .github/CODEOWNERS), then require code-owner review on the default branch"
+    if text is None:
+        return check(
+            "repo.codeowners",
+            "Repository",
+            title,
+            WARN,
+            "missing: a ledger, runbook or workflow change can merge without a production owner's review",
+            fix,
+        )
+    missing = uncovered_paths(text)
+    if missing:
+        return check("repo.codeowners", "Repository", title, WARN, f"no owner for {', '.join(missing)}", fix)
+    return check("repo.codeowners", "Repository", title, OK, "the ledger, runbook, config and workflows have owners")
 
 
 def form_check(

@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from incidentops.core import commands as core
+from incidentops.core import incidentfile as f
+from incidentops.core import public
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event, is_own_login
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
+from incidentops.flows.public import public_command, publish_command
 
 Run = Callable[[Event, Ports, str], Outcome]
 
@@ -30,6 +33,8 @@ class Command:
     run: Run
     usage: str
     summary: str = ""
+    # A front matter role (e.g. comms_owner) whose holder may run the command whatever their repository role.
+    holder: str = ""
 
 
 # -- shared by every command ---------------------------------------------------------------------------
@@ -204,6 +209,12 @@ COMMANDS: dict[str, Command] = {
     "lift": Command("lift", _one_line(lift_command), "/lift <route>", "lift a containment"),
     "smoke": Command("smoke", _one_line(smoke_command), "/smoke", "run the runbook's smoke checks"),
     "resolve": Command("resolve", _one_line(resolve_command), "/resolve", "check the exit criteria and resolve"),
+    "public": Command(
+        "public", public_command, public.USAGE["public"], "draft a customer-facing update", "comms_owner"
+    ),
+    "publish": Command(
+        "publish", publish_command, public.USAGE["publish"], "approve a draft for the status page", "comms_owner"
+    ),
     "help": Command("", help_command, core.USAGE["help"], "show this list"),
 }
 
@@ -298,6 +309,17 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[E
     return found[:CATCH_UP_LIMIT]
 
 
+def _holds(command: Command, login: str, role: str, text: str) -> bool:
+    """Whether `login` holds the incident role that may run `command` (and can still see the repository)."""
+    if not command.holder or role in ("none", ""):
+        return False
+    try:
+        holder = f.read_fields(text).get(command.holder)
+    except f.IncidentFileError:
+        return False
+    return isinstance(holder, str) and holder.lower() == login.lower()
+
+
 def _on_comment(event: Event, ports: Ports) -> Outcome:
     """Handle one comment."""
     if event.issue is None or event.comment_body is None:
@@ -314,7 +336,8 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
         return Outcome("skipped", "not for us: the comment has no /command")
     name, args = found
     ports.git.sync()
-    if ports.git.read(incident_path(ports.config, event.issue.number)) is None:
+    text = ports.git.read(incident_path(ports.config, event.issue.number))
+    if text is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
     command = COMMANDS.get(name)
     if command is None or not command.action:
@@ -326,7 +349,7 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
         return reply_help(event, ports, name, f"/{name} is not a command")
     if command.action:
         role = ports.github.role_of(event.sender)
-        if not ports.config.allows(command.action, role):
+        if not ports.config.allows(command.action, role) and not _holds(command, event.sender, role, text):
             return refuse(event, ports, command.action, role)
     try:
         return command.run(event, ports, args)

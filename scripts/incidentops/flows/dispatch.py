@@ -55,7 +55,7 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
     if outcome.status != "declared" or event.issue is None:
         return outcome
     from incidentops.flows.contain import contain_on_declare
-    from incidentops.flows.verify import blast_radius
+    from incidentops.flows.verify import blast_radius, not_measured_lines
 
     contained = contain_on_declare(event, ports, event.issue.number)  # never raises
     if contained.status != "skipped" or contained.level == "warning":
@@ -74,6 +74,7 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
         outcome.steps.append(
             f"blast radius: {measured['requests']} requests, {measured['errors']} errors since {measured['since']}"
         )
+        outcome.steps += [f"blast radius {line}" for line in not_measured_lines(measured)]
     return outcome
 
 

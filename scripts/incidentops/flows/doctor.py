@@ -29,6 +29,8 @@ from incidentops.errors import ApiError, IncidentOpsError
 
 FORM_PATH = ".github/ISSUE_TEMPLATE/incident.yml"
 WORKFLOWS = ".github/workflows"
+# Where GitHub looks for CODEOWNERS, first match wins (docs.github.com "About code owners").
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 
 
 def run_doctor(workspace: Path, env: Mapping[str, str]) -> list[Check]:
@@ -92,6 +94,8 @@ def _repository_checks(workspace: Path, checks: list[Check]) -> Config | None:
                     "repo.runbook", "Repository", RUNBOOK_PATH, OK, f"parses; smoke checks per environment: {per_env}"
                 )
             )
+    found = next((workspace / p for p in CODEOWNERS_PATHS if (workspace / p).is_file()), None)
+    checks.append(core.codeowners_check(found.read_text(encoding="utf-8", errors="replace") if found else None))
     form = workspace / FORM_PATH
     fields, problem = None, None
     if form.is_file():
