@@ -14,7 +14,7 @@ from incidentops.flows.contain import contain_on_declare
 from incidentops.flows.declare import declare
 from incidentops.flows.reconcile import reconcile
 from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
-from incidentops.flows.verify import blast_radius, on_issue_closed
+from incidentops.flows.verify import blast_radius, not_measured_lines, on_issue_closed
 from incidentops.wiring import ports_from_env
 
 
@@ -71,6 +71,7 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
         outcome.steps.append(
             f"blast radius: {measured['requests']} requests, {measured['errors']} errors since {measured['since']}"
         )
+        outcome.steps += [f"blast radius {line}" for line in not_measured_lines(measured)]
     return outcome
 
 
