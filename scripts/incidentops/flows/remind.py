@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from github import GithubException
-
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
 from incidentops.core.events import is_own_login
@@ -23,6 +21,8 @@ from incidentops.render import render
 
 def _posted_markers(ports: Ports, number: int) -> str:
     """All comment bodies of the issue in one string: one read per incident, however many reminders."""
+    from github import GithubException  # already loaded by the call below
+
     issue = ports.github.issue(number)
     try:
         # Only our own comments: a marker typed by anyone else must not silence a reminder.
