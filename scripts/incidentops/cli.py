@@ -256,6 +256,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for bad in outcome.malformed:
         runner.problem(os.path.relpath(incidents / bad.source, workspace), None, bad.reason, level="warning")
     runner.say(f"incidentops: {outcome.message}")
+    if config is not None:
+        from incidentops.core.timefmt import utc_now
+        from incidentops.flows.statuspage import build_status_page
+
+        status = build_status_page(incidents, out / "status", config, utc_now(), workspace=workspace)
+        runner.say(f"incidentops: {status.message}")
     return EXIT_OK
 
 
@@ -505,7 +511,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     report = command(
         "report",
-        "build the static incident history site (HTML) from the incident files",
+        "build the static incident history site (HTML) and the public status page (status/) from the incident files",
         "the site folder given by --out, nothing else",
         "GITHUB_SERVER_URL, GITHUB_REPOSITORY (for links; optional)",
         "incidentops report --out site",
