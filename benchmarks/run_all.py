@@ -21,6 +21,7 @@ from verdict import MARK
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
+    "startup",
     "declare",
     "rollback",
     "smoke",

@@ -79,6 +79,15 @@ class Config:
         """Whether the report site may show tenant IDs, request IDs and security notes (`report.private`)."""
         return bool((self.extra.get("report") or {}).get("private", False))
 
+    @property
+    def status_page(self) -> dict[str, Any]:
+        """The validated `status_page` section (name, url, groups), or its defaults."""
+        return dict(self.extra.get("status_page") or {"name": "Status", "url": "", "groups": []})
+
+    def comms_minutes(self, key: str, default: float) -> float:
+        """A `comms` reminder threshold in minutes (first_update_minutes, update_every_minutes)."""
+        return float((self.extra.get("comms") or {}).get(key, default))
+
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: SEV-1 ranks 1."""
         digits = re.sub(r"\D", "", severity)
@@ -143,6 +152,8 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "containment",
         "report",
         "github_environment",
+        "status_page",
+        "comms",
     )
     doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
@@ -227,6 +238,9 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             "latency_tolerance": float,
         },
         "containment": {"expiry_hours": float, "verify_seconds": float},
+        # Reminders for the communications owner: no public update this long after a SEV-1 was declared, and
+        # none for this long while an incident is public and active (core.reminders).
+        "comms": {"first_update_minutes": float, "update_every_minutes": float},
     }
     for section, keys in numbers.items():
         if section not in doc:
@@ -261,6 +275,9 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         else:
             extra["github_environment"] = {"required_reviewers": wanted}
 
+    if "status_page" in doc:
+        extra["status_page"] = _status_page(check, doc["status_page"], {s.name for s in services})
+
     if check.errors:
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(check.errors),
@@ -277,6 +294,40 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         source=source,
         extra=extra,
     )
+
+
+def _status_page(check: _Checker, raw: Any, services: set[str]) -> dict[str, Any]:
+    """`status_page`: the public page's name and URL, and the services as customers see them (groups of named
+    components). A service in no group is shown under "Other services"; one named twice is an error."""
+    page = check.mapping(raw, "status_page", ("name", "url", "groups"), ())
+    out: dict[str, Any] = {"name": "Status", "url": "", "groups": []}
+    if "name" in page:
+        out["name"] = check.string(page["name"], "status_page.name")
+    if "url" in page:
+        out["url"] = check.string(page["url"], "status_page.url", re.compile(r"^https://\S+$"), "an https URL")
+    groups = page.get("groups", [])
+    if not isinstance(groups, list):
+        check.error("status_page.groups", groups, "a list of {name, components: {service: shown name}}")
+        return out
+    seen: set[str] = set()
+    for i, group in enumerate(groups):
+        key = f"status_page.groups[{i}]"
+        item = check.mapping(group, key, ("name", "components"), ("name", "components"))
+        name = check.string(item.get("name"), f"{key}.name")
+        members = item.get("components", {})
+        if not isinstance(members, dict) or not members:
+            check.error(f"{key}.components", members, "a mapping of service name to the name customers see")
+            continue
+        shown: dict[str, str] = {}
+        for service, label in members.items():
+            if service not in services:
+                check.error(f"{key}.components.{service}", service, "a service listed under services")
+            elif service in seen:
+                check.error(f"{key}.components.{service}", service, "a service in only one group")
+            seen.add(str(service))
+            shown[str(service)] = check.string(label, f"{key}.components.{service}")
+        out["groups"].append({"name": name, "components": shown})
+    return out
 
 
 def yaml_problem(name: str, text: str, exc: YAMLError) -> str:

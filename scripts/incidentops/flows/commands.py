@@ -36,12 +36,7 @@ from incidentops.flows.base import (
     refuse,
     reply_once,
 )
-from incidentops.flows.contain import contain_command, lift_command
-from incidentops.flows.followups import followup_command
 from incidentops.flows.public import public_command, publish_command
-from incidentops.flows.rollback import open_rollback_pr
-from incidentops.flows.smoke import smoke_command
-from incidentops.flows.verify import resolve_command
 
 Run = Callable[[Event, Ports, str], Outcome]
 
@@ -160,7 +155,43 @@ def help_command(event: Event, ports: Ports, args: str) -> Outcome:
     return reply_help(event, ports)
 
 
+# The commands that reach Cloudflare, the smoke runner or other flows import them when they run: a /note does not
+# pay for the rollback, containment and verification flows (and what they import) at start-up.
+
+
+def contain_command(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.contain import contain_command as run
+
+    return run(event, ports, args)
+
+
+def lift_command(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.contain import lift_command as run
+
+    return run(event, ports, args)
+
+
+def followup_command(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.followups import followup_command as run
+
+    return run(event, ports, args)
+
+
+def smoke_command(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.smoke import smoke_command as run
+
+    return run(event, ports, args)
+
+
+def resolve_command(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.verify import resolve_command as run
+
+    return run(event, ports, args)
+
+
 def _rollback(event: Event, ports: Ports, args: str) -> Outcome:
+    from incidentops.flows.rollback import open_rollback_pr
+
     assert event.issue is not None
     services = [s for s in re.split(r"[\s,]+", args.split("\n", 1)[0].strip()) if s]
     return open_rollback_pr(event, ports, event.issue.number, services, event.sender)

@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from github import GithubException
-
 from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.config import Environment, Service
 from incidentops.core import exit_criteria as crit
@@ -168,6 +166,8 @@ def _issue_state(ports: Ports, number: int, state: str) -> bool:
     """Open or close the issue unless it already is; return whether it changed."""
     if ports.github.issue_state(number) == state:
         return False
+    from github import GithubException  # already loaded by the call above
+
     issue = ports.github.issue(number)
     try:
         if state == "closed":
