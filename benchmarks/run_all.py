@@ -24,6 +24,7 @@ BENCHMARKS = (
     "startup",
     "declare",
     "rollback",
+    "containment",
     "smoke",
     "history",
     "parsing",
