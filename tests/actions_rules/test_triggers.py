@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from incidentops.sandbox import actions_rules as rules
-from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, load_workflows
+from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, effective_jobs, load_workflows
 from tests.e2e import test_workflow_security as security
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -191,10 +191,13 @@ def test_activity_types_no_flow_handles_start_no_run() -> None:
 def test_the_sandbox_reads_each_jobs_if_as_act_does(workflow: str, event: str, make: Any, runs: bool) -> None:
     """The same payloads tests/e2e/test_workflow_security.py::test_job_filter hands to act: the sandbox's reading of
     the job's `if:` must agree with act's (the scheduler also reports any disagreement at run time)."""
-    doc = next(w.doc for w in WORKFLOWS if w.file == workflow)
-    job = next(iter(doc["jobs"].values()))
+    found = next(w for w in WORKFLOWS if w.file == workflow)
     payload = make()
     delivery = rules.Delivery(event, payload)
-    contexts = {"github": rules.github_context(delivery, "octo-org/Hello-World", str(doc.get("name")), "c" * 40)}
+    github = rules.github_context(delivery, "octo-org/Hello-World", found.name, "c" * 40)
+    contexts: dict[str, Any] = {"github": github, "vars": {}}
     contexts["github"]["repository"] = payload["repository"]["full_name"]
-    assert rules.condition(job.get("if"), contexts) is runs
+    # The caller's job calls the reusable workflow; its first job (the gate, or the only job) decides.
+    jobs, problems = effective_jobs(found, contexts)
+    assert not problems
+    assert all(rules.condition(expression, where) for expression, where in jobs[0].conditions) is runs

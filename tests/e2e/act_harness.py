@@ -29,6 +29,7 @@ from incidentops.sandbox.act import (
     PLATFORMS,
     STUB_DIRS,
     ActTools,
+    called_workflows,
     run_bounded,
     workflow_uses,
 )
@@ -176,14 +177,17 @@ def filter_run(*, workflow: Path, event_name: str, payload: dict[str, Any], tool
     namespace; `repository.full_name` in the payload names the repository.
     """
     yaml = YAML()
-    doc = yaml.load(workflow.read_text(encoding="utf-8"))
-    for job in doc["jobs"].values():
-        job["steps"] = [{"name": "filter passed", "run": "echo job-ran"}]
     repo = scratch / "repo"
     (repo / ".github" / "workflows").mkdir(parents=True)
     copy = repo / ".github" / "workflows" / workflow.name
-    with copy.open("w", encoding="utf-8") as handle:
-        yaml.dump(doc, handle)
+    # The workflow and the reusable workflows it calls, every job's steps replaced (a calling job has none).
+    for name in [workflow.name, *called_workflows(workflow)]:
+        doc = yaml.load((workflow.parent / name).read_text(encoding="utf-8"))
+        for job in doc["jobs"].values():
+            if "uses" not in job:
+                job["steps"] = [{"name": "filter passed", "run": "echo job-ran"}]
+        with (repo / ".github" / "workflows" / name).open("w", encoding="utf-8") as handle:
+            yaml.dump(doc, handle)
     subprocess.run(["git", "init", "--quiet", str(repo)], check=True)
     full_name = payload["repository"]["full_name"]
     origin = f"https://github.com/{full_name}.git"

@@ -46,6 +46,7 @@ from act_harness import REPO_ROOT, WORKFLOWS, ActResult, Tools, job_ran, run_act
 from github import Auth, Github
 
 from incidentops.core.ledger import dump_ledger, load_ledger
+from incidentops.sandbox.act import called_workflows
 from incidentops.sandbox.world import seed
 
 HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
@@ -164,7 +165,8 @@ def prepare_workspace(bare_repo: Path, scratch: Path) -> Path:
     target = workspace / ".github" / "workflows"
     target.mkdir(parents=True, exist_ok=True)
     for name in EVENT_WORKFLOWS:
-        shutil.copy2(WORKFLOWS / name, target / name)
+        for file in [name, *called_workflows(WORKFLOWS / name)]:  # the callers and the workflows they call
+            shutil.copy2(WORKFLOWS / file, target / file)
     return workspace
 
 
