@@ -125,8 +125,10 @@ def test_each_caller_calls_its_reusable_workflow_with_the_pin_as_the_package_ref
     (job,) = doc["jobs"].values()
     assert job["uses"] == f"./.github/workflows/{called}"
     # A same-repository call runs the called file from the caller's commit: the package comes from that one too.
-    assert job["with"]["incidentops-repository"] == "${{ github.repository }}"
-    assert job["with"]["incidentops-ref"] == "${{ github.sha }}"
+    assert (
+        job["with"]["incidentops-uses"]
+        == f"${{{{ github.repository }}}}/.github/workflows/{called}@${{{{ github.sha }}}}"
+    )
     assert set(job) <= {"name", "permissions", "uses", "with", "secrets"}, "triggers and groups stay, jobs go"
     assert job.get("secrets") in (None, "inherit")
     reusable = load(WORKFLOWS / called)
@@ -143,25 +145,60 @@ def test_each_caller_calls_its_reusable_workflow_with_the_pin_as_the_package_ref
 def test_the_package_comes_from_the_pinned_commit_never_the_callers_repository(called: str) -> None:
     doc = load(WORKFLOWS / called)
     inputs = triggers(doc)["workflow_call"]["inputs"]
-    assert inputs["incidentops-repository"]["required"] is True
-    assert inputs["incidentops-ref"]["required"] is True
+    assert inputs["incidentops-uses"]["required"] is True
     for name, job in doc["jobs"].items():
         job_steps = job["steps"]
         runs_cli = [s for s in job_steps if "-m incidentops" in str(s.get("run", ""))]
         if not runs_cli:
             continue
-        pin = next(i for i, s in enumerate(job_steps) if "INCIDENTOPS_REF" in str(s.get("env", {})))
-        assert "^[0-9a-f]{40}$" in job_steps[pin]["run"], f"{name}: a tag or branch must be refused"
+        pin = next(i for i, s in enumerate(job_steps) if s.get("id") == "pin")
+        assert job_steps[pin]["env"] == {"INCIDENTOPS_USES": "${{ inputs.incidentops-uses }}"}
         package = next(i for i, s in enumerate(job_steps) if (s.get("with") or {}).get("path") == ".incidentops")
         assert job_steps[package]["with"] == {
-            "repository": "${{ inputs.incidentops-repository }}",
-            "ref": "${{ inputs.incidentops-ref }}",
+            "repository": "${{ steps.pin.outputs.repository }}",
+            "ref": "${{ steps.pin.outputs.ref }}",
             "path": ".incidentops",
             "persist-credentials": False,
         }
         assert pin < package < job_steps.index(runs_cli[0])
         for step in runs_cli:
             assert 'PYTHONPATH="$GITHUB_WORKSPACE/.incidentops/scripts"' in step["run"], f"{name}: {step['name']}"
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize("called", CALLERS.values())
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [
+        ("acme/incidentops/.github/workflows/{called}@" + SHA, True),
+        ("acme/incidentops/.github/workflows/{called}@v1.2.0", False),  # a tag can be moved
+        ("acme/incidentops/.github/workflows/{called}@main", False),
+        ("acme/incidentops/.github/workflows/{called}@" + SHA[:12], False),
+        ("acme/incidentops/.github/workflows/reusable-other.yml@" + SHA, False),  # another workflow's pin
+        ("acme/incidentops/.github/workflows/{called}@" + SHA + "\nrepository=mallory/x", False),
+        ("", False),
+    ],
+    ids=["full SHA", "tag", "branch", "short SHA", "other file", "newline", "empty"],
+)
+def test_the_pin_check_takes_only_this_file_at_a_full_sha(
+    called: str, given: str, accepted: bool, tmp_path: Path
+) -> None:
+    """The real step script, run by bash: what it accepts becomes the package checkout's repository and ref."""
+    doc = load(WORKFLOWS / called)
+    scripts = {str(s["run"]) for job in doc["jobs"].values() for s in job["steps"] if s.get("id") == "pin"}
+    (script,) = scripts  # every job checks the pin the same way
+    output = tmp_path / "output"
+    output.touch()
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "INCIDENTOPS_USES": given.format(called=called)}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
+    if accepted:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert output.read_text() == f"repository=acme/incidentops\nref={SHA}\n"
+    else:
+        assert done.returncode == 1 and "::error::incidentops-uses must repeat" in done.stdout
+        assert output.read_text() == ""
 
 
 @pytest.mark.parametrize("called", ["reusable-incident.yml", "reusable-rollback.yml", "reusable-remind.yml"])
