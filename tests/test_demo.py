@@ -95,7 +95,7 @@ def test_demo_via_actions_runs_the_same_story_through_the_real_workflows(tmp_pat
         [sys.executable, "-m", "incidentops", "demo", "--seed", str(ROOT), "--via-actions"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,  # a hang guard: ten act runs of two jobs each, on a shared machine
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

@@ -122,8 +122,11 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
     for name in ("incident", "rollback", "remind", "lint", "doctor"):
         caller = (ws / f".github/workflows/{name}.yml").read_text()
         (job,) = YAML(typ="safe").load(caller)["jobs"].values()
-        assert job["uses"] == PIN.replace("@", f"/.github/workflows/{name}.yml@")
-        assert "${{ secrets.GITHUB_TOKEN }}" not in caller
+        # The reusable workflow pinned by SHA, and the same string again for the package code it checks out.
+        assert job["uses"] == PIN.replace("@", f"/.github/workflows/reusable-{name}.yml@")
+        assert job["with"]["incidentops-uses"] == job["uses"]
+        assert f"{job['uses']} # v" in caller  # the version comment Dependabot keeps in step
+        assert "secrets." not in caller  # environment secrets reach the called job through `inherit` only
     zizmor = Path(sys.executable).parent / "zizmor"
     audit = subprocess.run([str(zizmor), "--offline", str(ws / ".github/workflows")], capture_output=True, text=True)
     assert audit.returncode == 0 and "failed to parse" not in audit.stderr, audit.stdout + audit.stderr

@@ -113,8 +113,11 @@ def run_act(
     scratch: Path,
     timeout: float = 300,
     verbose: bool = False,
+    also_map: tuple[Path, ...] = (),
 ) -> ActResult:
-    """Run one event through `workflow` with act on the host runner; never raises on act's failure."""
+    """Run one event through `workflow` with act on the host runner; never raises on act's failure.
+    `also_map` names workflow files whose actions need stubs too: the remote reusable workflows `workflow`
+    calls, which act fetches from the sandbox's git server itself."""
     home = scratch / "home"
     for sub in (home / ".config", home / ".cache"):
         sub.mkdir(parents=True, exist_ok=True)
@@ -147,13 +150,22 @@ def run_act(
     for label in PLATFORMS:
         command += ["-P", f"{label}=-self-hosted"]
     command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
-    command += local_repository_args(workflow)
+    mapped = local_repository_args(workflow)
+    for other in also_map:
+        mapped += local_repository_args(other)
+    command += _dedupe_flags(mapped)
     command += secret_and_var_args(sandbox)
     for key, value in step_env.items():
         command += ["--env", f"{key}={value}"]
     started = time.monotonic()
     returncode, output = run_bounded(command, cwd=workdir, env=env, timeout=timeout)
     return ActResult(returncode, output, time.monotonic() - started, command)
+
+
+def _dedupe_flags(args: list[str]) -> list[str]:
+    """`--local-repository X` pairs, each mapping once."""
+    pairs = dict.fromkeys(args[i + 1] for i in range(0, len(args), 2))
+    return [flag for value in pairs for flag in ("--local-repository", value)]
 
 
 def secret_and_var_args(sandbox: dict[str, Any]) -> list[str]:

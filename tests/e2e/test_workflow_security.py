@@ -27,6 +27,7 @@ CALLERS = {
     "remind.yml": "reusable-remind.yml",
     "lint.yml": "reusable-lint.yml",
     "report.yml": "reusable-report.yml",
+    "doctor.yml": "reusable-doctor.yml",
 }
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # What any job may ask the token for; a job that needs more is listed below with exactly what it gets.
@@ -37,6 +38,7 @@ SCOPE_EXCEPTIONS = {
     # Its caller grants what the called build and deploy jobs need between them (a called job can only lower it).
     ("report.yml", "report"): {"contents": "read", "pages": "write", "id-token": "write"},
     # The setup check reads the Pages source and visibility; it writes nothing.
+    ("reusable-doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
     ("doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
 }
 # The handle-event step's environment: the job token, Cloudflare, the smoke checks' tenant credentials
@@ -201,7 +203,9 @@ def test_the_pin_check_takes_only_this_file_at_a_full_sha(
         assert output.read_text() == ""
 
 
-@pytest.mark.parametrize("called", ["reusable-incident.yml", "reusable-rollback.yml", "reusable-remind.yml"])
+@pytest.mark.parametrize(
+    "called", ["reusable-incident.yml", "reusable-rollback.yml", "reusable-remind.yml", "reusable-doctor.yml"]
+)
 def test_the_production_jobs_stay_in_the_environment_the_caller_names(called: str) -> None:
     doc = load(WORKFLOWS / called)
     assert triggers(doc)["workflow_call"]["inputs"]["environment"]["default"] == "production"
@@ -376,7 +380,7 @@ def test_the_only_zizmor_exceptions_are_the_reviewed_triggers() -> None:
             ("report.yml", "workflow_run:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above"),
             # The dogfooding callers call this commit's reusable workflows; the environment secrets need `inherit`.
             *((caller, local_call.format(called)) for caller, called in CALLERS.items()),
-            *((caller, inherit) for caller in ("incident.yml", "remind.yml", "rollback.yml")),
+            *((caller, inherit) for caller in ("doctor.yml", "incident.yml", "remind.yml", "rollback.yml")),
         ]
     )
     assert not (act_harness.REPO_ROOT / "zizmor.yml").exists(), "no repository-wide zizmor config is needed"

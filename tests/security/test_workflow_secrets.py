@@ -108,6 +108,7 @@ def test_a_refused_production_command_never_starts_the_job_with_the_secrets(scen
     assert "incident event (production)" in declared["output"], explain(result)
     assert "gate: record" in refused["output"], explain(result)
     assert "incident event (production)" not in refused["output"], explain(result)
-    assert "[incident/incident event (repository only)]" in refused["output"], explain(result)
+    # act names a called job <caller workflow>/<called workflow>/<called job>.
+    assert "[incident/incident (reusable)/incident event (repository only)]" in refused["output"], explain(result)
     assert not any(r["path"].startswith("/client/v4") for r in result["requests_after"])
     assert "needs at least the **write** role" in result["comments"][-1]["body"]
