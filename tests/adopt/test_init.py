@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from incidentops.config import parse_config
-from incidentops.core.doctor import FAIL
+from incidentops.core.doctor import FAIL, OK
 from incidentops.core.runbook import parse_runbook
 from incidentops.flows.doctor import run_doctor
 from incidentops.sandbox.server import Sandbox
@@ -139,8 +139,10 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
         assert name in labels and labels[name]["description"], name
     assert "wrote     incidentops.yaml" in run.stdout and "created   label sev-1" in run.stdout
     # …and the result passes doctor (the secret it needs is set in the emulated repository).
-    failing = [c for c in run_doctor(ws, empty.env()) if c.status == FAIL]
-    assert failing == []
+    checks = run_doctor(ws, empty.env())
+    assert [c for c in checks if c.status == FAIL] == []
+    (pins,) = [c for c in checks if c.id == "github.callers"]
+    assert pins.status == OK and "5 caller(s) pin incidentops/incidentops@aaaaaaaaaaaa" in pins.detail
 
 
 def test_a_second_run_changes_nothing_and_says_so(empty: Setup) -> None:
