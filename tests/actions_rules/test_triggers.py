@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from incidentops.sandbox import actions_rules as rules
 from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, effective_jobs, load_workflows
@@ -201,3 +202,52 @@ def test_the_sandbox_reads_each_jobs_if_as_act_does(workflow: str, event: str, m
     jobs, problems = effective_jobs(found, contexts)
     assert not problems
     assert all(rules.condition(expression, where) for expression, where in jobs[0].conditions) is runs
+
+
+def test_an_adopting_repositorys_caller_runs_the_pinned_workflows_jobs_and_groups(tmp_path: Path) -> None:
+    """A caller of another repository's reusable workflow (as `incidentops init` writes it): the run belongs to the
+    caller's file, the called gate's `if:` decides, and the called writers' group is where it waits."""
+    from incidentops.render import render
+
+    sha = "d" * 40
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    gh = lambda inner: "${{ " + inner + " }}"  # noqa: E731
+    text = render(
+        "adopt/caller-incident.yml.j2", None, upstream="incidentops/incidentops", sha=sha, version="0.1.0", gh=gh
+    )
+    (folder / "incident.yml").write_text(text)
+    upstream = REPO_ROOT / ".github" / "workflows"
+    asked: list[str] = []
+
+    def resolve(uses: str) -> Any:
+        asked.append(uses)
+        name = uses.split("/.github/workflows/")[1].split("@")[0]
+        return YAML(typ="safe").load((upstream / name).read_text())
+
+    workflows = load_workflows(folder, resolve)
+    assert asked == [f"incidentops/incidentops/.github/workflows/reusable-incident.yml@{sha}"]
+    s = ActionsScheduler(workflows, Recorder(), repository="acme/ops", main_sha=lambda: "c" * 40)
+    (declared,) = s.deliver("issues", labeled("sev-1"))
+    assert (declared.workflow, declared.group, declared.status) == ("incident.yml", "incident-7", "queued")
+    (skipped,) = s.deliver("issues", labeled("bug"))
+    assert (skipped.conclusion, skipped.group) == ("skipped", None)
+    (waiting,) = s.deliver("issue_comment", commented("/note one"))
+    assert waiting.status == "pending" and waiting.group == "incident-7"
+    assert not s.problems
+
+
+def test_a_call_the_sandbox_cannot_read_is_a_problem_not_a_guess(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "incident.yml").write_text(
+        "name: incident\non:\n  issues:\n    types: [labeled]\npermissions: {}\njobs:\n"
+        "  incident:\n    uses: elsewhere/x/.github/workflows/reusable-incident.yml@" + "e" * 40 + "\n"
+    )
+    s = ActionsScheduler(load_workflows(folder), Recorder(), repository="acme/ops", main_sha=lambda: "c" * 40)
+    s.deliver("issues", labeled("sev-1"))
+    assert s.problems == [
+        "incident.yml job incident: the called workflow elsewhere/x/.github/workflows/reusable-incident.yml@"
+        + "e" * 40
+        + " was not found"
+    ]
