@@ -93,6 +93,7 @@ def event_time(event: Event) -> datetime | None:
 
 
 CHECKPOINT_FIELD = "comments_checked"
+CAUGHT_UP = "incidentops_caught_up"  # set in the payload of a command a later run applies (catch-up)
 
 
 def checkpoint_of(text: str) -> tuple[datetime | None, list[str]]:
@@ -197,7 +198,12 @@ def commit_and_ack(
     inc, path = incident_id(number), incident_path(ports.config, number)
     result = ports.git.commit(edit, f"{inc}: /{name} (@{event.sender}, {event.key})")
     steps = [f"committed {path} ({result.sha[:12]}, push attempt {result.attempts})"] if result.sha else []
-    steps.append(acknowledge(event, ports, name, what, new=bool(result.sha)))
+    if not result.sha and event.raw.get(CAUGHT_UP):
+        # Catch-up picks only commands without a row; a row written meanwhile means another run (the comment's
+        # own, or the sweep's, each in its own concurrency group) applied it and acknowledges it.
+        steps.append(f"/{name} was applied meanwhile by another run, which acknowledges it")
+    else:
+        steps.append(acknowledge(event, ports, name, what, new=bool(result.sha)))
     if result.sha:
         return Outcome("recorded", f"{inc}: /{name} by @{event.sender} recorded", inc, path, steps)
     reason = "this comment was already applied" if seen.get("replay") else "nothing to change"

@@ -25,6 +25,7 @@ from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import (
+    CAUGHT_UP,
     CHECKPOINT_FIELD,
     BadCommand,
     Outcome,
@@ -384,6 +385,7 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> _Scan:
             comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url, "created_at": created},
         )
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
+        payload[CAUGHT_UP] = True
         found.append(
             Event(
                 "issue_comment",
