@@ -66,8 +66,13 @@ wrangler: $(WRANGLER_DIR)/node_modules/.installed
 incidents-lint: install
 	$(VENV)/bin/incidentops lint
 
+# pytest-xdist workers: most tests wait on subprocesses (act, wrangler, git, the CLI) or on the sandbox's latency,
+# so 4 workers keep 2 cores busy. Tests sharing a module-scoped set-up stay on one worker, and the long ones start
+# first (tests/conftest.py); `--no-loadscope-reorder` keeps that order.
+TEST_WORKERS ?= 4
+
 test: lock-check install lint typecheck imports workflows incidents-lint wrangler
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not act and not wrangler"
