@@ -79,13 +79,10 @@ test: lock-check install lint typecheck imports workflows incidents-lint wrangle
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not act and not wrangler"
 
-bench: install
-	$(VENV)/bin/python benchmarks/history.py
-	$(VENV)/bin/python benchmarks/parsing.py
-	$(VENV)/bin/python benchmarks/smoke.py
-	$(VENV)/bin/python benchmarks/declare.py
-	$(VENV)/bin/python benchmarks/rollback.py
-	$(VENV)/bin/python benchmarks/install.py
+# Every benchmark, one after another, then one table of figure, target and verdict (docs/performance.md); exits
+# non-zero only after all ran. The rollback benchmark times the real wrangler too.
+bench: install wrangler
+	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from verdict import report
 
 from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import GitHubClient
@@ -94,7 +95,15 @@ def main() -> int:
             worst = max(worst, made)
             print(f"{who:<28} {status:<10} {made:>5} requests ({pages} comment pages) on {args.comments} comments")
         print(f"worst run: {worst} requests (target <= {TARGET_PER_RUN} on 5,000 comments)")
-        return 0 if args.comments != 5000 or worst <= TARGET_PER_RUN else 1
+        met = args.comments != 5000 or worst <= TARGET_PER_RUN
+        report(
+            "comment_flood",
+            f"GitHub requests of one command run on {args.comments} comments",
+            str(worst),
+            f"<= {TARGET_PER_RUN} (on 5,000)",
+            met,
+        )
+        return 0 if met else 1
     finally:
         sandbox.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,6 +23,8 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from verdict import report
+
 from incidentops.core import incidentfile as f
 from incidentops.core.events import Event, Issue
 from incidentops.core.form import Intake
@@ -214,7 +216,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"{name}: per-incident cost at {large} / at {small} = {ratio:.2f} "
                     f"({verdict} the target <= {LINEAR_TARGET}; 1.0 = linear)"
                 )
-                missed = missed or ratio > LINEAR_TARGET
+                met = report(
+                    "history",
+                    f"{name}: per-incident cost at {large} / at {small}",
+                    f"{ratio:.2f}",
+                    f"<= {LINEAR_TARGET}",
+                    ratio <= LINEAR_TARGET,
+                )
+                missed = missed or not met
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

@@ -37,6 +37,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from verdict import report
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What `uv sync` needs besides the code it does not install; copied afresh for every install.
 PROJECT_FILES = ("pyproject.toml", "uv.lock", "README.md", "scripts", "templates")
@@ -189,7 +191,9 @@ def rounds(
         f"{setting}: uv {statistics.median(uv_times):.2f} s, pip {statistics.median(pip_times):.2f} s (medians); "
         f"ratio uv/pip {ratio:.3f}, {verdict} the target <= {target}; pip takes {1 / ratio:.1f}x as long"
     )
-    return ratio <= target
+    return report(
+        "install", f"uv / pip install time, {setting} caches", f"{ratio:.3f}", f"<= {target}", ratio <= target
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError, UsageError
 
-if TYPE_CHECKING:  # the flows are imported lazily, per command, to keep start-up fast
+# Start-up is paid by every workflow run: the flows are imported per command, and not even `typing` is loaded here
+# (mypy reads this name as true; benchmarks/startup.py measures what each command imports).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
     from incidentops.adapters.actions import Runner
     from incidentops.flows.base import Outcome
     from incidentops.wiring import Ports
@@ -252,6 +256,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     for bad in outcome.malformed:
         runner.problem(os.path.relpath(incidents / bad.source, workspace), None, bad.reason, level="warning")
     runner.say(f"incidentops: {outcome.message}")
+    if config is not None:
+        from incidentops.core.timefmt import utc_now
+        from incidentops.flows.statuspage import build_status_page
+
+        status = build_status_page(incidents, out / "status", config, utc_now(), workspace=workspace)
+        runner.say(f"incidentops: {status.message}")
     return EXIT_OK
 
 
@@ -305,6 +315,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         uses=args.uses,
         force=args.force,
         health_path=args.health_path,
+        owners=args.owners,
         ask=_ask if sys.stdin.isatty() and sys.stdout.isatty() else None,
     )
     result = run_init(Path(args.workspace).resolve(), os.environ, answers)  # a missing answer: UsageError, exit 2
@@ -353,7 +364,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message}\nhint: `{self.prog} --help` lists the arguments.\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unused:
+    """Stands for the arguments of a command this run does not parse: adding them costs time and changes nothing."""
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def set_defaults(self, **kwargs: Any) -> None:
+        return None
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The command named on the command line ("" for none, as with `--help`)."""
+    return next((arg for arg in argv if not arg.startswith("-")), "")
+
+
+def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with `command_only` ("" for none) only that command's arguments: the others are
+    listed for --help and usage errors, but their arguments are not built (most of --help's start-up time)."""
+
+    def full(name: str) -> bool:
+        return command_only is None or command_only == name
+
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="incidentops",
@@ -365,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"incidentops {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, summary: str, writes: str, env: str, example: str, on: Any = sub) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, writes: str, env: str, example: str, on: Any = sub, top: str = "") -> Any:
+        if not full(top or name):
+            on.add_parser(name, help=summary, add_help=False)
+            return _Unused()
         return on.add_parser(
             name,
             help=summary,
@@ -388,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.set_defaults(handler=_cmd_gate)
 
-    rollback = sub.add_parser("rollback", help="plan or apply a rollback to the ledger's pins")
+    rollback = sub.add_parser(
+        "rollback", help="plan or apply a rollback to the ledger's pins", add_help=full("rollback")
+    )
     rollback_sub = rollback.add_subparsers(dest="rollback_command", metavar="ROLLBACK_COMMAND", parser_class=_Parser)
     plan = command(
         "plan",
@@ -397,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}",
         "incidentops rollback plan --incident INC-0042",
         on=rollback_sub,
+        top="rollback",
     )
     plan.add_argument("--incident", required=True, type=_incident_number, help="INC-0042 or the issue number")
     plan.add_argument("--service", action="append", help="limit to a service (repeatable)")
@@ -408,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, {SMOKE_VARS}",
         "incidentops rollback apply --incident INC-0042",
         on=rollback_sub,
+        top="rollback",
     )
     apply.add_argument("--incident", type=_incident_number, help="INC-0042 or the issue number: record it there")
     apply.set_defaults(handler=_cmd_rollback_apply)
@@ -472,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = command(
         "report",
-        "build the static incident history site (HTML) from the incident files",
+        "build the static incident history site (HTML) and the public status page (status/) from the incident files",
         "the site folder given by --out, nothing else",
         "GITHUB_SERVER_URL, GITHUB_REPOSITORY (for links; optional)",
         "incidentops report --out site",
@@ -496,6 +535,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--zone", help="the zone (name or id) the services answer on")
     init.add_argument("--uses", metavar="OWNER/REPO@SHA", help="the incidentops commit the workflows run")
     init.add_argument("--health-path", default="/healthz", help="each service's health route (default: /healthz)")
+    init.add_argument(
+        "--owners",
+        action="append",
+        help="who reviews changes to the ledger, runbook, config and workflows (.github/CODEOWNERS): @user or "
+        "@org/team, comma-separated (default: you, the token's owner)",
+    )
     init.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
     init.add_argument("--workspace", default=".", help="the ops repository checkout (default: .)")
     init.set_defaults(handler=_cmd_init)
@@ -528,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
 
-    sandbox = sub.add_parser("sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests")
+    sandbox = sub.add_parser(
+        "sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests", add_help=full("sandbox")
+    )
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND", parser_class=_Parser)
     serve = command(
         "serve",
@@ -537,6 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
         "none",
         "incidentops sandbox serve --port 8080",
         on=sandbox_sub,
+        top="sandbox",
     )
     serve.add_argument("--port", type=int, default=0, help="port to listen on (default: any free port)")
     serve.add_argument("--latency-ms", type=int, default=0, help="delay every response by this much")
@@ -577,7 +625,7 @@ def _say_what_we_wait_on(stream: Any = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:

@@ -31,6 +31,8 @@ ACTIONS = (
     "decision",  # /decision
     "evidence",  # /evidence, /security-impact, /risk
     "smoke",  # /smoke
+    "public",  # /public: draft a customer-facing update (the comms owner may, whatever their role)
+    "publish",  # /publish: approve a draft for the status page (the comms owner may, whatever their role)
 )
 SERVICE_KINDS = ("worker", "pages")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -76,6 +78,15 @@ class Config:
     def report_is_private(self) -> bool:
         """Whether the report site may show tenant IDs, request IDs and security notes (`report.private`)."""
         return bool((self.extra.get("report") or {}).get("private", False))
+
+    @property
+    def status_page(self) -> dict[str, Any]:
+        """The validated `status_page` section (name, url, groups), or its defaults."""
+        return dict(self.extra.get("status_page") or {"name": "Status", "url": "", "groups": []})
+
+    def comms_minutes(self, key: str, default: float) -> float:
+        """A `comms` reminder threshold in minutes (first_update_minutes, update_every_minutes)."""
+        return float((self.extra.get("comms") or {}).get(key, default))
 
     def severity_rank(self, severity: str) -> int:
         """Lower is more severe: SEV-1 ranks 1."""
@@ -140,6 +151,9 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         "exit_criteria",
         "containment",
         "report",
+        "github_environment",
+        "status_page",
+        "comms",
     )
     doc = check.mapping(data, "", top_keys, ("version", "severities", "services", "environments", "permissions"))
     if doc.get("version", 1) != 1:
@@ -224,6 +238,9 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
             "latency_tolerance": float,
         },
         "containment": {"expiry_hours": float, "verify_seconds": float},
+        # Reminders for the communications owner: no public update this long after a SEV-1 was declared, and
+        # none for this long while an incident is public and active (core.reminders).
+        "comms": {"first_update_minutes": float, "update_every_minutes": float},
     }
     for section, keys in numbers.items():
         if section not in doc:
@@ -249,6 +266,18 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         else:
             extra["report"] = {"private": bool(raw_report.get("private", False))}
 
+    if "github_environment" in doc:
+        # `incidentops doctor` fails unless the secrets' environment asks a person to approve each run.
+        raw_env = check.mapping(doc["github_environment"], "github_environment", ("required_reviewers",), ())
+        wanted = raw_env.get("required_reviewers", False)
+        if not isinstance(wanted, bool):
+            check.error("github_environment.required_reviewers", wanted, "true or false")
+        else:
+            extra["github_environment"] = {"required_reviewers": wanted}
+
+    if "status_page" in doc:
+        extra["status_page"] = _status_page(check, doc["status_page"], {s.name for s in services})
+
     if check.errors:
         raise ConfigError(
             "invalid configuration:\n  " + "\n  ".join(check.errors),
@@ -265,6 +294,40 @@ def parse_config(data: Any, source: str = CONFIG_FILE) -> Config:
         source=source,
         extra=extra,
     )
+
+
+def _status_page(check: _Checker, raw: Any, services: set[str]) -> dict[str, Any]:
+    """`status_page`: the public page's name and URL, and the services as customers see them (groups of named
+    components). A service in no group is shown under "Other services"; one named twice is an error."""
+    page = check.mapping(raw, "status_page", ("name", "url", "groups"), ())
+    out: dict[str, Any] = {"name": "Status", "url": "", "groups": []}
+    if "name" in page:
+        out["name"] = check.string(page["name"], "status_page.name")
+    if "url" in page:
+        out["url"] = check.string(page["url"], "status_page.url", re.compile(r"^https://\S+$"), "an https URL")
+    groups = page.get("groups", [])
+    if not isinstance(groups, list):
+        check.error("status_page.groups", groups, "a list of {name, components: {service: shown name}}")
+        return out
+    seen: set[str] = set()
+    for i, group in enumerate(groups):
+        key = f"status_page.groups[{i}]"
+        item = check.mapping(group, key, ("name", "components"), ("name", "components"))
+        name = check.string(item.get("name"), f"{key}.name")
+        members = item.get("components", {})
+        if not isinstance(members, dict) or not members:
+            check.error(f"{key}.components", members, "a mapping of service name to the name customers see")
+            continue
+        shown: dict[str, str] = {}
+        for service, label in members.items():
+            if service not in services:
+                check.error(f"{key}.components.{service}", service, "a service listed under services")
+            elif service in seen:
+                check.error(f"{key}.components.{service}", service, "a service in only one group")
+            seen.add(str(service))
+            shown[str(service)] = check.string(label, f"{key}.components.{service}")
+        out["groups"].append({"name": name, "components": shown})
+    return out
 
 
 def yaml_problem(name: str, text: str, exc: YAMLError) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
-
-from incidentops.core.incidentfile import UNSAFE_CHARS, clean_line, escape_cell
+from incidentops.core.incidentfile import UNSAFE_CHARS, clean_line, escape_cell, escape_inline
 from incidentops.errors import IncidentOpsError
+
+if TYPE_CHECKING:  # jinja2 is imported by the first render: a run that writes no comment or file never loads it
+    import jinja2
 
 
 def _default_templates_dir() -> Path:
@@ -27,11 +28,7 @@ def _default_templates_dir() -> Path:
 
 def md_inline(value: Any) -> str:
     """One line of user text inside markdown prose: no HTML, no line breaks, no heading or link tricks."""
-    text = clean_line(str(value), limit=500)
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    for char in "\\`*_[]#|":
-        text = text.replace(char, "\\" + char)
-    return text
+    return escape_inline(str(value))
 
 
 def quote_block(value: Any, limit: int = 20_000) -> str:
@@ -55,6 +52,8 @@ def template_environment(workspace: str | None, *, autoescape: bool) -> jinja2.E
 
     StrictUndefined, trim_blocks and lstrip_blocks everywhere; autoescape only for HTML (the report site).
     """
+    import jinja2
+
     search = [str(Path(workspace) / "templates")] if workspace else []
     search.append(str(_default_templates_dir()))
     return jinja2.Environment(
@@ -85,6 +84,8 @@ def render(name: str, workspace: Path | None = None, **context: Any) -> str:
 
 def render_with(env: jinja2.Environment, name: str, **context: Any) -> str:
     """Render `name` from `env`; a missing or broken template is a user-facing error naming it."""
+    import jinja2
+
     try:
         return env.get_template(name).render(**context)
     except jinja2.TemplateNotFound as exc:

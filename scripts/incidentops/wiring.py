@@ -76,7 +76,6 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
     In Actions the runner's own checkout is the work tree. By hand, the current checkout is left alone: git work
     happens in a private work tree at the remote's default branch, removed when the process ends.
     """
-    from incidentops.adapters.cloudflare import CloudflareClient
     from incidentops.adapters.git import GitRepo
     from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
     from incidentops.config import load_config
@@ -98,6 +97,8 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
     )
 
     def cloudflare(account_id: str) -> CloudflareClient:
+        from incidentops.adapters.cloudflare import CloudflareClient
+
         return CloudflareClient.from_env(account_id=account_id, env=env)
 
     return Ports(

@@ -133,7 +133,11 @@ def test_pages_source_and_visibility(setup: Setup, pages: dict | None, expected:
 
 
 def test_a_secret_the_runbook_uses_is_missing(setup: Setup) -> None:
-    setup.control("PATCH", "/adoption/github", {"secrets": ["CLOUDFLARE_API_TOKEN", "SMOKE_TENANT_A_TOKEN"]})
+    setup.control(
+        "PATCH",
+        "/adoption/github",
+        {"environments": {"production": {"secrets": ["CLOUDFLARE_API_TOKEN", "SMOKE_TENANT_A_TOKEN"]}}},
+    )
     check = setup.doctor()["secrets"]
     assert check.status == FAIL and check.detail == "not set: SMOKE_TENANT_B_TOKEN"
     # An organization secret shared with the repository is set as far as the workflows can tell.

@@ -205,3 +205,40 @@ def test_on_a_terminal_init_asks_what_the_flags_leave_open(empty: Setup) -> None
     config = parse_config(YAML(typ="safe").load((empty.workspace / "incidentops.yaml").read_text()))
     assert [s.name for s in config.services] == ["api-worker"]
     assert config.environments[0].base_urls == {"api": "https://api.staging.example.com"}
+
+
+def test_init_writes_codeowners_over_what_incidentops_trusts(empty: Setup) -> None:
+    from incidentops.core.adopt import uncovered_paths
+
+    run = init(empty, *FLAGS)
+    assert run.returncode == 0, run.stdout + run.stderr
+    owners = empty.workspace / ".github/CODEOWNERS"
+    assert "wrote     .github/CODEOWNERS" in run.stdout
+    text = owners.read_text()
+    # The token's owner by default: the person setting the repository up.
+    for path in ("/deployments/", "/docs/runbooks/", "/incidentops.yaml", "/.github/workflows/"):
+        assert f"{path} " in text and text.split(path, 1)[1].split("\n", 1)[0].strip() == "@oncall-admin"
+    assert uncovered_paths(text) == []
+    # A team's own CODEOWNERS is kept; --owners with --force rewrites it for a team.
+    owners.write_text("* @acme/platform\n")
+    kept = init(empty, *FLAGS, "--owners", "@acme/sre")
+    assert "kept      .github/CODEOWNERS" in kept.stdout and owners.read_text() == "* @acme/platform\n"
+    forced = init(empty, *FLAGS, "--owners", "@acme/sre", "--force")
+    assert "rewrote   .github/CODEOWNERS" in forced.stdout and "/deployments/        @acme/sre" in owners.read_text()
+    bad = init(empty, *FLAGS, "--owners", "acme sre!")
+    assert bad.returncode == 2 and "not a GitHub user or team" in bad.stdout + bad.stderr
+
+
+def test_doctor_warns_when_codeowners_misses_what_incidentops_trusts(empty: Setup) -> None:
+    assert init(empty, *FLAGS).returncode == 0
+    checks = {c.id: c for c in run_doctor(empty.workspace, empty.env())}
+    assert checks["repo.codeowners"].status == "ok"
+    owners = empty.workspace / ".github/CODEOWNERS"
+    owners.write_text("/docs/ @acme/writers\n")
+    check = {c.id: c for c in run_doctor(empty.workspace, empty.env())}["repo.codeowners"]
+    assert (
+        check.status == "warn" and "deployments/production.yaml" in check.detail and "incidentops.yaml" in check.detail
+    )
+    owners.unlink()
+    check = {c.id: c for c in run_doctor(empty.workspace, empty.env())}["repo.codeowners"]
+    assert check.status == "warn" and "missing" in check.detail

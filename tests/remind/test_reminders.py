@@ -128,6 +128,7 @@ def test_each_reminder_fires_once(world: World) -> None:
     assert sorted(remind(world, NOW + timedelta(minutes=40))) == [
         f"remind:{inc}:containment-expired:r9:{expires}",
         f"remind:{inc}:followup-overdue:#{followup}:2026-11-26",
+        f"remind:{inc}:public-first",  # a SEV-1 with no public update 30 minutes after its declaration
         f"remind:{inc}:status-stale:2026-11-27T03:14:40Z",
     ]
     assert remind(world, NOW + timedelta(minutes=45)) == []
@@ -182,7 +183,7 @@ def test_while_a_sev_1_is_open_one_run_keeps_checking_and_posts_within_a_minute_
     inc = f"INC-{number:04d}"
     declared_ts = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     # The scheduled run starts 5 minutes after the declaration: comms-unassigned is due at +15 minutes, a status
-    # update at +30.
+    # update and a first public update at +30.
     clock = [NOW + timedelta(minutes=5)]
     elapsed = [0.0]
 
@@ -201,8 +202,12 @@ def test_while_a_sev_1_is_open_one_run_keeps_checking_and_posts_within_a_minute_
     ports.github.post_comment_once = post  # type: ignore[method-assign]
     outcome = watch_reminders(ports, minutes=28, interval=60, sleep=sleep, monotonic=lambda: elapsed[0])
     # Both reminders that fell due during the run's 28 minutes, each on the first check at or after its due time.
-    assert outcome.details["posted"] == [f"remind:{inc}:comms-unassigned", f"remind:{inc}:status-stale:{declared_ts}"]
-    assert posted_at == [NOW + timedelta(minutes=15), NOW + timedelta(minutes=30)]
+    assert outcome.details["posted"] == [
+        f"remind:{inc}:comms-unassigned",
+        f"remind:{inc}:status-stale:{declared_ts}",
+        f"remind:{inc}:public-first",
+    ]
+    assert posted_at == [NOW + timedelta(minutes=15), NOW + timedelta(minutes=30), NOW + timedelta(minutes=30)]
     assert outcome.details["passes"] == 28  # one check a minute for the run's 28 minutes, no more
 
 

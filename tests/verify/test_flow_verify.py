@@ -276,3 +276,46 @@ def test_a_worker_answering_500s_cannot_close_on_metrics(world: World, clock: Cl
 def _resolve_event(world: World, number: int) -> Any:
     world.repo("oncall-write").get_issue(number).create_comment("/resolve")
     return parse_event("issue_comment", world.next_event("issue_comment", "created")["payload"])
+
+
+# -- a start older than the analytics keep (issue #16.8) ---------------------------------------------------
+
+
+def declare_started(world: World, started: str) -> tuple[int, Outcome]:
+    number = world.open_incident(body=NO_CONTAINMENT.replace("2026-11-27T03:12:09Z", started))
+    world.label(number, "sev-2")
+    outcome = world.run(world.next_event("issues", "labeled"))
+    assert outcome.status == "declared", outcome.message
+    assert fields(world, number)["started_at"] == started
+    return number, outcome
+
+
+def test_a_start_longer_ago_than_one_query_spans_is_measured_in_several(world: World) -> None:
+    # Five days: more than the 3 days one analytics query may span, well inside the 31 days kept.
+    number, outcome = declare_started(world, "2026-11-22T03:12:09Z")
+    measured = fields(world, number)["impact"]["measured"]
+    assert "error" not in measured and "not_measured" not in measured
+    assert measured["since"] == "2026-11-22T03:12:09Z"
+    # ~1000 requests a minute on api.example.com for five days.
+    assert measured["requests"] > 5 * 24 * 60 * 900
+    assert not any("NOT measured" in s for s in outcome.steps)
+
+
+def test_a_start_older_than_the_analytics_keep_says_what_was_not_measured(world: World) -> None:
+    number, outcome = declare_started(world, "2026-10-17T03:12:09Z")  # 41 days before the declaration
+    measured = fields(world, number)["impact"]["measured"]
+    # The 31 days Cloudflare keeps are measured…
+    assert measured["requests"] > 30 * 24 * 60 * 900
+    assert "2026-10-27T03:1" in measured["since"]  # NOW - 31 days (+ a margin)
+    # …and the ten days before them are named as not measured, and why, in the record and the run's output.
+    (gap,) = measured["not_measured"]
+    assert gap["from"] == "2026-10-17T03:12:09Z" and gap["until"] == measured["since"]
+    assert gap["services"] == ["api-worker"] and "older than Cloudflare Analytics keeps (31 days)" in gap["why"]
+    said = [s for s in outcome.steps if "NOT measured" in s]
+    assert said == [
+        f"blast radius NOT measured 2026-10-17T03:12:09Z → {gap['until']} (api-worker): "
+        "older than Cloudflare Analytics keeps (31 days)"
+    ]
+    row = [r for r in f.timeline_rows(world.bare_file(path(number))) if r[2].startswith("Blast radius measured:")]
+    assert row and "NOT measured 2026-10-17T03:12:09Z" in row[0][2]
+    assert outcome.exit_code == 0  # the incident is declared; the gap is reported, not a failure

@@ -23,12 +23,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, urlencode
 
-import httpx
-
 from incidentops.errors import ApiError, IncidentOpsError
+
+if TYPE_CHECKING:  # httpx is imported when a client is built: a run that touches no Cloudflare never loads it
+    import httpx
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 WAF_PHASE = "http_request_firewall_custom"
@@ -539,6 +540,8 @@ class CloudflareClient:
         rng: Callable[[], float] = random.random,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        import httpx
+
         if not token:
             raise IncidentOpsError("Cloudflare API token is empty.", hint="Set CLOUDFLARE_API_TOKEN.")
         self.account_id = account_id
@@ -891,6 +894,8 @@ class CloudflareClient:
 
         With `envelope=False` (GraphQL, which has no REST envelope) the whole decoded body is the result.
         """
+        import httpx
+
         policy = self.retry
         shown = path + (f"?{urlencode(_masked(params))}" if params else "")
         started = self._clock()

@@ -10,17 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from github import Auth, Github, GithubException, RateLimitExceededException
-from github.GithubRetry import GithubRetry
-from github.Issue import Issue as GhIssue
-from github.IssueComment import IssueComment
-from github.Repository import Repository
-from requests.exceptions import RequestException, RetryError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError, IncidentOpsError
+
+if TYPE_CHECKING:  # PyGithub (and requests, cryptography under it) is imported at the first call, not before
+    from github import Github, GithubException
+    from github.Issue import Issue as GhIssue
+    from github.IssueComment import IssueComment
+    from github.Repository import Repository
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -68,6 +67,8 @@ def truncate_body(body: str) -> str:
 
 def _retry_after(exc: BaseException | None) -> float | None:
     """Seconds from a rate-limited answer's Retry-After header, if it had one."""
+    from github import GithubException
+
     headers = getattr(exc, "headers", None) if isinstance(exc, GithubException) else None
     value = (headers or {}).get("retry-after") or (headers or {}).get("Retry-After")
     try:
@@ -141,30 +142,9 @@ class GitHubClient:
             )
         if "/" not in repository:
             raise IncidentOpsError(f"GITHUB_REPOSITORY {repository!r} is not owner/name")
-        retry = (
-            GithubRetry(
-                total=retries,
-                backoff_factor=0.5,
-                secondary_rate_wait=secondary_rate_wait,
-                max_rate_limit_wait=max_rate_limit_wait,
-                # Never re-send POST/PATCH: a 5xx may still have created the object.
-                allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
-                status_forcelist=[*range(500, 600), 429],
-            )
-            if retries
-            else None
-        )
-        self._gh = Github(
-            auth=Auth.Token(token),
-            base_url=api_url.rstrip("/"),
-            retry=retry,
-            timeout=20,
-            seconds_between_requests=0,
-            seconds_between_writes=0,
-            lazy=True,
-            # The most GitHub serves per page (default 30): a flooded issue costs a third of the requests.
-            per_page=100,
-        )
+        self._token, self._api_url = token, api_url.rstrip("/")
+        self._retries, self._secondary_rate_wait = retries, secondary_rate_wait
+        self._github: Github | None = None
         self.repository = repository
         self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
@@ -174,7 +154,45 @@ class GitHubClient:
         # many times, and a flooded issue must not cost a full listing per look-up.
         self._comments: dict[int, list[IssueComment]] = {}
 
+    @property
+    def _gh(self) -> Github:
+        """The PyGithub client, built (and PyGithub imported) when the first request needs it."""
+        if self._github is not None:
+            return self._github
+        from github import Auth, Github
+        from github.GithubRetry import GithubRetry
+
+        retries, max_rate_limit_wait = self._retries, self.max_rate_limit_wait
+        retry = (
+            GithubRetry(
+                total=retries,
+                backoff_factor=0.5,
+                secondary_rate_wait=self._secondary_rate_wait,
+                max_rate_limit_wait=max_rate_limit_wait,
+                # Never re-send POST/PATCH: a 5xx may still have created the object.
+                allowed_methods=frozenset({"GET", "HEAD", "PUT", "DELETE"}),
+                status_forcelist=[*range(500, 600), 429],
+            )
+            if retries
+            else None
+        )
+        self._github = Github(
+            auth=Auth.Token(self._token),
+            base_url=self._api_url,
+            retry=retry,
+            timeout=20,
+            seconds_between_requests=0,
+            seconds_between_writes=0,
+            lazy=True,
+            # The most GitHub serves per page (default 30): a flooded issue costs a third of the requests.
+            per_page=100,
+        )
+        return self._github
+
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        from github import GithubException, RateLimitExceededException
+        from requests.exceptions import RequestException, RetryError
+
         self.calls += 1
         try:
             return fn()
@@ -393,6 +411,8 @@ class GitHubClient:
         not look" (403). Transport failures and 5xx still raise.
         """
         import json
+
+        from github import GithubException
 
         def fetch() -> tuple[int, Any]:
             try:

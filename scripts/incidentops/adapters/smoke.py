@@ -12,8 +12,10 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import httpx
+if TYPE_CHECKING:  # imported when probes run: planning and judging need no HTTP client
+    import httpx
 
 MAX_BODY = 1_000_000  # bytes of an answer we look at
 
@@ -55,6 +57,8 @@ class Settings:
 
 
 async def _attempt(client: httpx.AsyncClient, probe: Probe, timeout: float) -> tuple[Answer | None, str]:
+    import httpx
+
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
@@ -106,6 +110,8 @@ def _ms(answer: Answer | None) -> float | None:
 
 async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -> list[ProbeResult]:
     """Run every probe (concurrently, bounded) and return one result per probe, in the given order."""
+    import httpx
+
     if not probes:
         return []
     gate = asyncio.Semaphore(max(1, settings.concurrency))

@@ -6,6 +6,7 @@ A file init would write is `create`d when missing, left `unchanged` when it alre
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -105,3 +106,54 @@ def decide(path: str, wanted: str, existing: str | None, force: bool) -> FileAct
     if existing == wanted:
         return FileAction(path, "unchanged")
     return FileAction(path, "overwrite" if force else "kept", wanted if force else "")
+
+
+# What incidentops trusts as configuration: a change to any of these must be reviewed by the code owners.
+TRUSTED_PATHS = (
+    "deployments/production.yaml",
+    "docs/runbooks/environment-deploy-runbook.md",
+    "incidentops.yaml",
+    ".github/workflows/incident.yml",
+)
+_OWNER = re.compile(r"^@[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$")
+
+
+def code_owners(given: Sequence[str]) -> list[str]:
+    """`--owners` values: each @user or @org/team (GitHub ignores any other CODEOWNERS entry, silently)."""
+    owners = [o.strip() for item in given for o in item.split(",") if o.strip()]
+    owners = [o if o.startswith("@") else "@" + o for o in owners]
+    bad = [o for o in owners if not _OWNER.match(o)]
+    if bad or not owners:
+        raise UsageError(
+            f"not a GitHub user or team: {', '.join(bad) or '(none given)'}",
+            hint="Pass --owners @user or --owners @org/team (comma-separated for several).",
+        )
+    return owners
+
+
+def _pattern_matches(pattern: str, path: str) -> bool:
+    """A CODEOWNERS pattern (gitignore syntax, docs.github.com "About code owners") against a repository path: a
+    pattern with a slash is anchored at the root and owns everything below a directory it names; one without a
+    slash matches a file or directory name at any depth."""
+    parts = path.split("/")
+    if "/" not in pattern.rstrip("/"):
+        return any(fnmatch.fnmatchcase(part, pattern.rstrip("/") or "*") for part in parts)
+    pattern = pattern.strip("/")
+    return any(fnmatch.fnmatchcase("/".join(parts[:i]), pattern) for i in range(1, len(parts) + 1))
+
+
+def uncovered_paths(codeowners: str, paths: Sequence[str] = TRUSTED_PATHS) -> list[str]:
+    """The paths no CODEOWNERS line with an owner covers (a line without owners removes ownership)."""
+    owned: dict[str, bool] = dict.fromkeys(paths, False)
+    for line in codeowners.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        for path in paths:
+            if _pattern_matches(fields[0], path):
+                owned[path] = len(fields) > 1  # the last matching line wins
+    return [path for path, ok in owned.items() if not ok]
+
+
+def covers_trusted_paths(codeowners: str) -> bool:
+    return not uncovered_paths(codeowners)

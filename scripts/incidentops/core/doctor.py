@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from incidentops.core.adopt import uncovered_paths
+from incidentops.core.incidentfile import escape_inline
+
 OK, WARN, FAIL = "ok", "warn", "fail"
 SYMBOLS = {OK: "✅", WARN: "⚠️", FAIL: "❌"}
 
@@ -89,10 +92,10 @@ def render_text(checks: Sequence[Check]) -> str:
 
 
 def render_markdown(checks: Sequence[Check]) -> str:
-    """The job summary: one table row per check (cells escaped: details quote API answers)."""
+    """The job summary: one table row per check (cells escaped: details quote API answers and names people set)."""
 
     def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
+        return escape_inline(text, limit=2000)
 
     rows = ["| | check | result | fix |", "|---|---|---|---|"]
     rows += [
@@ -312,7 +315,8 @@ def secrets_check(referenced: Sequence[str], status: int, data: Any, in_env: Map
                 title,
                 FAIL,
                 f"not set: {', '.join(missing)}",
-                "Settings → Secrets and variables → Actions → New repository secret (or `gh secret set NAME`)",
+                f"Settings → Environments → {SECRETS_ENVIRONMENT} → Add secret (or `gh secret set NAME --env "
+                f"{SECRETS_ENVIRONMENT}`)",
             )
         return check("secrets", "Secrets", title, OK, f"all set: {', '.join(referenced)}")
     # The token may not list secret names; what the environment holds is the next best evidence.
@@ -333,6 +337,222 @@ def secrets_check(referenced: Sequence[str], status: int, data: Any, in_env: Map
         OK,
         f"all present in this environment ({', '.join(referenced)}); names not listed: the token may not",
     )
+
+
+# The environment the shipped workflows' privileged jobs declare: a caller job (`uses:` a reusable workflow) reads
+# its secrets there, since `on.workflow_call` has no environment of its own.
+SECRETS_ENVIRONMENT = "production"
+_QUOTED = re.compile(r"'([^']+)'")
+
+
+def _strings(node: Any) -> Iterable[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _strings(key)
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _strings(item)
+
+
+def secret_environments(workflows: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Environment name -> {"file:job": secrets it reads}, for every job that reads a secret besides GITHUB_TOKEN.
+
+    A job without an environment is listed under "" (its secrets are repository secrets, readable from any branch).
+    `environment: ${{ vars.X || 'name' }}` counts as its literal fallback.
+    """
+    found: dict[str, dict[str, list[str]]] = {}
+    for filename, doc in workflows.items():
+        jobs = doc.get("jobs") if isinstance(doc, Mapping) else None
+        for job_id, job in (jobs or {}).items() if isinstance(jobs, Mapping) else ():
+            if not isinstance(job, Mapping):
+                continue
+            names = {n for text in _strings(job) for n in _WORKFLOW_SECRET.findall(text)} - {"GITHUB_TOKEN"}
+            if not names:
+                continue
+            env = job.get("environment")
+            name = env.get("name") if isinstance(env, Mapping) else env
+            if isinstance(name, str) and "${{" in name:
+                literals = _QUOTED.findall(name)
+                name = literals[-1] if literals else None
+            if not isinstance(name, str) or not name:
+                name = SECRETS_ENVIRONMENT if "uses" in job else ""
+            found.setdefault(name, {})[f"{filename}:{job_id}"] = sorted(names)
+    return found
+
+
+def _env_check(name: str, part: str, title: str, status: str, detail: str, fix: str = "") -> Check:
+    return check(f"github.environment.{name}{part}", "Secrets", f"environment {name}: {title}", status, detail, fix)
+
+
+def unscoped_secrets_check(jobs: Mapping[str, list[str]]) -> list[Check]:
+    """Jobs that read secrets without an environment: those must be repository secrets, which every branch reads."""
+    if not jobs:
+        return []
+    listed = "; ".join(f"{job} ({', '.join(names)})" for job, names in sorted(jobs.items()))
+    return [
+        check(
+            "github.environment.none",
+            "Secrets",
+            "jobs reading secrets outside an environment",
+            FAIL,
+            f"{listed}: a secret without an environment is a repository secret, readable by a workflow on any branch",
+            f"add `environment: {SECRETS_ENVIRONMENT}` to each job and move the secrets into that environment",
+        )
+    ]
+
+
+def environment_checks(
+    name: str,
+    jobs: Mapping[str, list[str]],
+    branch: str,
+    env: tuple[int, Any],
+    policies: tuple[int, Any],
+    env_secrets: tuple[int, Any],
+    outside: set[str] | None,
+    want_reviewers: bool,
+) -> list[Check]:
+    """The GitHub environment whose secrets `jobs` read: it exists, only `branch` deploys from it, the secrets are
+    its own (not repository or organization secrets, `outside`; None when the token may not list those), and
+    whether a person must approve each run (a failure only when incidentops.yaml asks for reviewers)."""
+    env_status, env_data = env
+    used_by = ", ".join(sorted(jobs))
+    settings = f"Settings → Environments → {name}"
+    if env_status == 404:
+        return [
+            _env_check(
+                name,
+                "",
+                "exists",
+                FAIL,
+                f"no environment {name!r}, though {used_by} read secrets from it; GitHub creates it on the first run, "
+                "with no branch limit and no secrets",
+                f"{settings.rsplit(' → ', 1)[0]} → New environment {name!r}; limit it to {branch}; add the secrets",
+            )
+        ]
+    if env_status != 200 or not isinstance(env_data, Mapping):
+        return [
+            _env_check(
+                name,
+                "",
+                "exists",
+                WARN,
+                f"cannot read environment {name!r} (HTTP {env_status})",
+                "give the token actions: read, or check Settings → Environments by hand",
+            )
+        ]
+    out = [_env_check(name, "", "exists", OK, f"used by {used_by}")]
+    out.append(_branch_policy_check(name, branch, env_data.get("deployment_branch_policy"), policies, settings))
+    out.append(_environment_secrets_check(name, jobs, env_secrets, outside, settings))
+    reviewers = [
+        str((r.get("reviewer") or {}).get("login") or (r.get("reviewer") or {}).get("slug") or "?")
+        for rule in env_data.get("protection_rules") or []
+        if isinstance(rule, Mapping) and rule.get("type") == "required_reviewers"
+        for r in rule.get("reviewers") or []
+        if isinstance(r, Mapping)
+    ]
+    if reviewers:
+        out.append(_env_check(name, ".reviewers", "required reviewers", OK, ", ".join(reviewers)))
+    else:
+        out.append(
+            _env_check(
+                name,
+                ".reviewers",
+                "required reviewers",
+                FAIL if want_reviewers else OK,
+                "none: its jobs (containment, rollback apply) start without a person's approval"
+                + ("" if want_reviewers else " (incidentops.yaml does not ask for reviewers)"),
+                f"{settings} → Required reviewers: add the people who approve production changes",
+            )
+        )
+    return out
+
+
+def _branch_policy_check(name: str, branch: str, policy: Any, policies: tuple[int, Any], settings: str) -> Check:
+    title = "deployment branches"
+    fix = f"{settings} → Deployment branches and tags → Selected branches and tags → only {branch!r}"
+    if not isinstance(policy, Mapping):
+        return _env_check(
+            name,
+            ".branches",
+            title,
+            FAIL,
+            "any branch may deploy: a workflow pushed to any branch (a pull request's own) receives its secrets",
+            fix,
+        )
+    if policy.get("protected_branches"):
+        return _env_check(
+            name,
+            ".branches",
+            title,
+            OK,
+            f"protected branches only (keep {branch} protected and no other branch protected that anyone can push)",
+        )
+    status, data = policies
+    if status != 200 or not isinstance(data, Mapping):
+        return _env_check(name, ".branches", title, WARN, f"custom branch policies, not readable (HTTP {status})", fix)
+    patterns = [
+        f"{p.get('type') or 'branch'} {p.get('name')}"
+        for p in data.get("branch_policies") or []
+        if isinstance(p, Mapping)
+    ]
+    if patterns == [f"branch {branch}"]:
+        return _env_check(name, ".branches", title, OK, f"only {branch}")
+    if not patterns:
+        return _env_check(name, ".branches", title, FAIL, "no branch may deploy: every job in it fails", fix)
+    extra = [p for p in patterns if p != f"branch {branch}"]
+    return _env_check(
+        name,
+        ".branches",
+        title,
+        FAIL,
+        f"besides {branch}, {', '.join(extra)} may deploy and receive the secrets",
+        fix,
+    )
+
+
+def _environment_secrets_check(
+    name: str, jobs: Mapping[str, list[str]], listed: tuple[int, Any], outside: set[str] | None, settings: str
+) -> Check:
+    title = "secrets held by the environment"
+    wanted = sorted({secret for names in jobs.values() for secret in names})
+    status, data = listed
+    if status != 200 or not isinstance(data, Mapping):
+        return _env_check(
+            name,
+            ".secrets",
+            title,
+            WARN,
+            f"this token may not list the environment's secrets (needs admin); wanted there: {', '.join(wanted)}",
+            "run `incidentops doctor` by hand with an admin's token",
+        )
+    have = {str(s.get("name")) for s in data.get("secrets") or [] if isinstance(s, Mapping)}
+    problems: list[str] = []
+    missing = [s for s in wanted if s not in have]
+    exposed = sorted(set(wanted) & outside) if outside is not None else []
+    if exposed:
+        problems.append(
+            f"{', '.join(exposed)} also exist as repository or organization secrets, which a workflow on any branch "
+            "reads"
+        )
+    if missing:
+        problems.append(f"not in the environment: {', '.join(missing)}")
+    if problems:
+        fixes = []
+        if missing:
+            fixes.append(f"{settings} → Environment secrets → add {', '.join(missing)}")
+        if exposed:
+            fixes.append(
+                "delete the repository copies (Settings → Secrets and variables → Actions → Repository secrets; "
+                "an organization secret: stop sharing it with this repository)"
+            )
+        return _env_check(name, ".secrets", title, FAIL, "; ".join(problems), "; then ".join(fixes))
+    detail = f"{', '.join(wanted)}, and no repository copies"
+    if outside is None:
+        detail = f"{', '.join(wanted)} (repository secrets not listable with this token)"
+    return _env_check(name, ".secrets", title, OK, detail)
 
 
 def token_check(verified: Mapping[str, Any] | None, error: str | None) -> Check:
@@ -393,6 +613,26 @@ def permission_checks(granted: set[str] | None, probed: Mapping[str, bool]) -> l
                 )
             )
     return out
+
+
+def codeowners_check(text: str | None) -> Check:
+    """Whether CODEOWNERS puts the ledger, runbook, configuration and workflows under review (a warning: only the
+    branch rule "Require review from Code Owners", which doctor cannot always read, makes it bite)."""
+    title = "CODEOWNERS"
+    fix = "run `incidentops init` (writes .github/CODEOWNERS), then require code-owner review on the default branch"
+    if text is None:
+        return check(
+            "repo.codeowners",
+            "Repository",
+            title,
+            WARN,
+            "missing: a ledger, runbook or workflow change can merge without a production owner's review",
+            fix,
+        )
+    missing = uncovered_paths(text)
+    if missing:
+        return check("repo.codeowners", "Repository", title, WARN, f"no owner for {', '.join(missing)}", fix)
+    return check("repo.codeowners", "Repository", title, OK, "the ledger, runbook, config and workflows have owners")
 
 
 def form_check(

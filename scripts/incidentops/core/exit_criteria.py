@@ -103,6 +103,44 @@ def _missing(value: Any) -> bool:
     return False
 
 
+# Cloudflare's GraphQL Analytics datasets limit how far back a query may read (`notOlderThan`) and how long a span
+# one query may cover (`maxDuration`), per dataset and plan (developers.cloudflare.com/analytics/graphql-api/limits/,
+# read through the `settings` node: …/graphql-api/features/discovery/settings/). These are the Workers invocations
+# dataset's, which the sandbox enforces on every dataset; a query beyond a stricter plan's limit still fails and is
+# reported as not measured, with Cloudflare's reason.
+ANALYTICS_MAX_SPAN = timedelta(seconds=259_200)  # 3 days per query
+ANALYTICS_RETENTION = timedelta(seconds=2_678_400)  # 31 days back
+_RETENTION_MARGIN = timedelta(minutes=5)  # the queries run a little after `end`: stay clear of the edge
+
+
+@dataclass(frozen=True)
+class Spans:
+    """How to measure [start, end): the queries to send, and the part no query can read (older than retention)."""
+
+    queries: tuple[tuple[datetime, datetime], ...]
+    too_old: tuple[datetime, datetime] | None
+
+
+def analytics_spans(
+    start: datetime,
+    end: datetime,
+    max_span: timedelta = ANALYTICS_MAX_SPAN,
+    retention: timedelta = ANALYTICS_RETENTION,
+) -> Spans:
+    """Split [start, end) into back-to-back queries no longer than `max_span`, none older than `retention`."""
+    oldest = end - retention + _RETENTION_MARGIN
+    too_old = None
+    if start < oldest:
+        too_old = (start, oldest)
+        start = oldest
+    queries = []
+    while start < end:
+        stop = min(start + max_span, end)
+        queries.append((start, stop))
+        start = stop
+    return Spans(tuple(queries), too_old)
+
+
 def incident_start(fields: Mapping[str, Any]) -> datetime | None:
     """Return started_at, else declared_at, as a datetime (None when neither is a timestamp)."""
     for key in ("started_at", "declared_at"):

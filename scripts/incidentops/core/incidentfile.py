@@ -202,6 +202,16 @@ def escape_cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
+def escape_inline(text: str, limit: int = 500) -> str:
+    """One line of user text inside markdown prose or a table cell: no HTML, line breaks, headings, emphasis, code,
+    links or images (`[`, `]` and `!` lose their meaning), and no cell breaks."""
+    text = clean_line(text, limit=limit)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for char in "\\`*_[]#|~":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
 def event_marker(key: str) -> str:
     """The hidden marker that records which event produced a row."""
     return f"<!-- ev:{escape_cell(key).replace('--', '-')} -->"

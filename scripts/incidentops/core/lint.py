@@ -275,16 +275,56 @@ def _check_types(data: dict[str, Any], line_of: Callable[[str], int], add: Calla
     for key in ("containment", "escalations", "unknown_fields"):
         if key in data and not isinstance(data[key], list):
             add(line_of(key), f"{key} must be a list")
+    if "public_updates" in data:
+        for message in _public_update_problems(data["public_updates"]):
+            add(line_of("public_updates"), message)
+
+
+PUBLIC_STATES = ("investigating", "identified", "monitoring", "resolved")
+
+
+def _public_update_problems(value: Any) -> list[str]:
+    """`public_updates`: drafts {n, state, text, drafted_by, drafted_at}; published ones add approved_by and
+    published_at (both or neither: half an approval must not pass for one)."""
+    if not isinstance(value, list):
+        return ["public_updates must be a list of updates"]
+    problems: list[str] = []
+    numbers: set[int] = set()
+    for i, item in enumerate(value, 1):
+        where = f"public_updates[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where} must be a mapping")
+            continue
+        n = item.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n in numbers:
+            problems.append(f"{where}.n must be a unique draft number, found {n!r}")
+        else:
+            numbers.add(n)
+        if item.get("state") not in PUBLIC_STATES:
+            problems.append(f"{where}.state {item.get('state')!r} is not one of {', '.join(PUBLIC_STATES)}")
+        if not isinstance(item.get("text"), str) or not item["text"].strip():
+            problems.append(f"{where}.text must be non-empty text")
+        if not isinstance(item.get("drafted_by"), str):
+            problems.append(f"{where}.drafted_by must be a login")
+        for key in ("drafted_at", "published_at"):
+            if key in item and not _valid_ts(item[key]):
+                problems.append(f"{where}.{key}: {_ts_problem(item[key])}")
+        if ("approved_by" in item) != ("published_at" in item):
+            problems.append(f"{where} needs both approved_by and published_at, or neither (a draft)")
+    return problems
 
 
 def _check_timestamps(
     data: dict[str, Any], line_of: Callable[[str], int], add: Callable[[int, str], None]
 ) -> dict[str, str]:
     stamps: dict[str, str] = {}
-    for key in ("declared_at", "resolved_at", "closed_at", "last_status_at", "started_at"):
+    for key in ("declared_at", "resolved_at", "closed_at", "last_status_at", "last_public_update_at", "started_at"):
         if key not in data or data[key] is None or (key == "started_at" and data[key] == UNKNOWN):
             continue
-        if key in ("resolved_at", "closed_at", "last_status_at", "started_at") and data[key] == "":
+        if (
+            key in ("resolved_at", "closed_at", "last_status_at", "last_public_update_at", "started_at")
+            and data[key] == ""
+        ):
             continue
         if _valid_ts(data[key]):
             stamps[key] = data[key]

@@ -24,13 +24,22 @@ OPEN_STATUSES = ("declared", "contained", "mitigated")
 @dataclass(frozen=True)
 class Reminder:
     key: str  # the condition, e.g. remind:INC-0007:commander-unassigned
-    kind: str  # unassigned | status | containment | followup (names the template)
+    kind: str  # unassigned | status | public | containment | followup (names the template)
     facts: dict[str, Any]  # what the template says
 
     @property
     def marker(self) -> str:
         """Return the hidden comment marker that records this reminder was posted."""
         return f"<!-- incidentops:{self.key} -->"
+
+
+@dataclass(frozen=True)
+class Comms:
+    """When the communications owner is reminded (`comms` in incidentops.yaml): no public update this long after a
+    SEV-1 was declared, or none for this long while a public incident is active (its last update not `resolved`)."""
+
+    first_update: timedelta = timedelta(minutes=30)
+    update_every: timedelta = timedelta(minutes=60)
 
 
 @dataclass(frozen=True)
@@ -74,9 +83,14 @@ def _slug(text: str) -> str:
 
 
 def due_reminders(
-    fields: Mapping[str, Any], body: str, now: datetime, closed_issues: Iterable[int] = ()
+    fields: Mapping[str, Any],
+    body: str,
+    now: datetime,
+    closed_issues: Iterable[int] = (),
+    comms: Comms | None = None,
 ) -> list[Reminder]:
-    """Return every reminder whose condition holds now (the caller drops those already posted)."""
+    """Return every reminder whose condition holds now (the caller drops those already posted); the comms owner's
+    public-update reminders only when `comms` says when."""
     inc = str(fields.get("id") or "INC-?")
     status = str(fields.get("status") or "")
     declared = _ts(fields.get("declared_at"))
@@ -94,6 +108,8 @@ def due_reminders(
             stamp = fields.get("last_status_at") or fields.get("declared_at")
             minutes = int((now - last).total_seconds() // 60)
             due.append(Reminder(f"remind:{inc}:status-stale:{stamp}", "status", {"since": stamp, "minutes": minutes}))
+        if comms is not None:
+            due += _public_reminders(inc, fields, declared, now, comms)
         for entry in fields.get("containment") or []:
             if not isinstance(entry, Mapping) or entry.get("lifted"):
                 continue
@@ -109,3 +125,26 @@ def due_reminders(
             late = {"task": item.task, "owner": item.owner, "due": item.due.isoformat(), "issue": item.issue}
             due.append(Reminder(f"remind:{inc}:followup-overdue:{ident}:{item.due.isoformat()}", "followup", late))
     return due
+
+
+def _public_reminders(
+    inc: str, fields: Mapping[str, Any], declared: datetime, now: datetime, comms: Comms
+) -> list[Reminder]:
+    """No public update yet on a SEV-1 after `first_update`; none for `update_every` while a public one is active."""
+    published = sorted(
+        (u for u in fields.get("public_updates") or [] if isinstance(u, Mapping) and _ts(u.get("published_at"))),
+        key=lambda u: str(u.get("published_at")),
+    )
+    if not published:
+        if fields.get("severity") == "SEV-1" and now - declared >= comms.first_update:
+            minutes = int((now - declared).total_seconds() // 60)
+            facts = {"first": True, "minutes": minutes, "since": fields.get("declared_at")}
+            return [Reminder(f"remind:{inc}:public-first", "public", facts)]
+        return []
+    last = published[-1]
+    last_at = _ts(last.get("published_at"))
+    if last.get("state") == "resolved" or last_at is None or now - last_at < comms.update_every:
+        return []
+    minutes = int((now - last_at).total_seconds() // 60)
+    facts = {"first": False, "minutes": minutes, "since": last.get("published_at"), "state": last.get("state")}
+    return [Reminder(f"remind:{inc}:public-stale:{last.get('published_at')}", "public", facts)]

@@ -9,13 +9,11 @@ from incidentops.core.commands import find_command
 from incidentops.core.events import Event, load_event
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.base import Outcome, Ports
-from incidentops.flows.commands import COMMANDS, PRODUCTION_COMMANDS, on_comment
-from incidentops.flows.contain import contain_on_declare
-from incidentops.flows.declare import declare
 from incidentops.flows.reconcile import reconcile
-from incidentops.flows.rollback import on_pull_request_closed, open_rollback_pr
-from incidentops.flows.verify import blast_radius, on_issue_closed
 from incidentops.wiring import ports_from_env
+
+# Each event imports the flows it runs, when it runs them: a comment does not load the rollback flow, a merge does
+# not load the command table (benchmarks/startup.py measures each path's imports).
 
 
 def _partial(outcome: Outcome, what: str) -> None:
@@ -32,6 +30,8 @@ def _after_declare(event: Event, ports: Ports, outcome: Outcome) -> Outcome:
     fields = f.read_fields(ports.git.read(outcome.path) or "")
     if not fields.get("deploy_regression_suspected"):
         return outcome
+    from incidentops.flows.rollback import open_rollback_pr
+
     role = ports.github.role_of(event.sender)
     if not ports.config.allows("rollback_plan", role):
         outcome.steps.append(
@@ -54,6 +54,9 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
     """Right after declaring: protect tenant data first (containment), then size the blast radius."""
     if outcome.status != "declared" or event.issue is None:
         return outcome
+    from incidentops.flows.contain import contain_on_declare
+    from incidentops.flows.verify import blast_radius, not_measured_lines
+
     contained = contain_on_declare(event, ports, event.issue.number)  # never raises
     if contained.status != "skipped" or contained.level == "warning":
         outcome.steps += [contained.message, *contained.steps]
@@ -71,6 +74,7 @@ def _contain_and_measure(event: Event, ports: Ports, outcome: Outcome) -> Outcom
         outcome.steps.append(
             f"blast radius: {measured['requests']} requests, {measured['errors']} errors since {measured['since']}"
         )
+        outcome.steps += [f"blast radius {line}" for line in not_measured_lines(measured)]
     return outcome
 
 
@@ -79,21 +83,29 @@ def handle(event: Event, ports: Ports) -> Outcome:
     # Every run on an incident issue also repairs what cancelled runs missed (flows/reconcile.py): a close is
     # judged after the commands and labels that came before it; the other events are handled first.
     if event.name == "issues" and event.action == "labeled":
+        from incidentops.flows.declare import declare
+
         outcome = _after_declare(event, ports, _contain_and_measure(event, ports, declare(event, ports)))
         if outcome.status != "declared":  # a new incident has nothing earlier to repair
             outcome.steps += reconcile(event, ports)
         return outcome
     if event.name == "issues" and event.action == "closed":
+        from incidentops.flows.verify import on_issue_closed
+
         repaired = reconcile(event, ports, include_close=False)
         outcome = on_issue_closed(event, ports)
         outcome.steps[:0] = repaired
         return outcome
     if event.name == "issue_comment":
+        from incidentops.flows.commands import on_comment
+
         outcome = on_comment(event, ports)
         if not outcome.message.startswith("not for us: #"):
             outcome.steps += reconcile(event, ports)
         return outcome
     if event.name == "pull_request" and event.action == "closed":
+        from incidentops.flows.rollback import on_pull_request_closed
+
         return on_pull_request_closed(event, ports)
     return Outcome("skipped", f"not for us: no flow handles {event.name}.{event.action or '?'} yet")
 
@@ -136,6 +148,8 @@ def gate(event: Event, ports: Ports) -> Outcome:
     found = find_command(event.comment_body or "")
     if found is None:
         return decided(SKIP, "the comment has no /command")
+    from incidentops.flows.commands import COMMANDS, PRODUCTION_COMMANDS
+
     command = COMMANDS.get(found[0])
     role = ports.github.role_of(event.sender)
     if command is None or not command.action:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from ruamel.yaml import YAML
 
@@ -28,6 +29,8 @@ from incidentops.errors import ApiError, IncidentOpsError
 
 FORM_PATH = ".github/ISSUE_TEMPLATE/incident.yml"
 WORKFLOWS = ".github/workflows"
+# Where GitHub looks for CODEOWNERS, first match wins (docs.github.com "About code owners").
+CODEOWNERS_PATHS = (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS")
 
 
 def run_doctor(workspace: Path, env: Mapping[str, str]) -> list[Check]:
@@ -91,6 +94,8 @@ def _repository_checks(workspace: Path, checks: list[Check]) -> Config | None:
                     "repo.runbook", "Repository", RUNBOOK_PATH, OK, f"parses; smoke checks per environment: {per_env}"
                 )
             )
+    found = next((workspace / p for p in CODEOWNERS_PATHS if (workspace / p).is_file()), None)
+    checks.append(core.codeowners_check(found.read_text(encoding="utf-8", errors="replace") if found else None))
     form = workspace / FORM_PATH
     fields, problem = None, None
     if form.is_file():
@@ -155,14 +160,41 @@ def _github_checks(workspace: Path, env: Mapping[str, str], config: Config | Non
         workflows.values(), runbook.read_text(encoding="utf-8") if runbook.is_file() else ""
     )
     listed_status, listed = gh.read("/actions/secrets") if referenced else (0, None)
+    outside: set[str] | None = None
     if listed_status == 200 and isinstance(listed, dict):
         # An organization secret shared with the repository counts as set.
         org_status, shared = gh.read("/actions/organization-secrets")
         if org_status == 200 and isinstance(shared, dict):
             listed = {"secrets": [*(listed.get("secrets") or []), *(shared.get("secrets") or [])]}
+            outside = {str(s.get("name")) for s in listed["secrets"] if isinstance(s, dict)}
+    by_environment = core.secret_environments(_workflow_docs(workflows))
+    out += core.unscoped_secrets_check(by_environment.pop("", {}))
+    want_reviewers = bool(config and config.extra.get("github_environment", {}).get("required_reviewers"))
+    for name, jobs in sorted(by_environment.items()):
+        path = f"/environments/{quote(name, safe='')}"
+        environment = gh.read(path)
+        custom = environment[0] == 200 and ((environment[1] or {}).get("deployment_branch_policy") or {}).get(
+            "custom_branch_policies"
+        )
+        policies = gh.read(f"{path}/deployment-branch-policies") if custom else (0, None)
+        env_secrets = gh.read(f"{path}/secrets") if environment[0] == 200 else (0, None)
+        out += core.environment_checks(name, jobs, branch, environment, policies, env_secrets, outside, want_reviewers)
+        if listed_status == 200 and isinstance(listed, dict) and env_secrets[0] == 200:
+            # An environment secret counts as set for the jobs that declare that environment.
+            listed = {"secrets": [*(listed.get("secrets") or []), *((env_secrets[1] or {}).get("secrets") or [])]}
     present = {name: bool(env.get(name)) for name in referenced}
     out.append(core.secrets_check(referenced, listed_status, listed, present))
     return out
+
+
+def _workflow_docs(texts: Mapping[str, str]) -> dict[str, Any]:
+    docs: dict[str, Any] = {}
+    for name, text in texts.items():
+        try:
+            docs[name] = YAML(typ="safe").load(text)
+        except Exception:  # a broken workflow is lint's to report; its jobs read nothing here
+            continue
+    return docs
 
 
 def _workflow_texts(workspace: Path) -> dict[str, str]:

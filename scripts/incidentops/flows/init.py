@@ -2,7 +2,8 @@
 
 Discover the account's Workers, Pages projects and zones; settle the services, environment and zone (flags, else
 a prompt on a terminal); then write incidentops.yaml, the caller workflows, Dependabot, the issue form, a runbook
-skeleton, the ledger pinned to what is live (unverified) and ADR 0001 if there is none, and create the labels.
+skeleton, the ledger pinned to what is live (unverified), CODEOWNERS over those, and ADR 0001 if there is none,
+and create the labels.
 Idempotent: what already holds exactly what init would write is left alone, and a file that holds anything else
 is kept unless `--force`. Files are written, not committed: a person reviews and commits them.
 """
@@ -42,6 +43,7 @@ class Answers:
     force: bool = False
     health_path: str = "/healthz"
     ask: Ask | None = None
+    owners: list[str] | None = None  # @user or @org/team for CODEOWNERS; None: the token's owner
 
 
 @dataclass
@@ -56,9 +58,11 @@ def run_init(workspace: Path, env: Mapping[str, str], answers: Answers) -> InitR
             f"{workspace} is not a git checkout", hint="Run init at the root of your ops repository's clone."
         )
     upstream, sha = core.parse_uses(answers.uses) if answers.uses else (core.UPSTREAM, _own_commit())
+    owners = core.code_owners(answers.owners) if answers.owners is not None else None
     facts = asyncio.run(_discover(env, answers))
     result = InitResult()
     files = _files(workspace, facts, answers, upstream, sha)
+    files.append(_codeowners(workspace, env, owners, answers.force))
     for action in files:
         if action.writes:
             target = workspace / action.path
@@ -239,6 +243,28 @@ def _files(workspace: Path, facts: Facts, answers: Answers, upstream: str, sha: 
     return actions
 
 
+def _codeowners(workspace: Path, env: Mapping[str, str], owners: list[str] | None, force: bool) -> core.FileAction:
+    """CODEOWNERS over the ledger, runbook, configuration and workflows, so each change to them needs a review."""
+    path = ".github/CODEOWNERS"
+    existing = _read(workspace / path)
+    if owners is None:
+        if existing is not None and not force:
+            return core.FileAction(path, "unchanged" if core.covers_trusted_paths(existing) else "kept")
+        owners = ["@" + _github(env).whoami().login]
+    text = render("adopt/CODEOWNERS.j2", None, owners=" ".join(owners), branch="main")
+    return core.decide(path, text, existing, force)
+
+
+def _github(env: Mapping[str, str]) -> GitHubClient:
+    token, repository = env.get("GITHUB_TOKEN", ""), env.get("GITHUB_REPOSITORY", "")
+    if not token or "/" not in repository:
+        raise IncidentOpsError(
+            "GITHUB_TOKEN and GITHUB_REPOSITORY (owner/name) are needed to create the labels",
+            hint="export GITHUB_TOKEN=$(gh auth token) GITHUB_REPOSITORY=owner/name",
+        )
+    return GitHubClient(token=token, repository=repository, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL)
+
+
 def _expression(inner: str) -> str:
     """A GitHub Actions expression in a generated workflow (jinja would read `${{ }}` as its own)."""
     return "${{ " + inner + " }}"
@@ -289,16 +315,10 @@ def _describe(action: core.FileAction) -> str:
 
 
 def _labels(workspace: Path, env: Mapping[str, str], result: InitResult) -> list[str]:
-    token, repository = env.get("GITHUB_TOKEN", ""), env.get("GITHUB_REPOSITORY", "")
-    if not token or "/" not in repository:
-        raise IncidentOpsError(
-            "GITHUB_TOKEN and GITHUB_REPOSITORY (owner/name) are needed to create the labels",
-            hint="export GITHUB_TOKEN=$(gh auth token) GITHUB_REPOSITORY=owner/name",
-        )
+    gh = _github(env)
     from ruamel.yaml import YAML
 
     config = parse_config(YAML(typ="safe").load((workspace / CONFIG_FILE).read_text(encoding="utf-8")))
-    gh = GitHubClient(token=token, repository=repository, api_url=env.get("GITHUB_API_URL") or DEFAULT_API_URL)
     present = gh.labels()
     lines = []
     for name, (colour, description) in required_labels(config.severities, config.incident_label).items():

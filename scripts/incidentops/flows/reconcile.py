@@ -25,7 +25,6 @@ from incidentops.errors import IncidentOpsError
 from incidentops.flows.base import Outcome, Ports
 from incidentops.flows.commands import catch_up_commands
 from incidentops.flows.declare import declare
-from incidentops.flows.verify import on_issue_closed
 
 
 def reconcile(event: Event, ports: Ports, *, include_close: bool = True) -> list[str]:
@@ -84,6 +83,8 @@ def _closed(event: Event, ports: Ports, path: str, closed_by: str | None, closed
         return []
     issue = replace(event.issue, state="closed", updated_at=closed_at)
     synthetic = Event("issues", "closed", closed_by, False, issue=issue, raw=event.raw)
+    from incidentops.flows.verify import on_issue_closed  # verification (Cloudflare, smoke) only when a close is due
+
     outcome = on_issue_closed(synthetic, ports)
     return [f"reconciled the issue's closed state: {outcome.status}: {outcome.message}"]
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
-
-from github import GithubException
 
 from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
@@ -23,6 +22,8 @@ from incidentops.render import render
 
 def _posted_markers(ports: Ports, number: int) -> str:
     """All comment bodies of the issue in one string: one read per incident, however many reminders."""
+    from github import GithubException  # already loaded by the call below
+
     issue = ports.github.issue(number)
     try:
         # Only our own comments: a marker typed by anyone else must not silence a reminder.
@@ -51,6 +52,11 @@ def _closed(ports: Ports, numbers: set[int], steps: list[str]) -> set[int]:
 
 
 def _people(fields: dict[str, Any], reminder: core.Reminder) -> list[str]:
+    if reminder.kind == "public":  # the comms owner's job; the commander when nobody holds it
+        for key in ("comms_owner", "commander"):
+            if fields.get(key) not in (None, "", "unknown", "unassigned"):
+                return [str(fields.get(key))]
+        return []
     if reminder.kind == "followup":
         owner = str(reminder.facts.get("owner") or "")
         return [owner] if owner and owner != "unassigned" else []
@@ -65,6 +71,10 @@ def run_reminders(ports: Ports) -> Outcome:
     folder = ports.workspace / ports.config.incidents_dir
     steps: list[str] = []
     posted: list[str] = []
+    comms = core.Comms(
+        timedelta(minutes=ports.config.comms_minutes("first_update_minutes", 30)),
+        timedelta(minutes=ports.config.comms_minutes("update_every_minutes", 60)),
+    )
     for path in sorted(folder.glob("INC-*.md")):
         rel = f"{ports.config.incidents_dir}/{path.name}"
         try:
@@ -80,10 +90,10 @@ def run_reminders(ports: Ports) -> Outcome:
             number = int(match.group(1)) if match else None
         if number is None:
             continue
-        due = core.due_reminders(fields, body, now)
+        due = core.due_reminders(fields, body, now, comms=comms)
         linked = {int(r.facts["issue"]) for r in due if r.kind == "followup" and r.facts.get("issue")}
         if linked:
-            due = core.due_reminders(fields, body, now, _closed(ports, linked, steps))
+            due = core.due_reminders(fields, body, now, _closed(ports, linked, steps), comms=comms)
         if not due:
             continue
         already = _posted_markers(ports, number)

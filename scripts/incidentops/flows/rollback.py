@@ -12,8 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
 from incidentops.adapters.git import BOT_EMAIL, Edit
 from incidentops.config import Environment
@@ -281,6 +279,8 @@ SETTLE_POLL = 0.25  # seconds between re-reads while a timed-out request may sti
 
 def _in_flight(err: AmbiguousWriteError) -> bool:
     """A timeout means the request may still be working on the server, unlike a 5xx or a closed connection."""
+    import httpx  # loaded already: the Cloudflare client that raised this uses it
+
     return isinstance(err.__cause__, httpx.TimeoutException)
 
 

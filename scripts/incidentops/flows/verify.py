@@ -13,8 +13,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from github import GithubException
-
 from incidentops.adapters.cloudflare import CloudflareClient
 from incidentops.config import Environment, Service
 from incidentops.core import exit_criteria as crit
@@ -168,6 +166,8 @@ def _issue_state(ports: Ports, number: int, state: str) -> bool:
     """Open or close the issue unless it already is; return whether it changed."""
     if ports.github.issue_state(number) == state:
         return False
+    from github import GithubException  # already loaded by the call above
+
     issue = ports.github.issue(number)
     try:
         if state == "closed":
@@ -372,11 +372,31 @@ def blast_radius(ports: Ports, number: int) -> dict[str, Any]:
     if isinstance(client, str) or env is None:
         return {"error": str(client)}
 
+    # Analytics answer at most a few days per query and keep about a month: longer spans are read in several
+    # queries, and what is older than the data kept is said plainly as not measured, never silently dropped.
+    spans = crit.analytics_spans(since, now)
+    gaps: dict[tuple[str, str, str], list[str]] = {}  # (from, until, why) -> services
+    if spans.too_old is not None:
+        old_from, old_until = spans.too_old
+        why = f"older than Cloudflare Analytics keeps ({crit.ANALYTICS_RETENTION.days} days)"
+        gaps[(format_ts(old_from), format_ts(old_until), why)] = list(services)
+
     async def one(cf: CloudflareClient, service: Service) -> tuple[str, measure.Source, crit.Window | None]:
         source = await measure.source_for(cf, env, service)
         if source.kind == "none":
             return service.name, source, None
-        return service.name, source, await measure.read_window(cf, source, since, now)
+        total = crit.Window(0, 0, None)
+        for start, end in spans.queries:
+            try:
+                part = await measure.read_window(cf, source, start, end)
+            except ApiError as err:
+                if not _analytics_limit(err):
+                    raise
+                gaps.setdefault((format_ts(start), format_ts(end), err.message), []).append(service.name)
+                continue
+            p99 = max((p for p in (total.p99_ms, part.p99_ms) if p is not None), default=None)
+            total = crit.Window(total.requests + part.requests, total.errors + part.errors, p99)
+        return service.name, source, total
 
     async def all_of(cf: CloudflareClient) -> list[tuple[str, measure.Source, crit.Window | None]]:
         async with cf:
@@ -389,10 +409,11 @@ def blast_radius(ports: Ports, number: int) -> dict[str, Any]:
         return {"error": str(err)}
     windows = [w for _, _, w in reads if w is not None]
     requests, errors = sum(w.requests for w in windows), sum(w.errors for w in windows)
+    measured_from = spans.queries[0][0] if spans.queries else now
     measured: dict[str, Any] = {
         "requests": requests,
         "errors": errors,
-        "since": format_ts(since),
+        "since": format_ts(measured_from),
         "until": format_ts(now),
         "services": {
             name: {"requests": w.requests, "errors": w.errors, "source": source.label}
@@ -401,12 +422,17 @@ def blast_radius(ports: Ports, number: int) -> dict[str, Any]:
             for name, source, w in reads
         },
     }
+    if gaps:
+        measured["not_measured"] = [
+            {"from": start, "until": end, "why": why, "services": sorted(names)}
+            for (start, end, why), names in sorted(gaps.items())
+        ]
     key = f"blast-radius-{inc}"
     rate = errors / requests if requests else 0.0
     what = (
         f"Blast radius measured: {requests} requests, {errors} errors "
         f"({rate * 100:.2f}%) on {', '.join(services)} since {measured['since']}"
-    )
+    ) + "".join(f"; {line}" for line in not_measured_lines(measured))
 
     def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
         current = read(path)
@@ -419,3 +445,17 @@ def blast_radius(ports: Ports, number: int) -> dict[str, Any]:
 
     ports.git.commit(edit, f"{inc}: measure the blast radius from Cloudflare Analytics")
     return measured
+
+
+def _analytics_limit(err: ApiError) -> bool:
+    """Whether Cloudflare refused a query for its dataset's time limits (too old, too long a span)."""
+    text = err.message.lower()
+    return "older than" in text or "cannot exceed" in text or "maxduration" in text
+
+
+def not_measured_lines(measured: Mapping[str, Any]) -> list[str]:
+    """Each interval the blast radius does not cover, and why, in words for a comment or a log."""
+    return [
+        f"NOT measured {gap['from']} → {gap['until']} ({', '.join(gap['services'])}): {gap['why']}"
+        for gap in measured.get("not_measured") or []
+    ]

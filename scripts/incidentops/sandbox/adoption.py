@@ -12,6 +12,19 @@ Sources, per route:
 - "Get a GitHub Pages site" (`GET …/pages`: 404 when Pages is off; `build_type` workflow|legacy, `public`);
 - "Get rules for a branch" (`GET …/rules/branches/{branch}`: the active ruleset rules, readable with read access);
 - "Delete a label" (`DELETE …/labels/{name}`, write access, 204).
+- Deployment environments (docs.github.com/en/rest/deployments/environments, "Get an environment":
+  `GET …/environments/{environment_name}`, read access, 404 when there is none; `deployment_branch_policy` is null
+  when any branch may deploy, else `{protected_branches, custom_branch_policies}` with exactly one true;
+  `protection_rules` items typed `wait_timer`, `required_reviewers` (with `reviewers: [{type, reviewer}]`) and
+  `branch_policy`); "List deployment branch policies" (docs.github.com/en/rest/deployments/branch-policies:
+  `GET …/environments/{environment_name}/deployment-branch-policies`, read access, `{total_count,
+  branch_policies: [{id, node_id, name, type: branch|tag}]}`, usable only while `custom_branch_policies` is true:
+  otherwise 404 here, the stricter answer); "List environment secrets" (docs.github.com/en/rest/actions/secrets:
+  `GET …/environments/{environment_name}/secrets`, names and dates only; admin / "Secrets" read, which
+  GITHUB_TOKEN cannot be granted). A workflow job that names a missing environment makes GitHub create it with no
+  protection at all (docs.github.com/en/actions/managing-workflow-runs-and-deployments/managing-deployments/
+  managing-environments-for-deployment, "Referencing an environment that does not exist will create an environment
+  with the referenced name").
 - Cloudflare "Verify Token" (`GET /user/tokens/verify`), "Token Details" (`GET /user/tokens/{id}`, needs the
   user permission "API Tokens Read"), "List Workers" (`GET /accounts/{a}/workers/scripts`), "Get Projects"
   (`GET /accounts/{a}/pages/projects`), "List Zones" (`GET /zones`), "List Routes" (`GET /zones/{z}/workers/routes`);
@@ -41,12 +54,24 @@ SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @dataclass
+class EnvironmentSettings:
+    """One deployment environment, set up as docs/security.md asks: only main deploys, the secrets live here."""
+
+    # "protected" (only protected branches), "custom" (the name patterns below) or None (any branch).
+    branch_policy: str | None = "custom"
+    branch_policies: list[dict[str, str]] = field(default_factory=lambda: [{"name": "main", "type": "branch"}])
+    reviewers: list[str] = field(default_factory=list)  # logins a run waits for (required_reviewers)
+    secrets: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SEED_SECRETS, "2026-11-01T00:00:00Z"))
+
+
+@dataclass
 class RepoSettings:
     """Settings an admin changes in the repository's Settings pages; the defaults are a well set-up repository."""
 
     default_workflow_permissions: str = "read"
     can_approve_pull_request_reviews: bool = True  # "Allow GitHub Actions to create and approve pull requests"
-    secrets: dict[str, str] = field(default_factory=lambda: dict.fromkeys(SEED_SECRETS, "2026-11-01T00:00:00Z"))
+    secrets: dict[str, str] = field(default_factory=dict)  # repository secrets: any branch's workflow reads them
+    environments: dict[str, EnvironmentSettings] = field(default_factory=lambda: {"production": EnvironmentSettings()})
     org_secrets: list[str] = field(default_factory=list)  # organization secrets shared with the repository
     pages: dict[str, Any] | None = field(default_factory=lambda: {"build_type": "workflow", "public": True})
     branch_rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # branch -> ruleset rules
@@ -111,6 +136,76 @@ def install_github(github: GitHubEmulator, settings: RepoSettings) -> None:
             for rule in settings.branch_rules.get(branch, [])
         ]
         return Response(200, rules)
+
+    def environment(name: str) -> EnvironmentSettings:
+        found = settings.environments.get(name)
+        if found is None:
+            raise HttpError(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        return found
+
+    @github.route("GET", "/environments/{name}")
+    def get_environment(call: Call) -> Response:
+        name = call.params["name"]
+        env = environment(name)
+        rules: list[dict[str, Any]] = []
+        ident = 3700 + 10 * sorted(settings.environments).index(name)
+        if env.reviewers:
+            reviewers = [
+                {"type": "User", "reviewer": github.user_json(github.users[login])}
+                for login in env.reviewers
+                if login in github.users
+            ]
+            rules.append(
+                {
+                    "id": ident + 1,
+                    "node_id": f"GA_kwDO{ident + 1}",
+                    "prevent_self_review": False,
+                    "type": "required_reviewers",
+                    "reviewers": reviewers,
+                }
+            )
+        if env.branch_policy is not None:
+            rules.append({"id": ident + 2, "node_id": f"GA_kwDO{ident + 2}", "type": "branch_policy"})
+        policy = (
+            None
+            if env.branch_policy is None
+            else {
+                "protected_branches": env.branch_policy == "protected",
+                "custom_branch_policies": env.branch_policy == "custom",
+            }
+        )
+        return Response(
+            200,
+            {
+                "id": 161088068 + ident,
+                "node_id": f"EN_kwDO{ident}",
+                "name": name,
+                "url": f"{github.repo_api}/environments/{name}",
+                "html_url": f"{github.repo_html}/deployments/activity_log?environments_filter={name}",
+                "created_at": "2026-11-01T00:00:00Z",
+                "updated_at": "2026-11-01T00:00:00Z",
+                "can_admins_bypass": True,
+                "protection_rules": rules,
+                "deployment_branch_policy": policy,
+            },
+        )
+
+    @github.route("GET", "/environments/{name}/deployment-branch-policies")
+    def list_branch_policies(call: Call) -> Response:
+        env = environment(call.params["name"])
+        if env.branch_policy != "custom":
+            raise HttpError(404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+        items = [
+            {"id": 361471 + i, "node_id": f"MDE2OkdhdGVCcmFuY2hQb2xpY3kz{i}", "name": p["name"], "type": p["type"]}
+            for i, p in enumerate(env.branch_policies)
+        ]
+        return Response(200, {"total_count": len(items), "branch_policies": items})
+
+    @github.route("GET", "/environments/{name}/secrets", need="admin")
+    def list_environment_secrets(call: Call) -> Response:
+        env = environment(call.params["name"])
+        items = [{"name": n, "created_at": d, "updated_at": d} for n, d in sorted(env.secrets.items())]
+        return Response(200, {"total_count": len(items), "secrets": items})
 
     @github.route("DELETE", "/labels/{name}", need="write")
     def delete_label(call: Call) -> Response:
@@ -300,6 +395,15 @@ def install_control(app: App, settings: RepoSettings, token: TokenState) -> None
                     "org_secrets": sorted(settings.org_secrets),
                     "pages": settings.pages,
                     "branch_rules": settings.branch_rules,
+                    "environments": {
+                        name: {
+                            "branch_policy": env.branch_policy,
+                            "branch_policies": env.branch_policies,
+                            "reviewers": env.reviewers,
+                            "secrets": sorted(env.secrets),
+                        }
+                        for name, env in settings.environments.items()
+                    },
                 },
                 "cloudflare_token": {"permissions": sorted(token.permissions), "revoked": token.revoked},
             },
@@ -335,6 +439,24 @@ def install_control(app: App, settings: RepoSettings, token: TokenState) -> None
             )
         if "branch_rules" in body:
             settings.branch_rules = {str(b): list(r) for b, r in dict(body["branch_rules"]).items()}
+        for name, change in dict(body.get("environments") or {}).items():
+            # null deletes the environment; a mapping creates or changes it (unspecified fields keep their value).
+            if change is None:
+                settings.environments.pop(str(name), None)
+                continue
+            env = settings.environments.setdefault(str(name), EnvironmentSettings(branch_policy=None, secrets={}))
+            if "branch_policy" in change:
+                if change["branch_policy"] not in (None, "protected", "custom"):
+                    raise HttpError(400, {"message": "branch_policy must be null, protected or custom"})
+                env.branch_policy = change["branch_policy"]
+            if "branch_policies" in change:
+                env.branch_policies = [
+                    {"name": str(p["name"]), "type": str(p.get("type", "branch"))} for p in change["branch_policies"]
+                ]
+            if "reviewers" in change:
+                env.reviewers = [str(login) for login in change["reviewers"]]
+            if "secrets" in change:
+                env.secrets = dict.fromkeys((str(n) for n in change["secrets"]), "2026-11-01T00:00:00Z")
         return show(request)
 
     @app.route("PATCH", "/adoption/cloudflare-token")

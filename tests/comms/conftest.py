@@ -1,0 +1,3 @@
+"""Re-use the sandbox world of the flow tests."""
+
+from tests.flows.conftest import world  # noqa: F401
