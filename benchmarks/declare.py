@@ -1,10 +1,11 @@
-"""Benchmark the declare flow against the sandbox, and the CLI's start-up cost.
+"""Benchmark the declare flow against the sandbox: its GitHub calls and how close it runs to its critical path.
 
-For a sandbox latency of 100 ms per response, each declare (issue already labelled; the flow reads the event, checks
-the actor, commits, pushes, labels, comments) is timed and divided by its own number of GitHub API calls × the
-latency — how close the flow is to its sequential critical path (target: <= 1.5); the median of those per-run ratios
-is the figure. At 0 ms the wall time is the flow's own cost (diagnostic, no target). Then the start-up time of
-`incidentops --help` against `python -c pass` (target: <= 4x).
+A SEV-1 label on an issue from the incident form is declared by the flow (read the event, check the labeller's role,
+commit and push the incident file, label the issue, post one comment, looked up first). At a sandbox latency of 100
+ms per response each declare is timed and divided by its critical path: its own GitHub calls, in sequence, times the
+latency (the git work may hide behind them). The median of those per-run ratios is the figure (target: <= 1.3), and
+the calls per declare are counted in the sandbox's request log (target: <= 4). At 0 ms the wall time is the flow's
+own cost (diagnostic, no target). The sandbox runs in its own process, as GitHub does.
 
 Run: .venv/bin/python benchmarks/declare.py [--runs 5]
 """
@@ -20,8 +21,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 from github import Auth, Github
+from verdict import report
 
 from incidentops.adapters.git import GitRepo
 from incidentops.adapters.github import GitHubClient
@@ -31,104 +35,105 @@ from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import utc_now
 from incidentops.flows.base import Ports
 from incidentops.flows.declare import declare
-from incidentops.sandbox.server import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-CRITICAL_PATH_LATENCY_MS = 100
-CRITICAL_PATH_TARGET = 1.5  # wall time over the sequential API calls' latency alone
-STARTUP_TARGET = 4.0  # `incidentops --help` over a bare interpreter's start-up
+LATENCY_MS = 100
+RATIO_TARGET = 1.3  # wall time over the sequential GitHub calls' latency alone
+CALLS_TARGET = 4
 FORM = (ROOT / "tests" / "fixtures" / "forms" / "full.md").read_text()
 
 
-def one_declare(sandbox: Sandbox, workspace: Path) -> tuple[float, int]:
-    info = sandbox.info
-    person = Github(
-        auth=Auth.Token("oncall-write"),
-        base_url=info["github_api_url"],
-        retry=None,
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-    )
+def github_calls(info: dict[str, Any]) -> int:
+    log = httpx.get(info["control_url"] + "/requests", timeout=60).json()
+    return sum(1 for r in log if r["path"].startswith("/api/v3"))
+
+
+def one_declare(info: dict[str, Any], workspace: Path) -> tuple[float, int]:
+    person = Github(auth=Auth.Token("oncall-write"), base_url=info["github_api_url"], retry=None)
     issue = person.get_repo(info["repository"]).create_issue(title="Benchmark incident", body=FORM)
     issue.add_to_labels("sev-1")
-    delivery = [e for e in sandbox.github.events if e["event"] == "issues" and e["action"] == "labeled"][-1]
-    event = parse_event("issues", json.loads(json.dumps(delivery["payload"])))
-    github = GitHubClient(info["actions_token"], info["repository"], info["github_api_url"])
+    events = httpx.get(info["control_url"] + "/events", timeout=60).json()
+    delivery = [e for e in events if e["event"] == "issues" and e["action"] == "labeled"][-1]
+    event = parse_event("issues", delivery["payload"])
     ports = Ports(
         config=load_config(workspace),
         workspace=workspace,
-        github=github,
+        github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
         git=GitRepo(workspace),
         repository=info["repository"],
         server_url=info["github_server_url"],
         redact=Redactor.from_env({}),
         clock=utc_now,
     )
-    with sandbox.hub.lock:
-        before = len(sandbox.hub.log)
+    before = github_calls(info)
     began = time.perf_counter()
     outcome = declare(event, ports)
     elapsed = time.perf_counter() - began
     assert outcome.status == "declared", outcome.message
-    with sandbox.hub.lock:
-        calls = sum(1 for r in sandbox.hub.log[before:] if r.path.startswith("/api/v3"))
-    return elapsed, calls
+    return elapsed, github_calls(info) - before
 
 
 def bench_latency(latency_ms: int, runs: int) -> list[tuple[float, int]]:
     """(wall seconds, GitHub API calls) of each of `runs` declares at this sandbox latency."""
     root = Path(tempfile.mkdtemp(prefix="bench-declare-"))
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "incidentops",
+            "sandbox",
+            "serve",
+            "--seed",
+            str(ROOT),
+            "--workdir",
+            str(root / "sb"),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
-        sandbox = Sandbox(root / "sandbox", seed=ROOT).start()
+        assert server.stdout is not None
+        info = json.loads(server.stdout.readline())
         workspace = root / "workspace"
-        subprocess.run(["git", "clone", "-q", sandbox.info["bare_repo"], str(workspace)], check=True)
-        sandbox.hub.latency_ms = latency_ms
-        results = [one_declare(sandbox, workspace) for _ in range(runs)]
-        sandbox.stop()
-        return results
+        subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
+        one_declare(info, workspace)  # warm-up: the emulator compiles its validators on first use
+        return [one_declare(info, workspace) for _ in range(runs)]
     finally:
+        server.terminate()
+        server.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def startup(cmd: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        subprocess.run(cmd, check=True, capture_output=True)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times)
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     print(f"declare flow against the sandbox (median of {args.runs} runs)")
     own = bench_latency(0, args.runs)
     print(
         f"  0 ms latency: wall {statistics.median(w for w, _ in own) * 1000:.0f} ms, "
-        f"{statistics.median(c for _, c in own):.0f} API calls (the flow's own cost: diagnostic, no target)"
+        f"{statistics.median(c for _, c in own):.0f} GitHub calls (the flow's own cost: diagnostic, no target)"
     )
-    latency = CRITICAL_PATH_LATENCY_MS
-    runs = bench_latency(latency, args.runs)
-    ratios = [wall / (calls * latency / 1000) for wall, calls in runs]
-    ratio = statistics.median(ratios)
-    path_ok = ratio <= CRITICAL_PATH_TARGET
+    runs = bench_latency(LATENCY_MS, args.runs)
+    ratios = [wall / (calls * LATENCY_MS / 1000) for wall, calls in runs]
     for n, ((wall, calls), r) in enumerate(zip(runs, ratios, strict=True), 1):
-        print(f"  {latency} ms latency, run {n}: wall {wall * 1000:.0f} ms, {calls} API calls, ratio {r:.2f}")
-    print(
-        f"wall / (calls x latency) at {latency} ms: {ratio:.2f} "
-        f"({'meets' if path_ok else 'MISSES'} the target <= {CRITICAL_PATH_TARGET})"
+        print(f"  {LATENCY_MS} ms latency, run {n}: wall {wall * 1000:.0f} ms, {calls} GitHub calls, ratio {r:.2f}")
+    ratio, calls = statistics.median(ratios), max(c for _, c in own + runs)
+    print(f"wall / (calls x latency) at {LATENCY_MS} ms: {ratio:.2f} (target <= {RATIO_TARGET}); calls {calls}")
+    met = report(
+        "declare", "GitHub calls per declare (most of any run)", str(calls), f"<= {CALLS_TARGET}", calls <= CALLS_TARGET
     )
-    exe = Path(sys.executable).parent / "incidentops"
-    cli = startup([str(exe), "--help"], args.runs)
-    bare = startup([sys.executable, "-c", "pass"], args.runs)
-    startup_ok = cli / bare <= STARTUP_TARGET
-    print(
-        f"incidentops --help {cli * 1000:.0f} ms / python -c pass {bare * 1000:.0f} ms = {cli / bare:.1f}x "
-        f"({'meets' if startup_ok else 'MISSES'} the target <= {STARTUP_TARGET}x)"
+    met &= report(
+        "declare",
+        f"wall / critical path at {LATENCY_MS} ms (median)",
+        f"{ratio:.2f}",
+        f"<= {RATIO_TARGET}",
+        ratio <= RATIO_TARGET,
     )
-    return 0 if path_ok and startup_ok else 1
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ from verdict import MARK
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
+    "startup",
     "declare",
     "rollback",
+    "containment",
     "smoke",
     "history",
     "parsing",

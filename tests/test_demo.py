@@ -31,12 +31,19 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
         "rollback PR #2 opened for api-worker, ingest-worker, admin-pages, user-portal",
         "INC-0001: this event was already applied; nothing to do",
         "INC-0001: contained /v1/reports",
+        "/public investigating Tenant t-100 could read other reports → rejected: /public: this text cannot go public",
+        "/publish → recorded: INC-0001: /publish by @oncall-maintain recorded",
         "runs the smoke tests: the contained route answers the deny response",
         "queue-consumer → ",
         "rolled back api-worker, ingest-worker, queue-consumer, admin-pages, user-portal",
         "smoke tests on production passed",
         "lifted containment of /v1/reports",
+        "aware at 2026-11-27T03:14:40Z, deadline 2026-11-30T03:14:40Z, affected tenants ['t-100', 't-200']",
+        "`incidentops remind` on that clock at +24 h posted: remind:INC-0001:breach-24h",
+        "checklist complete: closing is no longer gated",
         "all exit criteria met; closed at",
+        "(0 active, 1 past incident(s))",
+        "status page: Resolved — Reports are available again",
         "── incidents/INC-0001.md",
         "── git log --stat -- incidents/INC-0001.md",
     ]
@@ -51,6 +58,13 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
     ).stdout
     fields = f.read_fields(text)
     assert fields["status"] == "closed" and fields["closed_at"] and fields["security_impacting"] is True
+    assert [(u["state"], u["approved_by"]) for u in fields["public_updates"]] == [
+        ("investigating", "oncall-maintain"),
+        ("resolved", "oncall-maintain"),
+    ]
+    assert set(fields["notification"]["notified"]) == {"t-100", "t-200"} and fields["notification"]["authority"]
+    assert (keep / "site" / "status" / "index.html").is_file()
+    assert "t-100" not in (keep / "site" / "status" / "api" / "v2" / "summary.json").read_text()
     assert [c.get("lifted") is not None for c in fields["containment"]] == [True]
     assert {s for s, v in fields["rollback"]["services"].items() if v["status"] == "done"} == {
         "api-worker",
@@ -95,7 +109,8 @@ def test_demo_via_actions_runs_the_same_story_through_the_real_workflows(tmp_pat
         [sys.executable, "-m", "incidentops", "demo", "--seed", str(ROOT), "--via-actions"],
         capture_output=True,
         text=True,
-        timeout=300,
+        # About 25 workflow runs under act, each a fresh job (8–20 s on a shared 2-core machine): a hang guard only.
+        timeout=900,
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

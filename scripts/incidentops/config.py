@@ -33,6 +33,8 @@ ACTIONS = (
     "smoke",  # /smoke
     "public",  # /public: draft a customer-facing update (the comms owner may, whatever their role)
     "publish",  # /publish: approve a draft for the status page (the comms owner may, whatever their role)
+    "notification",  # /notification authority|tenant: the breach-notification checklist (the comms owner may too)
+    "notification_waive",  # /notification waive <reason>: close without completing the checklist
 )
 SERVICE_KINDS = ("worker", "pages")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

@@ -76,6 +76,12 @@ req-81be02
 """
 
 
+PUBLIC_FIRST = (
+    "Some customers may see incorrect data in reports. We have paused access to reports while we investigate."
+)
+PUBLIC_RESOLVED = "Reports are available again and show only your own data. We are contacting affected customers."
+
+
 class DemoFailed(IncidentOpsError):
     """A demo step failed; the message names the step."""
 
@@ -284,6 +290,18 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
             digest = _proposal_digest(world, number)
             _report(n, world.comment(number, "oncall-write", f"/contain confirm {digest}"), ("contained",))
         clock.advance(1)
+        with n.step("The comms owner tells customers: a draft naming a tenant is refused; a clean one is approved"):
+            for login, body, expect in (
+                ("oncall-write", "/comms @oncall-maintain", ("recorded",)),
+                ("oncall-maintain", "/public investigating Tenant t-100 could read other reports", ("rejected",)),
+                ("oncall-maintain", f"/public investigating {PUBLIC_FIRST}", ("recorded",)),
+                ("oncall-maintain", "/publish", ("recorded",)),
+            ):
+                outcome = world.comment(number, login, body)
+                n.detail(f"@{login}: {body[:60]} → {outcome.status}: {outcome.message}")
+                if outcome.status not in expect:
+                    raise DemoFailed(f"{body.split()[0]}: expected {expect[0]}, got {outcome.status}")
+        clock.advance(1)
         with n.step("@oncall-write runs the smoke tests: the contained route answers the deny response"):
             _report(n, world.comment(number, "oncall-write", "/smoke"), ("failed", "passed", "incomplete"))
         pr = next(iter(world.repo("oncall-admin").get_pulls(state="open")))
@@ -303,7 +321,6 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
         clock.advance(2)
         with n.step("The team records roles, evidence, decisions and follow-ups in comments"):
             for login, body in (
-                ("oncall-write", "/comms @oncall-maintain"),
                 ("oncall-write", "/status Rolled back; tenant data no longer exposed. Watching metrics."),
                 ("oncall-write", "/security-impact yes tenant t-100 could read t-200's reports for 2 hours"),
                 ("oncall-write", "/risk tenant-isolation cleared rolled back to v1.2.0; smoke isolation checks green"),
@@ -317,7 +334,17 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
                 n.detail(f"{body.split()[0]:<16} → {outcome.status}: {outcome.message}")
                 if outcome.exit_code:
                     raise DemoFailed(f"{body.split()[0]} failed: {outcome.message}")
-        clock.advance(25)
+        clock.advance(1)
+        with n.step("The breach clock: /security-impact yes on a tenant-isolation incident started it (72 hours)"):
+            _breach_clock(n, world, number)
+        clock.advance(19)
+        with n.step("@oncall-maintain publishes the resolution for customers"):
+            for login, body in (
+                ("oncall-maintain", f"/public resolved {PUBLIC_RESOLVED}"),
+                ("oncall-maintain", "/publish"),
+            ):
+                _report(n, world.comment(number, login, body), ("recorded",))
+        clock.advance(4)
         with n.step("@oncall-write comments /resolve → exit criteria checked on smoke tests, metrics and evidence"):
             _report(n, world.comment(number, "oncall-write", "/resolve"), ("closed",))
         text = world.incident(number)
@@ -336,6 +363,8 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
         )
         n.line(f"Follow-up issues: {', '.join(f'#{i.number} {i.title}' for i in followups) or 'none'}")
         n.line(f"New ADRs: {', '.join(adrs) or 'none'}")
+        with n.step("`incidentops report` builds the incident history and the public status page"):
+            _status_page(n, world, root / "site")
         n.line(f"── {path} " + "─" * 50)
         n.line(text)
         n.line(f"── git log --stat -- {path} " + "─" * 36)
@@ -347,6 +376,7 @@ def run_demo(seed: Path, keep: Path | None = None, out: TextIO | None = None, vi
             # The copy's `origin` must point at the kept bare repository: the original goes with the temp folder.
             _git("remote", "set-url", "origin", str(kept_bare), cwd=keep / world.workspace.relative_to(root))
             n.line(f"Workspace kept in {keep / 'workspace'} (its origin, the bare repository: {kept_bare}).")
+            n.line(f"Status page kept in {keep / 'site' / 'status' / 'index.html'} (open it in a browser).")
         n.line(f"Finished in {time.monotonic() - n.started:.1f}s (wall time).")
         return 0
     finally:
@@ -387,3 +417,55 @@ def _force_queue_consumer(n: Narrator, world: DemoWorld, number: int, pr: Any) -
         branch=branch,
     )
     n.detail(f"pushed to {branch}: queue-consumer → {item.target[:8]} with force: true")
+
+
+def _breach_clock(n: Narrator, world: DemoWorld, number: int) -> None:
+    """The notification block, the reminders a controlled clock makes due, and the checklist completed."""
+    from dataclasses import replace
+
+    from incidentops.core import breach
+    from incidentops.flows.remind import run_reminders
+    from incidentops.wiring import ports_from_env
+
+    clock = f.read_fields(world.incident(number)).get("notification") or {}
+    if not clock:
+        raise DemoFailed("/security-impact yes started no breach-notification clock")
+    n.detail(f"aware at {clock['aware_at']}, deadline {clock['deadline']}, affected tenants {clock['tenants']}")
+    aware = datetime.strptime(clock["aware_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    for hours in (24, 48, 66):
+        ahead = aware + timedelta(hours=hours)
+        due = breach.due(f.read_fields(world.incident(number)), ahead)
+        n.detail(f"on a clock at +{hours} h the reminder due is {due[0] if due else 'none'}")
+    ports = replace(ports_from_env(world.env), clock=lambda: aware + timedelta(hours=24))
+    posted = [k for k in run_reminders(ports).details.get("posted", []) if ":breach-" in k]
+    n.detail(f"`incidentops remind` on that clock at +24 h posted: {', '.join(posted) or 'nothing'}")
+    if not posted:
+        raise DemoFailed("the reminder run at +24 h posted no breach reminder")
+    for login, body in (
+        ("oncall-maintain", "/notification tenant t-100 t-200"),
+        ("oncall-admin", "/notification authority reported to the supervisory authority, case DPA-2026-117"),
+    ):
+        outcome = world.comment(number, login, body)
+        n.detail(f"@{login}: {body} → {outcome.status}")
+        if outcome.status != "recorded":
+            raise DemoFailed(f"{body}: {outcome.message}")
+    left = breach.open_items(f.read_fields(world.incident(number)))
+    n.detail("checklist complete: closing is no longer gated" if not left else f"still open: {left}")
+
+
+def _status_page(n: Narrator, world: DemoWorld, site: Path) -> None:
+    """Build the site from the pushed incident files, as the report workflow does, and show the status page."""
+    from incidentops.config import load_config
+    from incidentops.flows.report import build_report
+    from incidentops.flows.statuspage import build_status_page
+
+    _git("pull", "-q", "--ff-only", cwd=world.workspace)
+    incidents = world.workspace / "incidents"
+    n.detail(build_report(incidents, site, workspace=world.workspace).message)
+    status = build_status_page(incidents, site / "status", load_config(world.workspace), world.clock.now)
+    n.detail(status.message)
+    summary = json.loads((site / "status" / "api" / "v2" / "summary.json").read_text(encoding="utf-8"))
+    n.detail(f"summary.json: {summary['status']['description']}; {len(summary['components'])} components")
+    page = (site / "status" / "index.html").read_text(encoding="utf-8")
+    for text in re.findall(r'<li><span class="state">(\w+)</span> — (.*?) <span class="when">', page):
+        n.detail(f"status page: {text[0]} — {text[1]}")

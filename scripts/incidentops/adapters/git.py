@@ -22,6 +22,7 @@ from incidentops.errors import GitError
 
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+SYNC_FRESH_FOR = 5.0  # seconds after a sync in which a commit skips its own fetch (a stale tip only costs a retry)
 
 # An edit reads files through the callable and returns {path: new text}; empty means nothing to change.
 Edit = Callable[[Callable[[str], str | None]], Mapping[str, str]]
@@ -91,6 +92,7 @@ class GitRepo:
         # the remote tip or publishing a branch cannot touch the branches (or the work) of the person's clone.
         self.detached = detached
         self.commands: list[str] = []  # what was run, for the job summary and tests
+        self._synced: tuple[str, float] | None = None  # (tip, when) of the last sync, while nothing moved HEAD
 
     @classmethod
     def private_worktree(cls, checkout: Path, branch: str = "main", remote: str = "origin") -> GitRepo:
@@ -146,12 +148,14 @@ class GitRepo:
     def sync(self) -> str:
         """Move the work tree to the remote branch's current tip; return its sha."""
         self.run("fetch", "--quiet", self.remote, self.branch)
+        # --force: index and work tree as at the tip (what `reset --hard` did), in the same process.
         if self.detached:
-            self.run("checkout", "--quiet", "--detach", f"{self.remote}/{self.branch}")
+            self.run("checkout", "--quiet", "--force", "--detach", f"{self.remote}/{self.branch}")
         else:
-            self.run("checkout", "--quiet", "-B", self.branch, f"{self.remote}/{self.branch}")
-        self.run("reset", "--quiet", "--hard", f"{self.remote}/{self.branch}")
-        return self.run("rev-parse", "HEAD").stdout.strip()
+            self.run("checkout", "--quiet", "--force", "-B", self.branch, f"{self.remote}/{self.branch}")
+        tip = self.run("rev-parse", "HEAD").stdout.strip()
+        self._synced = (tip, time.monotonic())
+        return tip
 
     def read(self, path: str) -> str | None:
         """A file's text in the work tree, or None if it does not exist."""
@@ -196,7 +200,13 @@ class GitRepo:
         started = time.monotonic()
         attempt = 0
         for attempt in range(1, self.max_attempts + 1):
-            self.sync()
+            # A flow that synced a moment ago (to read the file) need not fetch again: if the tip moved since, the
+            # push is rejected and the edit is re-applied on the new tip, as for any race.
+            just_synced = attempt == 1 and self._synced is not None and started - self._synced[1] < SYNC_FRESH_FOR
+            self._synced = None
+            if not just_synced:
+                self.sync()
+                self._synced = None
             changes = self._stage(edit)
             if not changes:
                 return CommitResult(None, attempt, ())
@@ -266,6 +276,7 @@ class GitRepo:
     def publish_branch(self, branch: str, edit: Edit, message: str) -> CommitResult:
         """Commit `edit` on top of the default branch as `branch` and push it (our own branch, never main)."""
         self.sync()
+        self._synced = None
         changes = self._stage(edit)
         if not changes:
             return CommitResult(None, 1, ())

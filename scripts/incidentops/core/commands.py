@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from incidentops.core import breach
 from incidentops.core import incidentfile as f
 
 # A command is a line that starts with `/name` followed by a space or the end of the line, so paths such as
@@ -336,7 +337,17 @@ def apply(text: str, command: Parsed, ctx: Context) -> str | None:
         why = f.escape_cell(command.why)
         line = f"- Security-impacting behavior changed: **{answer}** — {why} ({ctx.at}, @{ctx.actor})"
         text = append_section_line(text, "Evidence", line)
-        return f.append_timeline(text, _row(ctx, f"Security impact: {answer} — {command.why}"))
+        text = f.append_timeline(text, _row(ctx, f"Security impact: {answer} — {command.why}"))
+        fields = f.read_fields(text)
+        if command.impacting and breach.tenant_isolation_at_risk(fields) and breach.block(fields) is None:
+            clock = breach.start(fields, ctx)
+            text = f.set_fields(text, {"notification": clock})
+            what = (
+                f"Breach-notification clock started: aware at {clock['aware_at']}, authority and tenants to be "
+                f"notified by {clock['deadline']} (72 hours)"
+            )
+            text = f.append_timeline(text, f.TimelineRow(ctx.at, "incidentops", what, ctx.link, ""))
+        return text
     if isinstance(command, Risk):
         fields = f.read_fields(text)
         risks = dict(fields.get("risks") or {}) if isinstance(fields.get("risks"), dict) else {}

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from incidentops.core import breach
 from incidentops.core.timefmt import parse_ts
 
 UNKNOWN = "unknown"
@@ -367,7 +368,19 @@ def evaluate(facts: Facts, thresholds: Thresholds | None = None) -> Verdict:
     checks += _containment(facts.fields)
     checks += _risks(facts.fields)
     checks += _evidence(facts)
+    checks += _notification(facts.fields)
     return Verdict(checks)
+
+
+def _notification(fields: Mapping[str, Any]) -> list[Check]:
+    """The breach-notification checklist, when the incident has one: complete, or waived by an admin."""
+    if breach.block(fields) is None:
+        return []
+    problem = breach.closing_problem(fields)
+    if problem:
+        return [Check("notification", False, problem)]
+    done = "waived by an admin" if breach.waived(fields) else "the authority and every affected tenant notified"
+    return [Check("notification", True, f"Breach notification: {done}.")]
 
 
 def table_rows(body: str, section: str) -> list[list[str]]:

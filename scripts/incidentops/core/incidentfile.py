@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -63,10 +64,23 @@ class TimelineRow:
     key: str = ""  # idempotency key of the event that produced the row
 
 
+_PER_THREAD = threading.local()  # ruamel's YAML objects are reusable, not shareable across threads
+
+
 def _dumper() -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.default_flow_style = True
-    yaml.width = 1_000_000_000  # one line per key, whatever its length
+    # One per thread, reused: building it costs as much as dumping a key, and a new file dumps twenty keys.
+    yaml: YAML | None = getattr(_PER_THREAD, "dumper", None)
+    if yaml is None:
+        yaml = _PER_THREAD.dumper = YAML(typ="rt")
+        yaml.default_flow_style = True
+        yaml.width = 1_000_000_000  # one line per key, whatever its length
+    return yaml
+
+
+def _loader() -> YAML:
+    yaml: YAML | None = getattr(_PER_THREAD, "loader", None)
+    if yaml is None:
+        yaml = _PER_THREAD.loader = YAML(typ="safe")
     return yaml
 
 
@@ -135,7 +149,7 @@ def read_fields(text: str) -> dict[str, Any]:
     """Parse the front matter into plain Python values."""
     front, _ = split(text)
     try:
-        data = YAML(typ="safe").load(front)
+        data = _loader().load(front)
     except YAMLError as exc:
         raise IncidentFileError(f"incident front matter is not valid YAML: {exc}") from exc
     if data is None:

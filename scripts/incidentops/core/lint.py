@@ -16,6 +16,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from incidentops.core import breach
 from incidentops.core.incidentfile import FENCE
 from incidentops.core.timefmt import TS_FORMAT
 
@@ -275,6 +276,12 @@ def _check_types(data: dict[str, Any], line_of: Callable[[str], int], add: Calla
     for key in ("containment", "escalations", "unknown_fields"):
         if key in data and not isinstance(data[key], list):
             add(line_of(key), f"{key} must be a list")
+    if "notification" in data and not isinstance(data["notification"], dict):
+        add(line_of("notification"), "notification must be a mapping (aware_at, deadline, tenants, …)")
+    elif isinstance(data.get("notification"), dict):
+        for key in ("aware_at", "deadline"):
+            if not _valid_ts(data["notification"].get(key)):
+                add(line_of("notification"), f"notification.{key}: {_ts_problem(data['notification'].get(key))}")
     if "public_updates" in data:
         for message in _public_update_problems(data["public_updates"]):
             add(line_of("public_updates"), message)
@@ -409,6 +416,9 @@ def _check_closed(
     open_risks = [k for k, v in (risks or {}).items() if v == "open"]
     if open_risks:
         add(line_of("risks"), f"a closed incident has open risks: {', '.join(map(str, open_risks))}")
+    notification_problem = breach.closing_problem(data)
+    if notification_problem:
+        add(line_of("notification"), "a closed incident has an open breach notification: " + notification_problem)
     if not data.get("verification"):
         add(
             line_of("verification") if "verification" in data else status_line,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from incidentops.core import breach
 from incidentops.core.exit_criteria import table_rows
 from incidentops.core.timefmt import parse_ts
 
@@ -24,7 +25,7 @@ OPEN_STATUSES = ("declared", "contained", "mitigated")
 @dataclass(frozen=True)
 class Reminder:
     key: str  # the condition, e.g. remind:INC-0007:commander-unassigned
-    kind: str  # unassigned | status | public | containment | followup (names the template)
+    kind: str  # unassigned | status | public | breach | containment | followup (names the template)
     facts: dict[str, Any]  # what the template says
 
     @property
@@ -118,6 +119,10 @@ def due_reminders(
                 route = str(entry.get("route") or "?")
                 key = f"remind:{inc}:containment-expired:{entry.get('rule_id') or _slug(route)}:{entry.get('expires')}"
                 due.append(Reminder(key, "containment", {"route": route, "expires": entry.get("expires")}))
+    clock = breach.due(fields, now)
+    if clock is not None:  # whatever the status: a resolved incident may still owe notifications
+        condition, facts = clock
+        due.append(Reminder(f"remind:{inc}:{condition}", "breach", facts))
     closed = set(closed_issues)
     for item in followups(body):
         if item.due < now.date() and (item.issue is None or item.issue not in closed):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from incidentops.core import breach
 from incidentops.core import incidentfile as f
 
 SEVERITIES = ("SEV-1", "SEV-2", "SEV-3")
@@ -249,6 +250,12 @@ class Summary:
     tta: timedelta | None
     ttr: timedelta | None
     problems: tuple[str, ...]
+    # Breach notification (core.breach): from becoming aware to notifying the supervisory authority, and how
+    # many affected tenants were notified of how many. Counts and times only: the tenant IDs stay private.
+    time_to_notify: timedelta | None = None
+    notify_deadline: datetime | None = None
+    tenants_notified: tuple[int, int] | None = None
+    notification_waived: bool = False
 
     @property
     def page(self) -> str:
@@ -471,6 +478,7 @@ def _parse(incident_id: str, name: str, text: str) -> Incident:
         tta=tta,
         ttr=ttr,
         problems=tuple(problems),
+        **_notification(fields),
     )
     return Incident(
         summary=summary,
@@ -479,6 +487,21 @@ def _parse(incident_id: str, name: str, text: str) -> Incident:
         verification=tuple(facts("verification", fields.get("verification"))),
         state=tuple(state),
     )
+
+
+def _notification(fields: dict[str, Any]) -> dict[str, Any]:
+    clock = breach.block(fields)
+    if clock is None:
+        return {}
+    notified = clock.get("notified") if isinstance(clock.get("notified"), dict) else {}
+    assert isinstance(notified, dict)
+    affected = breach.tenants(fields)
+    return {
+        "time_to_notify": breach.time_to_notify(fields),
+        "notify_deadline": parse_timestamp(clock.get("deadline")),
+        "tenants_notified": (sum(1 for t in affected if t in notified), len(affected)),
+        "notification_waived": breach.waived(fields),
+    }
 
 
 REQUIRED_SECTIONS = ("Evidence", "Recovery verification", "Follow-ups")

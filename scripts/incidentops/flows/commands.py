@@ -14,14 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from incidentops.core import breach, public
 from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
-from incidentops.core import public
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event, is_own_login
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
+from incidentops.flows.breach import notification_command
 from incidentops.flows.public import public_command, publish_command
 
 Run = Callable[[Event, Ports, str], Outcome]
@@ -214,6 +215,13 @@ COMMANDS: dict[str, Command] = {
     ),
     "publish": Command(
         "publish", publish_command, public.USAGE["publish"], "approve a draft for the status page", "comms_owner"
+    ),
+    "notification": Command(
+        "notification",
+        _one_line(notification_command),
+        breach.USAGE,
+        "record who notified the authority or a tenant of a breach, or (admin) waive it",
+        "comms_owner",
     ),
     "help": Command("", help_command, core.USAGE["help"], "show this list"),
 }

@@ -7,6 +7,7 @@ changes nothing) → label the issue → post one comment (found by its hidden m
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -52,15 +53,28 @@ def declare(event: Event, ports: Ports) -> Outcome:
     if isinstance(decision, core.NotForUs):
         return Outcome("skipped", f"not for us: {decision.reason}")
     assert event.issue is not None
+    path = core.incident_path(ports.config, event.issue.number)
+    # The GitHub calls and the git work overlap where neither needs the other: the sender's role (read live, as
+    # GitHub reports it) while git fetches; the label and the look-up of earlier comments while the commit is
+    # pushed. Nothing is written before the role allows it.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="declare") as pool:
+        asked = pool.submit(ports.github.role_of, event.sender)
+        ports.git.sync()
+        exists = ports.git.read(path) is not None
+        action = "escalate" if exists else "declare"
+        role = asked.result()
+        if not ports.config.allows(action, role):
+            return refuse(event, ports, action, role)
+        return _declare(event, ports, decision, exists, pool)
+
+
+def _declare(
+    event: Event, ports: Ports, decision: core.SeverityChange, exists: bool, pool: ThreadPoolExecutor
+) -> Outcome:
+    assert event.issue is not None
     number = event.issue.number
     inc_id = core.incident_id(number)
     path = core.incident_path(ports.config, number)
-    ports.git.sync()
-    exists = ports.git.read(path) is not None
-    action = "escalate" if exists else "declare"
-    role = ports.github.role_of(event.sender)
-    if not ports.config.allows(action, role):
-        return refuse(event, ports, action, role)
 
     now = ports.clock()
     intake = read_intake(
@@ -87,6 +101,13 @@ def declare(event: Event, ports: Ports) -> Outcome:
         return {path: ports.redact(change[0])}
 
     verb = "declare" if not exists else "re-classify"
+    # A new incident: the payload lists the issue's labels as the event fired, so the incident label there needs no
+    # call, and adding one already there changes nothing (issues/add-labels), so no look-up goes first. Its comment
+    # is looked up by its marker before it is posted: the comments are read meanwhile. (A replay writes nothing:
+    # its label is looked up below before anything is added.)
+    fresh = not exists and ports.config.incident_label not in event.issue.labels
+    label = pool.submit(ports.github.add_labels, number, ports.config.incident_label) if fresh else None
+    looked_up = None if exists else pool.submit(ports.github.comments, number)
     result = ports.git.commit(edit, f"{inc_id}: {verb} {decision.severity} (@{event.sender}, #{number})")
     steps = []
     if result.sha:
@@ -94,10 +115,14 @@ def declare(event: Event, ports: Ports) -> Outcome:
     text = ports.git.read(path) or ""
     fields = f.read_fields(text)
     url = file_url(ports, path)
-
-    if not ports.github.issue_has_label(number, ports.config.incident_label):
+    if label is not None:
+        label.result()
+        steps.append(f"labelled #{number} {ports.config.incident_label!r}")
+    elif exists and not ports.github.issue_has_label(number, ports.config.incident_label):
         ports.github.add_labels(number, ports.config.incident_label)
         steps.append(f"labelled #{number} {ports.config.incident_label!r}")
+    if looked_up is not None:
+        looked_up.result()
 
     kind = produced.get("kind")
     row = _row_for(text, event.key)

@@ -52,7 +52,7 @@ def _closed(ports: Ports, numbers: set[int], steps: list[str]) -> set[int]:
 
 
 def _people(fields: dict[str, Any], reminder: core.Reminder) -> list[str]:
-    if reminder.kind == "public":  # the comms owner's job; the commander when nobody holds it
+    if reminder.kind in ("public", "breach"):  # the comms owner's job; the commander when nobody holds it
         for key in ("comms_owner", "commander"):
             if fields.get(key) not in (None, "", "unknown", "unassigned"):
                 return [str(fields.get(key))]
