@@ -143,6 +143,11 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
     assert [c for c in checks if c.status == FAIL] == []
     (pins,) = [c for c in checks if c.id == "github.callers"]
     assert pins.status == OK and "5 caller(s) pin incidentops/incidentops@aaaaaaaaaaaa" in pins.detail
+    # A person moves one copy of the pin by hand: the workflow and its package code would part ways.
+    caller = ws / ".github/workflows/rollback.yml"
+    caller.write_text(caller.read_text().replace("a" * 40 + " # v", "b" * 40 + " # v", 1))
+    (pins,) = [c for c in run_doctor(ws, empty.env()) if c.id == "github.callers"]
+    assert pins.status == FAIL and "rollback.yml (job rollback)" in pins.detail, pins
 
 
 def test_a_second_run_changes_nothing_and_says_so(empty: Setup) -> None:
