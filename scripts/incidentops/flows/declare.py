@@ -101,12 +101,8 @@ def _declare(
         return {path: ports.redact(change[0])}
 
     verb = "declare" if not exists else "re-classify"
-    # A new incident: the payload lists the issue's labels as the event fired, so the incident label there needs no
-    # call, and adding one already there changes nothing (issues/add-labels), so no look-up goes first. Its comment
-    # is looked up by its marker before it is posted: the comments are read meanwhile. (A replay writes nothing:
-    # its label is looked up below before anything is added.)
-    fresh = not exists and ports.config.incident_label not in event.issue.labels
-    label = pool.submit(ports.github.add_labels, number, ports.config.incident_label) if fresh else None
+    # A new incident's comment is looked up by its marker before it is posted: the comments are read while the
+    # commit is pushed (a read; nothing is written before the commit has landed).
     looked_up = None if exists else pool.submit(ports.github.comments, number)
     result = ports.git.commit(edit, f"{inc_id}: {verb} {decision.severity} (@{event.sender}, #{number})")
     steps = []
@@ -115,9 +111,12 @@ def _declare(
     text = ports.git.read(path) or ""
     fields = f.read_fields(text)
     url = file_url(ports, path)
-    if label is not None:
-        label.result()
-        steps.append(f"labelled #{number} {ports.config.incident_label!r}")
+    # The payload lists the issue's labels as the event fired: the incident label there needs no call. For a new
+    # incident, adding it changes nothing if it is there meanwhile (issues/add-labels), so no look-up goes first and
+    # it is added while the comment is posted. A replay looks it up and writes nothing.
+    label = None
+    if not exists and ports.config.incident_label not in event.issue.labels:
+        label = pool.submit(ports.github.add_labels, number, ports.config.incident_label)
     elif exists and not ports.github.issue_has_label(number, ports.config.incident_label):
         ports.github.add_labels(number, ports.config.incident_label)
         steps.append(f"labelled #{number} {ports.config.incident_label!r}")
@@ -173,6 +172,9 @@ def _declare(
         )
     else:
         status, message = "unchanged", f"{inc_id} is already {decision.severity}; nothing to do"
+    if label is not None:
+        label.result()
+        steps.append(f"labelled #{number} {ports.config.incident_label!r}")
     return Outcome(status, message, incident_id=inc_id, path=path, steps=steps)
 
 
