@@ -66,8 +66,15 @@ wrangler: $(WRANGLER_DIR)/node_modules/.installed
 incidents-lint: install
 	$(VENV)/bin/incidentops lint
 
+# pytest-xdist workers: most tests wait on subprocesses (act, wrangler, git, the CLI) or on the sandbox's latency,
+# so 4 workers keep 2 cores busy. Tests sharing a module-scoped set-up stay on one worker, and the long ones start
+# first (tests/conftest.py); `--no-loadscope-reorder` keeps that order. The suite starts hundreds of Python
+# processes (the CLI, act's steps, the sandbox): with PYTHONDONTWRITEBYTECODE set, each one would compile PyGithub
+# and the package from source again (about 3 s of CPU each), so the tests run with Python's default bytecode cache.
+TEST_WORKERS ?= 4
+
 test: lock-check install lint typecheck imports workflows incidents-lint wrangler
-	$(VENV)/bin/pytest -q
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
 
 test-fast: install
 	$(VENV)/bin/pytest -q -m "not slow and not act and not wrangler"

@@ -88,6 +88,7 @@ def one_run(latency_ms: int, sequential: bool) -> tuple[float, int]:
             str(latency_ms),
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     try:

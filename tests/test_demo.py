@@ -20,7 +20,7 @@ def test_demo_tells_the_whole_story_and_keeps_the_workspace(tmp_path: Path) -> N
         [sys.executable, "-m", "incidentops", "demo", "--seed", str(ROOT), "--keep", str(keep)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=600,  # a hang guard only: make test runs this beside three other workers
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from incidentops.sandbox import actions_rules as rules
-from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, load_workflows
+from incidentops.sandbox.scheduler import ActionsScheduler, Execution, WorkflowRun, effective_jobs, load_workflows
 from tests.e2e import test_workflow_security as security
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -191,10 +192,62 @@ def test_activity_types_no_flow_handles_start_no_run() -> None:
 def test_the_sandbox_reads_each_jobs_if_as_act_does(workflow: str, event: str, make: Any, runs: bool) -> None:
     """The same payloads tests/e2e/test_workflow_security.py::test_job_filter hands to act: the sandbox's reading of
     the job's `if:` must agree with act's (the scheduler also reports any disagreement at run time)."""
-    doc = next(w.doc for w in WORKFLOWS if w.file == workflow)
-    job = next(iter(doc["jobs"].values()))
+    found = next(w for w in WORKFLOWS if w.file == workflow)
     payload = make()
     delivery = rules.Delivery(event, payload)
-    contexts = {"github": rules.github_context(delivery, "octo-org/Hello-World", str(doc.get("name")), "c" * 40)}
+    github = rules.github_context(delivery, "octo-org/Hello-World", found.name, "c" * 40)
+    contexts: dict[str, Any] = {"github": github, "vars": {}}
     contexts["github"]["repository"] = payload["repository"]["full_name"]
-    assert rules.condition(job.get("if"), contexts) is runs
+    # The caller's job calls the reusable workflow; its first job (the gate, or the only job) decides.
+    jobs, problems = effective_jobs(found, contexts)
+    assert not problems
+    assert all(rules.condition(expression, where) for expression, where in jobs[0].conditions) is runs
+
+
+def test_an_adopting_repositorys_caller_runs_the_pinned_workflows_jobs_and_groups(tmp_path: Path) -> None:
+    """A caller of another repository's reusable workflow (as `incidentops init` writes it): the run belongs to the
+    caller's file, the called gate's `if:` decides, and the called writers' group is where it waits."""
+    from incidentops.render import render
+
+    sha = "d" * 40
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    gh = lambda inner: "${{ " + inner + " }}"  # noqa: E731
+    text = render(
+        "adopt/caller-incident.yml.j2", None, upstream="incidentops/incidentops", sha=sha, version="0.1.0", gh=gh
+    )
+    (folder / "incident.yml").write_text(text)
+    upstream = REPO_ROOT / ".github" / "workflows"
+    asked: list[str] = []
+
+    def resolve(uses: str) -> Any:
+        asked.append(uses)
+        name = uses.split("/.github/workflows/")[1].split("@")[0]
+        return YAML(typ="safe").load((upstream / name).read_text())
+
+    workflows = load_workflows(folder, resolve)
+    assert asked == [f"incidentops/incidentops/.github/workflows/reusable-incident.yml@{sha}"]
+    s = ActionsScheduler(workflows, Recorder(), repository="acme/ops", main_sha=lambda: "c" * 40)
+    (declared,) = s.deliver("issues", labeled("sev-1"))
+    assert (declared.workflow, declared.group, declared.status) == ("incident.yml", "incident-7", "queued")
+    (skipped,) = s.deliver("issues", labeled("bug"))
+    assert (skipped.conclusion, skipped.group) == ("skipped", None)
+    (waiting,) = s.deliver("issue_comment", commented("/note one"))
+    assert waiting.status == "pending" and waiting.group == "incident-7"
+    assert not s.problems
+
+
+def test_a_call_the_sandbox_cannot_read_is_a_problem_not_a_guess(tmp_path: Path) -> None:
+    folder = tmp_path / "workflows"
+    folder.mkdir()
+    (folder / "incident.yml").write_text(
+        "name: incident\non:\n  issues:\n    types: [labeled]\npermissions: {}\njobs:\n"
+        "  incident:\n    uses: elsewhere/x/.github/workflows/reusable-incident.yml@" + "e" * 40 + "\n"
+    )
+    s = ActionsScheduler(load_workflows(folder), Recorder(), repository="acme/ops", main_sha=lambda: "c" * 40)
+    s.deliver("issues", labeled("sev-1"))
+    assert s.problems == [
+        "incident.yml job incident: the called workflow elsewhere/x/.github/workflows/reusable-incident.yml@"
+        + "e" * 40
+        + " was not found"
+    ]

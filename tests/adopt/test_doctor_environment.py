@@ -106,9 +106,10 @@ def test_required_reviewers_are_informational_unless_the_config_asks(setup: Setu
 
 
 def test_a_job_reading_secrets_outside_an_environment_fails(setup: Setup) -> None:
-    workflow = setup.workspace / ".github/workflows/remind.yml"
+    # The job that reads the secrets is in the reusable workflow remind.yml calls.
+    workflow = setup.workspace / ".github/workflows/reusable-remind.yml"
     text = workflow.read_text()
-    assert "    environment: production\n" in text
-    workflow.write_text(text.replace("    environment: production\n", "", 1))
+    assert "    environment: ${{ inputs.environment }}\n" in text
+    workflow.write_text(text.replace("    environment: ${{ inputs.environment }}\n", "", 1))
     check = setup.doctor()["github.environment.none"]
-    assert check.status == FAIL and "remind.yml:" in check.detail and "CLOUDFLARE_API_TOKEN" in check.detail
+    assert check.status == FAIL and "reusable-remind.yml:" in check.detail and "CLOUDFLARE_API_TOKEN" in check.detail

@@ -14,7 +14,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from incidentops.config import parse_config
-from incidentops.core.doctor import FAIL
+from incidentops.core.doctor import FAIL, OK
 from incidentops.core.runbook import parse_runbook
 from incidentops.flows.doctor import run_doctor
 from incidentops.sandbox.server import Sandbox
@@ -122,8 +122,11 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
     for name in ("incident", "rollback", "remind", "lint", "doctor"):
         caller = (ws / f".github/workflows/{name}.yml").read_text()
         (job,) = YAML(typ="safe").load(caller)["jobs"].values()
-        assert job["uses"] == PIN.replace("@", f"/.github/workflows/{name}.yml@")
-        assert "${{ secrets.GITHUB_TOKEN }}" not in caller
+        # The reusable workflow pinned by SHA, and the same string again for the package code it checks out.
+        assert job["uses"] == PIN.replace("@", f"/.github/workflows/reusable-{name}.yml@")
+        assert job["with"]["incidentops-uses"] == job["uses"]
+        assert f"{job['uses']} # v" in caller  # the version comment Dependabot keeps in step
+        assert "secrets." not in caller  # environment secrets reach the called job through `inherit` only
     zizmor = Path(sys.executable).parent / "zizmor"
     audit = subprocess.run([str(zizmor), "--offline", str(ws / ".github/workflows")], capture_output=True, text=True)
     assert audit.returncode == 0 and "failed to parse" not in audit.stderr, audit.stdout + audit.stderr
@@ -136,8 +139,15 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
         assert name in labels and labels[name]["description"], name
     assert "wrote     incidentops.yaml" in run.stdout and "created   label sev-1" in run.stdout
     # …and the result passes doctor (the secret it needs is set in the emulated repository).
-    failing = [c for c in run_doctor(ws, empty.env()) if c.status == FAIL]
-    assert failing == []
+    checks = run_doctor(ws, empty.env())
+    assert [c for c in checks if c.status == FAIL] == []
+    (pins,) = [c for c in checks if c.id == "github.callers"]
+    assert pins.status == OK and "5 caller(s) pin incidentops/incidentops@aaaaaaaaaaaa" in pins.detail
+    # A person moves one copy of the pin by hand: the workflow and its package code would part ways.
+    caller = ws / ".github/workflows/rollback.yml"
+    caller.write_text(caller.read_text().replace("a" * 40 + " # v", "b" * 40 + " # v", 1))
+    (pins,) = [c for c in run_doctor(ws, empty.env()) if c.id == "github.callers"]
+    assert pins.status == FAIL and "rollback.yml (job rollback)" in pins.detail, pins
 
 
 def test_a_second_run_changes_nothing_and_says_so(empty: Setup) -> None:

@@ -58,3 +58,46 @@ def test_the_scheduled_sweep_repairs_what_no_later_event_did(world: World) -> No
     commits, comments = len(world.bare_log()), len(world.comments(number))
     assert sweep(world.ports()).status == "unchanged"  # the next scheduled run finds nothing missed
     assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
+
+
+def test_a_sweep_racing_the_commands_own_run_leaves_the_acknowledgement_to_it(world: World) -> None:
+    """The sweep (remind.yml's group) and a comment's own run (the incident's group) can apply the same command at
+    once. The row is keyed on the comment, so it is written once; the acknowledgement must be posted once too,
+    even when the sweep looks for it between the other run's commit and its reply."""
+    import json
+
+    from incidentops.adapters.github import PostedComment
+    from incidentops.core.events import parse_event
+    from incidentops.flows.dispatch import handle
+    from incidentops.flows.reconcile import sweep
+
+    number = world.open_incident(body=QUIET)
+    world.label(number, "sev-1")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    world.repo("oncall-write").get_issue(number).create_comment("/note racing the sweep")
+    delivery = world.next_event("issue_comment", "created")
+    own = world.ports()
+    held: list[tuple] = []  # the comment's own run, paused between its commit and its reply
+    reply = own.github.post_comment_once
+
+    def hold(*args: object, **kwargs: object) -> PostedComment:
+        held.append((args, kwargs))
+        return PostedComment(0, "", created=False)
+
+    own.github.post_comment_once = hold  # type: ignore[method-assign]
+    sweeper = world.ports()
+    commit = sweeper.git.commit
+
+    def the_other_run_commits_first(*args: object, **kwargs: object) -> object:
+        if not held:
+            handle(parse_event(delivery["event"], json.loads(json.dumps(delivery["payload"]))), own)
+        return commit(*args, **kwargs)  # type: ignore[arg-type]
+
+    sweeper.git.commit = the_other_run_commits_first  # type: ignore[method-assign]
+    sweep(sweeper)
+    assert held, "the comment's own run did not reach its reply"
+    reply(*held[0][0], **held[0][1])  # type: ignore[arg-type]  # …which it then posts
+    text = world.bare_file(f"incidents/INC-{number:04d}.md")
+    assert sum("racing the sweep" in row[2] for row in f.timeline_rows(text)) == 1
+    acks = [b for b in world.comments(number) if b.startswith("<!-- incidentops:ack:")]
+    assert len(acks) == 1, acks

@@ -29,6 +29,7 @@ from incidentops.sandbox.act import (
     PLATFORMS,
     STUB_DIRS,
     ActTools,
+    called_workflows,
     run_bounded,
     workflow_uses,
 )
@@ -112,8 +113,11 @@ def run_act(
     scratch: Path,
     timeout: float = 300,
     verbose: bool = False,
+    also_map: tuple[Path, ...] = (),
 ) -> ActResult:
-    """Run one event through `workflow` with act on the host runner; never raises on act's failure."""
+    """Run one event through `workflow` with act on the host runner; never raises on act's failure.
+    `also_map` names workflow files whose actions need stubs too: the remote reusable workflows `workflow`
+    calls, which act fetches from the sandbox's git server itself."""
     home = scratch / "home"
     for sub in (home / ".config", home / ".cache"):
         sub.mkdir(parents=True, exist_ok=True)
@@ -146,13 +150,22 @@ def run_act(
     for label in PLATFORMS:
         command += ["-P", f"{label}=-self-hosted"]
     command += ["--action-cache-path", str(scratch / "act-cache"), "--no-cache-server"]
-    command += local_repository_args(workflow)
+    mapped = local_repository_args(workflow)
+    for other in also_map:
+        mapped += local_repository_args(other)
+    command += _dedupe_flags(mapped)
     command += secret_and_var_args(sandbox)
     for key, value in step_env.items():
         command += ["--env", f"{key}={value}"]
     started = time.monotonic()
     returncode, output = run_bounded(command, cwd=workdir, env=env, timeout=timeout)
     return ActResult(returncode, output, time.monotonic() - started, command)
+
+
+def _dedupe_flags(args: list[str]) -> list[str]:
+    """`--local-repository X` pairs, each mapping once."""
+    pairs = dict.fromkeys(args[i + 1] for i in range(0, len(args), 2))
+    return [flag for value in pairs for flag in ("--local-repository", value)]
 
 
 def secret_and_var_args(sandbox: dict[str, Any]) -> list[str]:
@@ -176,14 +189,17 @@ def filter_run(*, workflow: Path, event_name: str, payload: dict[str, Any], tool
     namespace; `repository.full_name` in the payload names the repository.
     """
     yaml = YAML()
-    doc = yaml.load(workflow.read_text(encoding="utf-8"))
-    for job in doc["jobs"].values():
-        job["steps"] = [{"name": "filter passed", "run": "echo job-ran"}]
     repo = scratch / "repo"
     (repo / ".github" / "workflows").mkdir(parents=True)
     copy = repo / ".github" / "workflows" / workflow.name
-    with copy.open("w", encoding="utf-8") as handle:
-        yaml.dump(doc, handle)
+    # The workflow and the reusable workflows it calls, every job's steps replaced (a calling job has none).
+    for name in [workflow.name, *called_workflows(workflow)]:
+        doc = yaml.load((workflow.parent / name).read_text(encoding="utf-8"))
+        for job in doc["jobs"].values():
+            if "uses" not in job:
+                job["steps"] = [{"name": "filter passed", "run": "echo job-ran"}]
+        with (repo / ".github" / "workflows" / name).open("w", encoding="utf-8") as handle:
+            yaml.dump(doc, handle)
     subprocess.run(["git", "init", "--quiet", str(repo)], check=True)
     full_name = payload["repository"]["full_name"]
     origin = f"https://github.com/{full_name}.git"

@@ -46,6 +46,7 @@ from act_harness import REPO_ROOT, WORKFLOWS, ActResult, Tools, job_ran, run_act
 from github import Auth, Github
 
 from incidentops.core.ledger import dump_ledger, load_ledger
+from incidentops.sandbox.act import called_workflows
 from incidentops.sandbox.world import seed
 
 HUMAN_TOKEN = "oncall-write"  # declares and comments (role: write)
@@ -55,7 +56,13 @@ EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")
 ROLLBACK_COMMENT = "/rollback api-worker"
 NOTE_TEXT = "Cache flushed on api-worker; t-1001 still sees rows of t-2002"
 NOTE_COMMENT = f"/note {NOTE_TEXT}"
-SCENARIOS = ("declare", "skip", "rollback", "comment", "unprivileged")
+SCENARIOS = ("declare", "skip", "rollback", "comment", "unprivileged", "adopt-declare", "adopt-rollback")
+# The adopt-* scenarios run the same story in a team's repository that holds no package: its caller workflows
+# (as `incidentops init` writes them) call UPSTREAM's reusable workflows pinned by SHA, which act fetches from the
+# sandbox's git server, and the package code comes from UPSTREAM at that commit.
+UPSTREAM = "incidentops/incidentops"
+ADOPTER_CALLERS = ("incident", "rollback")
+UPSTREAM_PATHS = ("scripts", "templates", "pyproject.toml", "uv.lock", "README.md")
 
 Event = tuple[str, dict[str, Any]]  # (event name, the sandbox's recorded delivery)
 PUBLIC_ORIGIN = "https://github.com/acme/ops.git"
@@ -154,17 +161,21 @@ def git(*args: str, cwd: Path | None = None) -> str:
     return result.stdout
 
 
-def prepare_workspace(bare_repo: Path, scratch: Path) -> Path:
+def prepare_workspace(bare_repo: Path, scratch: Path, *, own_workflows: bool = True) -> Path:
     """A clone act runs in: origin names github.com (act reads the repository from it), pushes go local.
-    It holds this checkout's event workflows, whatever the seeded repository has."""
+    It holds this checkout's event workflows, whatever the seeded repository has (unless `own_workflows` is
+    false: an adopting repository runs the callers it committed)."""
     workspace = scratch / "workspace"
     git("clone", "--quiet", str(bare_repo), str(workspace))
     git("remote", "set-url", "origin", PUBLIC_ORIGIN, cwd=workspace)
     git("config", "remote.origin.pushurl", str(bare_repo), cwd=workspace)
+    if not own_workflows:
+        return workspace
     target = workspace / ".github" / "workflows"
     target.mkdir(parents=True, exist_ok=True)
     for name in EVENT_WORKFLOWS:
-        shutil.copy2(WORKFLOWS / name, target / name)
+        for file in [name, *called_workflows(WORKFLOWS / name)]:  # the callers and the workflows they call
+            shutil.copy2(WORKFLOWS / file, target / file)
     return workspace
 
 
@@ -325,14 +336,85 @@ def rollback_pulls(repo: Any) -> list[dict[str, Any]]:
     ]
 
 
+def build_upstream(root: Path) -> tuple[Path, str]:
+    """incidentops as its own repository holds it (this checkout's package, lock, templates and reusable
+    workflows) in one commit of a bare repository; returns it and the commit a caller pins."""
+    bare = root / "upstream.git"
+    git("init", "--bare", "--quiet", "-b", "main", str(bare))
+    tree = root / "upstream-tree"
+    git("init", "--quiet", "-b", "main", str(tree))
+    for rel in UPSTREAM_PATHS:
+        source = REPO_ROOT / rel
+        if source.is_dir():
+            shutil.copytree(source, tree / rel, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, tree / rel)
+    (tree / ".github" / "workflows").mkdir(parents=True)
+    for reusable in sorted(WORKFLOWS.glob("reusable-*.yml")):
+        shutil.copy2(reusable, tree / ".github" / "workflows" / reusable.name)
+    git("add", "-A", cwd=tree)
+    git("-c", "user.name=maintainer", "-c", "user.email=m@incidentops.invalid", "commit", "-qm", "Release", cwd=tree)
+    git("push", "--quiet", str(bare), "main", cwd=tree)
+    return bare, git("rev-parse", "HEAD", cwd=tree).strip()
+
+
+def adopter_seed(root: Path, sha: str) -> Path:
+    """A team's ops repository after `incidentops init`: its config, runbook, ledger, form and the caller
+    workflows init writes, pinned to UPSTREAM@sha. No scripts/, no lock, no package, no reusable workflows."""
+    from incidentops.render import render
+    from incidentops.sandbox.server import seed_tree
+
+    seed = root / "adopter-seed"
+    seed_tree(REPO_ROOT, seed)
+    for rel in (*UPSTREAM_PATHS, ".github/workflows"):
+        target = seed / rel
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    (seed / ".github" / "workflows").mkdir(parents=True)
+    for name in ADOPTER_CALLERS:
+        text = render(
+            f"adopt/caller-{name}.yml.j2",
+            None,
+            upstream=UPSTREAM,
+            sha=sha,
+            version="0.1.0",
+            gh=lambda inner: "${{ " + inner + " }}",
+        )
+        (seed / ".github" / "workflows" / f"{name}.yml").write_text(text, encoding="utf-8")
+    return seed
+
+
 class Scenario:
     """One sandbox, one workspace, and a log of every act run made in them."""
 
-    def __init__(self, sandbox: SandboxProcess, tools: Tools, scratch: Path, record: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        sandbox: SandboxProcess,
+        tools: Tools,
+        scratch: Path,
+        record: dict[str, Any],
+        upstream: tuple[Path, str] | None = None,
+    ) -> None:
         self.sandbox, self.tools, self.scratch, self.record = sandbox, tools, scratch, record
         self.info = sandbox.info
         self.bare_repo = Path(self.info["bare_repo"])
-        self.workspace = prepare_workspace(self.bare_repo, scratch)
+        self.workspace = prepare_workspace(self.bare_repo, scratch, own_workflows=upstream is None)
+        # The reusable workflows act fetches for an adopting repository's callers: their actions need stubs too.
+        self.also_map: tuple[Path, ...] = ()
+        if upstream is not None:
+            bare, sha = upstream
+            # Served by the sandbox at <server>/incidentops/incidentops, beside the team's acme/ops.
+            served = self.bare_repo.parent.parent / UPSTREAM.split("/")[0] / f"{UPSTREAM.split('/')[1]}.git"
+            served.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(bare, served)
+            called = scratch / "called"
+            called.mkdir()
+            for name in ADOPTER_CALLERS:
+                path = f".github/workflows/reusable-{name}.yml"
+                (called / f"reusable-{name}.yml").write_text(git("--git-dir", str(served), "show", f"{sha}:{path}"))
+            self.also_map = tuple(sorted(called.glob("*.yml")))
         self.number: int | None = None  # the incident issue, once opened
         record["act_runs"] = []
 
@@ -365,6 +447,7 @@ class Scenario:
             tools=self.tools,
             scratch=self.scratch / f"act-{index}",
             verbose=verbose,
+            also_map=self.also_map,
         )
         run = act_record(result)
         run.update(
@@ -398,9 +481,15 @@ def comments(issue: Any) -> list[dict[str, Any]]:
     return [{"id": c.id, "user": c.user.login, "body": c.body} for c in issue.get_comments()]
 
 
-def run(scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path) -> dict[str, Any]:
+def run(
+    scenario: str, sandbox: SandboxProcess, tools: Tools, scratch: Path, upstream: tuple[Path, str] | None = None
+) -> dict[str, Any]:
     record: dict[str, Any] = {"sandbox_info": sandbox.info}
-    s = Scenario(sandbox, tools, scratch, record)
+    s = Scenario(sandbox, tools, scratch, record, upstream)
+    if upstream is not None:
+        record["upstream_sha"] = upstream[1]
+        record["adopter_tree"] = git("--git-dir", str(s.bare_repo), "ls-tree", "-r", "--name-only", "main").split()
+        scenario = scenario.removeprefix("adopt-")
     human = s.repo(HUMAN_TOKEN)
     before = s.main_sha()
     record["main_before"] = before
@@ -491,8 +580,13 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"scenario": args.scenario, "error": None, "scratch": str(scratch)}
     sandbox: SandboxProcess | None = None
     try:
-        sandbox = SandboxProcess(scratch / "sandbox", seed=REPO_ROOT)
-        result.update(run(args.scenario, sandbox, tools, scratch))
+        if args.scenario.startswith("adopt-"):
+            upstream = build_upstream(scratch)
+            sandbox = SandboxProcess(scratch / "sandbox", seed=adopter_seed(scratch, upstream[1]))
+            result.update(run(args.scenario, sandbox, tools, scratch, upstream))
+        else:
+            sandbox = SandboxProcess(scratch / "sandbox", seed=REPO_ROOT)
+            result.update(run(args.scenario, sandbox, tools, scratch))
     except Exception:
         result["error"] = traceback.format_exc()
     finally:

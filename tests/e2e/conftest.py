@@ -1,4 +1,4 @@
-"""The act scenarios, each run at most once per test session and shared by the tests that read them."""
+"""The act scenarios, each run at most once per test run (across xdist workers) and shared by its tests."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
+from tests.once import once_per_run
 
 from . import act_harness
 
@@ -20,8 +22,9 @@ def scenarios(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], dict[
 
     def get(name: str) -> dict[str, Any]:
         if name not in results:
-            out = tmp_path_factory.mktemp(f"act-{name}") / "result.json"
-            results[name] = act_harness.run_scenario(name, out)
+            results[name] = once_per_run(
+                tmp_path_factory, f"act-{name}", lambda scratch: act_harness.run_scenario(name, scratch / "result.json")
+            )
         return results[name]
 
     return get

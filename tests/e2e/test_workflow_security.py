@@ -17,14 +17,28 @@ from . import act_harness
 
 WORKFLOWS = act_harness.WORKFLOWS
 WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
-EVENT_WORKFLOWS = ("incident.yml", "rollback.yml")  # the ones that write to main
+# The reusable workflows that write to main (incident.yml and rollback.yml call them).
+EVENT_WORKFLOWS = ("reusable-incident.yml", "reusable-rollback.yml")
+# Each workflow this repository triggers, and the reusable workflow it calls (an adopting repository's callers,
+# written by `incidentops init`, call the same ones pinned by SHA).
+CALLERS = {
+    "incident.yml": "reusable-incident.yml",
+    "rollback.yml": "reusable-rollback.yml",
+    "remind.yml": "reusable-remind.yml",
+    "lint.yml": "reusable-lint.yml",
+    "report.yml": "reusable-report.yml",
+    "doctor.yml": "reusable-doctor.yml",
+}
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 # What any job may ask the token for; a job that needs more is listed below with exactly what it gets.
 JOB_SCOPES = {"contents", "issues", "pull-requests"}
 SCOPE_EXCEPTIONS = {
     # GitHub Pages: create the deployment, and prove with an OIDC token that the artifact is this run's.
-    ("report.yml", "deploy"): {"pages": "write", "id-token": "write"},
+    ("reusable-report.yml", "deploy"): {"pages": "write", "id-token": "write"},
+    # Its caller grants what the called build and deploy jobs need between them (a called job can only lower it).
+    ("report.yml", "report"): {"contents": "read", "pages": "write", "id-token": "write"},
     # The setup check reads the Pages source and visibility; it writes nothing.
+    ("reusable-doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
     ("doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
 }
 # The handle-event step's environment: the job token, Cloudflare, the smoke checks' tenant credentials
@@ -53,16 +67,22 @@ def steps(doc: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in doc["jobs"].values() for step in job.get("steps", [])]
 
 
+def calls(doc: dict[str, Any]) -> list[str]:
+    """The workflows a file's jobs call (`jobs.<id>.uses`)."""
+    return [str(job["uses"]) for job in doc["jobs"].values() if "uses" in job]
+
+
 def test_there_are_workflows() -> None:
     names = {path.name for path in WORKFLOW_FILES}
-    assert {"ci.yml", "incident.yml", "lint.yml", "remind.yml", "report.yml", "rollback.yml"} <= names
+    assert {"ci.yml", *CALLERS, *CALLERS.values()} <= names
     assert not list(WORKFLOWS.glob("*.yaml")), "name workflows *.yml so that every check here sees them"
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
 def test_every_action_is_pinned_by_commit_sha_with_a_version_comment(path: Path) -> None:
-    uses = [str(step["uses"]) for step in steps(load(path)) if "uses" in step]
-    assert uses, "expected at least one action"
+    doc = load(path)
+    uses = [str(step["uses"]) for step in steps(doc) if "uses" in step]
+    assert uses or calls(doc), "expected at least one action or called workflow"
     for ref in uses:
         assert SHA_PIN.match(ref), f"{path.name}: {ref} is not pinned to a full commit SHA"
     text = path.read_text(encoding="utf-8")
@@ -80,7 +100,7 @@ def test_no_expression_is_expanded_inside_a_shell_script(path: Path) -> None:
     doc = load(path)
     all_steps = doc["runs"]["steps"] if "runs" in doc else steps(doc)
     scripts = [str(step["run"]) for step in all_steps if "run" in step]
-    assert scripts
+    assert scripts or calls(doc), "expected a script, or a job that calls a workflow (checked on its own)"
     for script in scripts:
         assert "${{" not in script, f"{path.name}: pass values through env:, not ${{{{ }}}} in run:\n{script}"
 
@@ -101,6 +121,100 @@ def test_permissions_are_empty_at_the_top_and_explicit_per_job(path: Path) -> No
         assert set(granted.values()) <= {"read", "write"}
 
 
+@pytest.mark.parametrize(("caller", "called"), CALLERS.items())
+def test_each_caller_calls_its_reusable_workflow_with_the_pin_as_the_package_ref(caller: str, called: str) -> None:
+    doc = load(WORKFLOWS / caller)
+    (job,) = doc["jobs"].values()
+    assert job["uses"] == f"./.github/workflows/{called}"
+    # A same-repository call runs the called file from the caller's commit: the package comes from that one too.
+    assert (
+        job["with"]["incidentops-uses"]
+        == f"${{{{ github.repository }}}}/.github/workflows/{called}@${{{{ github.sha }}}}"
+    )
+    assert set(job) <= {"name", "permissions", "uses", "with", "secrets"}, "triggers and groups stay, jobs go"
+    assert job.get("secrets") in (None, "inherit")
+    reusable = load(WORKFLOWS / called)
+    assert set(triggers(reusable)) == {"workflow_call"}, f"{called} runs only when called"
+    # What the caller grants is the union of what the called jobs ask for (a called job can only lower it).
+    asked: dict[str, str] = {}
+    for called_job in reusable["jobs"].values():
+        for scope, level in called_job["permissions"].items():
+            asked[scope] = "write" if "write" in (level, asked.get(scope)) else level
+    assert {k: v for k, v in job["permissions"].items()} == asked
+
+
+@pytest.mark.parametrize("called", CALLERS.values())
+def test_the_package_comes_from_the_pinned_commit_never_the_callers_repository(called: str) -> None:
+    doc = load(WORKFLOWS / called)
+    inputs = triggers(doc)["workflow_call"]["inputs"]
+    assert inputs["incidentops-uses"]["required"] is True
+    for name, job in doc["jobs"].items():
+        job_steps = job["steps"]
+        runs_cli = [s for s in job_steps if "-m incidentops" in str(s.get("run", ""))]
+        if not runs_cli:
+            continue
+        pin = next(i for i, s in enumerate(job_steps) if s.get("id") == "pin")
+        assert job_steps[pin]["env"] == {"INCIDENTOPS_USES": "${{ inputs.incidentops-uses }}"}
+        package = next(i for i, s in enumerate(job_steps) if (s.get("with") or {}).get("path") == ".incidentops")
+        assert job_steps[package]["with"] == {
+            "repository": "${{ steps.pin.outputs.repository }}",
+            "ref": "${{ steps.pin.outputs.ref }}",
+            "path": ".incidentops",
+            "persist-credentials": False,
+        }
+        assert pin < package < job_steps.index(runs_cli[0])
+        for step in runs_cli:
+            assert 'PYTHONPATH="$GITHUB_WORKSPACE/.incidentops/scripts"' in step["run"], f"{name}: {step['name']}"
+
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize("called", CALLERS.values())
+@pytest.mark.parametrize(
+    ("given", "accepted"),
+    [
+        ("acme/incidentops/.github/workflows/{called}@" + SHA, True),
+        ("acme/incidentops/.github/workflows/{called}@v1.2.0", False),  # a tag can be moved
+        ("acme/incidentops/.github/workflows/{called}@main", False),
+        ("acme/incidentops/.github/workflows/{called}@" + SHA[:12], False),
+        ("acme/incidentops/.github/workflows/reusable-other.yml@" + SHA, False),  # another workflow's pin
+        ("acme/incidentops/.github/workflows/{called}@" + SHA + "\nrepository=mallory/x", False),
+        ("", False),
+    ],
+    ids=["full SHA", "tag", "branch", "short SHA", "other file", "newline", "empty"],
+)
+def test_the_pin_check_takes_only_this_file_at_a_full_sha(
+    called: str, given: str, accepted: bool, tmp_path: Path
+) -> None:
+    """The real step script, run by bash: what it accepts becomes the package checkout's repository and ref."""
+    doc = load(WORKFLOWS / called)
+    scripts = {str(s["run"]) for job in doc["jobs"].values() for s in job["steps"] if s.get("id") == "pin"}
+    (script,) = scripts  # every job checks the pin the same way
+    output = tmp_path / "output"
+    output.touch()
+    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(output), "INCIDENTOPS_USES": given.format(called=called)}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=False)
+    if accepted:
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert output.read_text() == f"repository=acme/incidentops\nref={SHA}\n"
+    else:
+        assert done.returncode == 1 and "::error::incidentops-uses must repeat" in done.stdout
+        assert output.read_text() == ""
+
+
+@pytest.mark.parametrize(
+    "called", ["reusable-incident.yml", "reusable-rollback.yml", "reusable-remind.yml", "reusable-doctor.yml"]
+)
+def test_the_production_jobs_stay_in_the_environment_the_caller_names(called: str) -> None:
+    doc = load(WORKFLOWS / called)
+    assert triggers(doc)["workflow_call"]["inputs"]["environment"]["default"] == "production"
+    production = [job for job in doc["jobs"].values() if "CLOUDFLARE_API_TOKEN" in str(job)]
+    assert production
+    for job in production:
+        assert job["environment"] == "${{ inputs.environment }}"
+
+
 def test_every_scope_exception_names_a_real_job() -> None:
     for workflow, job in SCOPE_EXCEPTIONS:
         assert job in load(WORKFLOWS / workflow)["jobs"], f"stale exception for {workflow} job {job}"
@@ -109,6 +223,8 @@ def test_every_scope_exception_names_a_real_job() -> None:
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
 def test_every_job_has_a_timeout(path: Path) -> None:
     for name, job in load(path)["jobs"].items():
+        if "uses" in job:
+            continue  # a calling job takes no timeout; the called workflow's jobs have theirs
         minutes = job.get("timeout-minutes")
         assert isinstance(minutes, int) and 0 < minutes <= 30, f"job {name}: timeout-minutes is {minutes!r}"
 
@@ -125,8 +241,7 @@ def test_writers_serialize_without_cancelling_and_start_from_the_live_tip(name: 
         assert "queue" not in concurrency, "act 0.2.89 rejects concurrency.queue"
         assert job["permissions"] == {"contents": "write", "issues": "write", "pull-requests": "write"}
         checkout = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
-        assert checkout["with"]["ref"] == "main"
-        assert checkout["with"]["persist-credentials"] is False
+        assert checkout["with"] == {"ref": "main", "persist-credentials": False}  # the repository's own main
         run = next(s for s in job["steps"] if "handle-event" in str(s.get("run", "")))
         assert "::add-mask::" in run["run"], "the derived git auth header must be masked"
 
@@ -143,10 +258,10 @@ def test_handle_event_gets_the_tokens_smoke_credentials_and_base_urls(name: str)
 
 
 def test_concurrency_groups() -> None:
-    jobs = load(WORKFLOWS / "incident.yml")["jobs"]
+    jobs = load(WORKFLOWS / "reusable-incident.yml")["jobs"]
     for writer in ("record", "handle-event"):  # one group for both writers of an incident
         assert jobs[writer]["concurrency"]["group"] == "incident-${{ github.event.issue.number }}"
-    rollback = load(WORKFLOWS / "rollback.yml")["jobs"]["apply"]["concurrency"]
+    rollback = load(WORKFLOWS / "reusable-rollback.yml")["jobs"]["apply"]["concurrency"]
     assert "${{" not in rollback["group"], "production rollbacks share one repository-wide group"
 
 
@@ -159,7 +274,7 @@ def test_triggers() -> None:
     }
     rollback = load(WORKFLOWS / "rollback.yml")
     assert triggers(rollback) == {"pull_request": {"types": ["closed"]}}
-    condition = rollback["jobs"]["apply"]["if"]
+    condition = load(WORKFLOWS / "reusable-rollback.yml")["jobs"]["apply"]["if"]
     assert "github.event.pull_request.merged == true" in condition
     assert "contains(github.event.pull_request.labels.*.name, 'rollback')" in condition
 
@@ -173,13 +288,14 @@ def test_install_is_from_the_lock_with_the_pinned_uv(name: str) -> None:
     pinned = re.search(r"^uv==(\S+)", bootstrap, re.M)
     assert pinned and setup["with"]["version"] == pinned.group(1)
     assert setup["with"]["enable-cache"] is True
-    assert setup["with"]["cache-dependency-glob"] == "uv.lock"
+    assert setup["with"]["cache-dependency-glob"] == ".incidentops/uv.lock"  # the pinned package's lock
     installs = [s["run"] for s in all_steps if "uv sync" in str(s.get("run", ""))]
     # Only the locked, hash-checked runtime dependencies: the project itself is not built, because its
     # build backend (hatchling) is not in uv.lock and building would download it unpinned.
     assert set(installs) == {"uv sync --locked --no-dev --no-install-project"}  # once per job
     install = next(s for s in all_steps if "uv sync" in str(s.get("run", "")))
     assert install["env"]["UV_PYTHON_DOWNLOADS"] == "never"
+    assert install["working-directory"] == ".incidentops"
     # Nothing else installs or builds: no `uv run`/`uv pip`/`uvx` (they would build the project), no pip.
     for step in all_steps:
         script = str(step.get("run", ""))
@@ -195,10 +311,10 @@ def test_the_cli_runs_from_the_checkout_in_the_locked_environment(name: str) -> 
     venv = "${{ runner.temp }}/incidentops-venv"
     assert install["env"]["UV_PROJECT_ENVIRONMENT"] == handle["env"]["UV_PROJECT_ENVIRONMENT"] == venv
     lines = [line.strip() for line in str(handle["run"]).splitlines() if line.strip()]
-    # The interpreter of the locked venv, the package from the checkout of main (templates/ too), and -P so
-    # that the working directory is not put in front of sys.path.
+    # The interpreter of the locked venv, the package from its pinned checkout (templates/ too), and -P so
+    # that the working directory (the team's repository) is not put in front of sys.path.
     assert lines[-1] == (
-        'PYTHONPATH="$GITHUB_WORKSPACE/scripts" exec "$UV_PROJECT_ENVIRONMENT/bin/python"'
+        'PYTHONPATH="$GITHUB_WORKSPACE/.incidentops/scripts" exec "$UV_PROJECT_ENVIRONMENT/bin/python"'
         " -P -m incidentops handle-event"
     )
     assert (act_harness.REPO_ROOT / "scripts" / "incidentops" / "__main__.py").is_file()
@@ -226,7 +342,8 @@ def test_every_action_has_an_act_stub_and_every_runner_a_mapping(path: Path) -> 
     assert len(flags) == 2 * len(set(act_harness.workflow_uses(path)))
     # act skips a job on an unmapped runs-on label and still exits 0.
     for job in load(path)["jobs"].values():
-        assert job["runs-on"] in act_harness.PLATFORMS
+        if "uses" not in job:  # a calling job runs nowhere itself
+            assert job["runs-on"] in act_harness.PLATFORMS
 
 
 @pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
@@ -254,11 +371,18 @@ def test_the_only_zizmor_exceptions_are_the_reviewed_triggers() -> None:
         for line in path.read_text(encoding="utf-8").splitlines()
         if "zizmor: ignore" in line
     )
-    assert ignores == [
-        ("incident.yml", "issue_comment:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above"),
-        # report.yml follows the bot's runs (their pushes start no push workflow) and uses nothing from them.
-        ("report.yml", "workflow_run:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above"),
-    ]
+    local_call = "uses: ./.github/workflows/{}  # zizmor: ignore[self-repository] -- act runs only ./ local calls"
+    inherit = "secrets: inherit  # zizmor: ignore[secrets-inherit] -- reviewed, see above"
+    assert ignores == sorted(
+        [
+            ("incident.yml", "issue_comment:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above"),
+            # report.yml follows the bot's runs (their pushes start no push workflow) and uses nothing from them.
+            ("report.yml", "workflow_run:  # zizmor: ignore[dangerous-triggers] -- reviewed, see above"),
+            # The dogfooding callers call this commit's reusable workflows; the environment secrets need `inherit`.
+            *((caller, local_call.format(called)) for caller, called in CALLERS.items()),
+            *((caller, inherit) for caller in ("doctor.yml", "incident.yml", "remind.yml", "rollback.yml")),
+        ]
+    )
     assert not (act_harness.REPO_ROOT / "zizmor.yml").exists(), "no repository-wide zizmor config is needed"
 
 
@@ -280,14 +404,14 @@ def test_zizmor_finds_nothing() -> None:
 
 def test_zizmor_would_catch_an_injected_expression(tmp_path: Path) -> None:
     """The gate is not vacuous: the same workflow with event text in a script fails it."""
-    text = (WORKFLOWS / "incident.yml").read_text(encoding="utf-8")
+    text = (WORKFLOWS / "reusable-incident.yml").read_text(encoding="utf-8")
     bad = text.replace(
         "      - name: Handle the event\n",
         '      - name: Echo the title\n        run: echo "${{ github.event.issue.title }}"\n\n'
         "      - name: Handle the event\n",
     )
     assert bad != text
-    target = tmp_path / ".github" / "workflows" / "incident.yml"
+    target = tmp_path / ".github" / "workflows" / "reusable-incident.yml"
     target.parent.mkdir(parents=True)
     target.write_text(bad, encoding="utf-8")
     result = _zizmor(target)

@@ -6,6 +6,7 @@ pytest's temporary directory; the terminal summary prints the totals, which docs
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import httpx
 import pytest
 
 from tests.flows.conftest import World
+from tests.once import shared_dir
 
 TALLY_NAME = "faults-tally.json"
 
@@ -42,6 +44,10 @@ class Faults:
     def clear(self) -> None:
         self.cleared.update(self._live_hits())
         httpx.delete(self.control_url + "/faults").raise_for_status()
+
+    def hit_counts(self) -> dict[int, int]:
+        """How often each live fault has fired so far (a hold counts when the request arrives, before the wait)."""
+        return self._live_hits()
 
     def _live_hits(self) -> dict[int, int]:
         listed = httpx.get(self.control_url + "/faults")
@@ -104,12 +110,13 @@ class Tally:
         row = {"test": self.test, "fault": fault, "injected": injected, "outcome": outcome, **extra}
         self.rows.append(row)
         with self.path.open("a", encoding="utf-8") as out:
+            fcntl.flock(out, fcntl.LOCK_EX)  # several xdist workers append to the one file
             out.write(json.dumps(row, sort_keys=True) + "\n")
 
 
 def _tally_path(config: pytest.Config) -> Path:
-    factory = config._tmp_path_factory  # type: ignore[attr-defined]
-    return Path(factory.getbasetemp()) / TALLY_NAME
+    # The directory every xdist worker of the run shares; the controller prints the summary from it.
+    return shared_dir(config._tmp_path_factory) / TALLY_NAME  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -118,7 +125,9 @@ def tally(request: pytest.FixtureRequest) -> Tally:
     return Tally(_tally_path(request.config), request.node.nodeid.split("::", 1)[-1])
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+def print_tally(terminalreporter: Any, config: pytest.Config) -> None:
+    """The fault tally section of the terminal summary (called from tests/conftest.py, which xdist's controller
+    loads; this conftest is loaded only where tests are collected)."""
     try:
         path = _tally_path(config)
     except Exception:

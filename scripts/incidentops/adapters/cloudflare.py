@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import os
 import random
 import socket
@@ -29,6 +30,8 @@ from urllib.parse import quote, urlencode
 from incidentops.errors import ApiError, IncidentOpsError
 
 if TYPE_CHECKING:  # httpx is imported when a client is built: a run that touches no Cloudflare never loads it
+    import ssl
+
     import httpx
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -56,6 +59,15 @@ _SECRET_PARAMS = ("token", "key", "secret", "signature", "password")
 
 
 # -- results -----------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process (as httpx builds it by default): loading the CA bundle costs more CPU than a
+    request, and a run may build several clients (all HTTP/1.1, setting the same ALPN on it)."""
+    import httpx
+
+    return httpx.create_ssl_context()
 
 
 @dataclass(frozen=True)
@@ -563,7 +575,7 @@ class CloudflareClient:
             # Request headers and body leave in separate writes; without TCP_NODELAY each POST waits for the
             # peer's delayed ACK (~40 ms), which would double the critical path of a five-service rollback.
             transport=transport
-            or httpx.AsyncHTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
+            or httpx.AsyncHTTPTransport(verify=_tls(), socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
             follow_redirects=False,
         )
 

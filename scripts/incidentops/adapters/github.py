@@ -8,8 +8,9 @@ marker) and reads again before it retries.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from incidentops.core.events import is_own_login
@@ -56,6 +57,13 @@ class PostedComment:
     id: int
     url: str
     created: bool  # False when an earlier run had already posted it
+    deferred: bool = False  # not posted: a flood beyond this run's bounded read may hide an earlier copy
+
+
+# Comments one listing reads per run at most, in pages of 100 (#15.7: a flood must not cost a run more requests
+# however many comments it adds); what lies beyond is read by the next run or the sweep, from a later checkpoint.
+COMMENT_PAGES_PER_RUN = 10
+PAGE_SIZE = 100  # the most GitHub serves per page
 
 
 def truncate_body(body: str) -> str:
@@ -152,7 +160,10 @@ class GitHubClient:
         self._repo: Repository | None = None
         # Each issue's comments, read once per run and extended with what this run posts: a run looks markers up
         # many times, and a flooded issue must not cost a full listing per look-up.
-        self._comments: dict[int, list[IssueComment]] = {}
+        self._listings: dict[tuple[int, datetime | None], tuple[list[IssueComment], bool]] = {}
+        self._bounds: dict[int, tuple[datetime | None, frozenset[str]]] = {}
+        self._cut: dict[int, bool] = {}
+        self.deferred: list[str] = []  # markers not posted this run: the bounded read could not rule them out
 
     @property
     def _gh(self) -> Github:
@@ -185,7 +196,7 @@ class GitHubClient:
             seconds_between_writes=0,
             lazy=True,
             # The most GitHub serves per page (default 30): a flooded issue costs a third of the requests.
-            per_page=100,
+            per_page=PAGE_SIZE,
         )
         return self._github
 
@@ -317,40 +328,109 @@ class GitHubClient:
             f"reading labels of #{number}", lambda: any(item.name == label for item in issue.get_labels())
         )
 
-    def find_comment(self, number: int, marker: str, fresh: bool = False) -> IssueComment | None:
-        """The bot's comment carrying `marker`, if an earlier run already posted it.
+    def find_comment(
+        self, number: int, marker: str, fresh: bool = False, since: datetime | None = None
+    ) -> IssueComment | None:
+        """The bot's comment carrying `marker`, if an earlier run already posted it (at or after `since`, when the
+        marker belongs to an event of that time: nothing answers an event before it happened).
 
         Only comments by the workflow's own identity count: anyone who can comment can type a hidden marker.
         """
-        for comment in self.comments(number, fresh=fresh):
+        for comment in self.comments(number, fresh=fresh, since=since):
             if marker in (comment.body or "") and is_own_login(comment.user.login):
                 return comment
         return None
 
-    def comments(self, number: int, fresh: bool = False) -> list[IssueComment]:
-        """Every comment on an issue or pull request, oldest first (read once per run unless `fresh`)."""
-        if fresh or number not in self._comments:
-            issue = self.issue(number)
-            self._comments[number] = self._call(f"reading comments of #{number}", lambda: list(issue.get_comments()))
-        return list(self._comments[number])
+    def bound_comments(self, number: int, checkpoint: datetime | None, markers: Iterable[str]) -> None:
+        """Read issue `number`'s comments from `checkpoint` on (updated at or after it), at most
+        COMMENT_PAGES_PER_RUN pages per listing; `markers` are the bot's markers posted before the checkpoint
+        (recorded in the incident file by the sweep that moved it), so a look-up never needs the older pages."""
+        bound = (checkpoint, frozenset(markers))
+        if self._bounds.get(number) == bound:
+            return
+        self._bounds[number] = bound
+        for key in [k for k in self._listings if k[0] == number]:
+            del self._listings[key]
 
-    def post_comment_once(self, number: int, marker: str, body: str) -> PostedComment:
-        """Post `body` unless a comment with `marker` exists; safe to call again for the same event."""
-        existing = self.find_comment(number, marker)
+    def comments_cut(self, number: int) -> bool:
+        """Whether this run's last listing of the issue stopped at the per-run bound with more comments left."""
+        return self._cut.get(number, False)
+
+    def comments(self, number: int, fresh: bool = False, since: datetime | None = None) -> list[IssueComment]:
+        """The issue's comments, oldest first, read once per run unless `fresh`: all of them, or, once the run
+        bounded the issue (`bound_comments`), those since its checkpoint up to the per-run bound. `since` narrows
+        the read further (GitHub's `since` filters on updated_at: docs.github.com/en/rest/issues/comments,
+        "List issue comments"; one second earlier, as its timestamps have one-second resolution)."""
+        bound = self._bounds.get(number)
+        start = self._start(number, since)
+        key = (number, start)
+        if not fresh and key not in self._listings:
+            # A complete listing from an earlier point already holds these: filter it instead of reading again.
+            for (listed, earlier), (comments, cut) in self._listings.items():
+                if listed == number and not cut and start is not None and (earlier is None or earlier <= start):
+                    floor = start - timedelta(seconds=1)
+                    return [c for c in comments if c.updated_at is None or c.updated_at >= floor]
+        if fresh or key not in self._listings:
+            issue = self.issue(number)
+
+            def read() -> tuple[list[IssueComment], bool]:
+                pages = issue.get_comments(since=start - timedelta(seconds=1)) if start else issue.get_comments()
+                if bound is None:
+                    return list(pages), False
+                got: list[IssueComment] = []
+                for index in range(COMMENT_PAGES_PER_RUN):  # page by page: never one request past the bound
+                    page = pages.get_page(index)
+                    got += page
+                    if len(page) < PAGE_SIZE:
+                        return got, False
+                return got, True  # a full last page: there may be more
+
+            got, cut = self._call(f"reading comments of #{number}", read)
+            self._listings[key] = (got, cut)
+            self._cut[number] = cut
+        return list(self._listings[key][0])
+
+    def _start(self, number: int, since: datetime | None) -> datetime | None:
+        bound = self._bounds.get(number)
+        start = bound[0] if bound else None
+        return since if since is not None and (start is None or since > start) else start
+
+    def _was_cut(self, number: int, since: datetime | None) -> bool:
+        listed = self._listings.get((number, self._start(number, since)))
+        return bool(listed and listed[1])  # a listing filtered from a complete one is complete
+
+    def post_comment_once(
+        self, number: int, marker: str, body: str, since: datetime | None = None, new: bool = False
+    ) -> PostedComment:
+        """Post `body` unless a comment with `marker` exists; safe to call again for the same event.
+
+        Once the issue is bounded, a marker the sweep recorded counts as posted; and when the bounded read stopped
+        short of the newest comments without finding the marker, nothing is posted (`deferred`): a second copy
+        must never be the price of a flood. `new`: the caller knows no earlier copy can exist; no look-up.
+        """
+        bound = self._bounds.get(number)
+        if bound and marker.removeprefix("<!-- ").removesuffix(" -->") in bound[1]:
+            return PostedComment(0, "", created=False)
+        existing = None if new else self.find_comment(number, marker, since=since)
         if existing is not None:
             return PostedComment(existing.id, existing.html_url, created=False)
+        if bound and not new and self._was_cut(number, since):
+            self.deferred.append(marker)
+            return PostedComment(0, "", created=False, deferred=True)
         issue = self.issue(number)
         text = truncate_body(body if marker in body else f"{marker}\n{body}")
         created = self._write(
             f"commenting on #{number}",
             lambda: issue.create_comment(text),
-            lambda: self.find_comment(number, marker, fresh=True) is not None,
+            lambda: self.find_comment(number, marker, fresh=True, since=since) is not None,
         )
         if created is None:  # it landed on an earlier attempt whose answer was lost
-            found = self.find_comment(number, marker)
+            found = self.find_comment(number, marker, since=since)
             assert found is not None
             return PostedComment(found.id, found.html_url, created=True)
-        self._comments.setdefault(number, []).append(created)
+        for (listed, _), (comments, _cut) in self._listings.items():
+            if listed == number:
+                comments.append(created)
         return PostedComment(created.id, created.html_url, created=True)
 
     def find_issue(self, marker: str, label: str) -> GhIssue | None:

@@ -9,12 +9,15 @@ The verdict on an answer is the caller's `judge`; this module only moves bytes a
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when probes run: planning and judging need no HTTP client
+    import ssl
+
     import httpx
 
 MAX_BODY = 1_000_000  # bytes of an answer we look at
@@ -108,6 +111,15 @@ def _ms(answer: Answer | None) -> float | None:
     return round(answer.latency_ms, 1) if answer else None
 
 
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs more CPU than a probe, and a deny check or a
+    smoke run builds a client per look (every client here speaks HTTP/1.1 and sets the same ALPN on it)."""
+    import httpx
+
+    return httpx.create_ssl_context(trust_env=False)
+
+
 async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -> list[ProbeResult]:
     """Run every probe (concurrently, bounded) and return one result per probe, in the given order."""
     import httpx
@@ -117,7 +129,7 @@ async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -
     gate = asyncio.Semaphore(max(1, settings.concurrency))
     ends_at = time.monotonic() + settings.deadline
     limits = httpx.Limits(max_connections=max(1, settings.concurrency), max_keepalive_connections=0)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False) as client:
+    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False, verify=_tls()) as client:
         tasks = [asyncio.create_task(_run_one(client, p, settings, gate, ends_at)) for p in probes]
         # A grace beyond the deadline lets in-flight attempts report their own timeout first.
         done, pending = await asyncio.wait(tasks, timeout=settings.deadline + 1.0)

@@ -357,6 +357,22 @@ def _strings(node: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
+_INPUT = re.compile(r"^\$\{\{\s*inputs\.([A-Za-z0-9_-]+)\s*\}\}$")
+
+
+def _input_default(doc: Any, expression: str) -> list[str]:
+    """`environment: ${{ inputs.environment }}` in a reusable workflow: the input's default, which a caller that
+    names no environment gets (a caller that names one is read by `core.callers`)."""
+    match = _INPUT.match(expression.strip())
+    # YAML 1.1 reads a bare `on` key as True.
+    on = (doc.get("on") or doc.get(True)) if isinstance(doc, dict) else None
+    call = on.get("workflow_call") if isinstance(on, Mapping) else None
+    inputs = call.get("inputs") if isinstance(call, Mapping) else None
+    spec = inputs.get(match.group(1)) if match and isinstance(inputs, Mapping) else None
+    default = spec.get("default") if isinstance(spec, Mapping) else None
+    return [default] if isinstance(default, str) and default else []
+
+
 def secret_environments(workflows: Mapping[str, Any]) -> dict[str, dict[str, list[str]]]:
     """Environment name -> {"file:job": secrets it reads}, for every job that reads a secret besides GITHUB_TOKEN.
 
@@ -375,7 +391,7 @@ def secret_environments(workflows: Mapping[str, Any]) -> dict[str, dict[str, lis
             env = job.get("environment")
             name = env.get("name") if isinstance(env, Mapping) else env
             if isinstance(name, str) and "${{" in name:
-                literals = _QUOTED.findall(name)
+                literals = _QUOTED.findall(name) or _input_default(doc, name)
                 name = literals[-1] if literals else None
             if not isinstance(name, str) or not name:
                 name = SECRETS_ENVIRONMENT if "uses" in job else ""

@@ -8,6 +8,8 @@ and every bot change is a one- or two-line diff in `git log -p`.
 
 from __future__ import annotations
 
+import copy
+import functools
 import io
 import re
 import threading
@@ -146,8 +148,14 @@ def split(text: str) -> tuple[str, str]:
 
 
 def read_fields(text: str) -> dict[str, Any]:
-    """Parse the front matter into plain Python values."""
+    """Parse the front matter into plain Python values (a fresh copy the caller may change)."""
     front, _ = split(text)
+    return copy.deepcopy(_parse_front(front))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse_front(front: str) -> dict[str, Any]:
+    # A run reads the same file's fields many times (each flow step, each check); YAML parsing is the cost.
     try:
         data = _loader().load(front)
     except YAMLError as exc:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
-from incidentops.core.timefmt import format_ts
+from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.render import render
 from incidentops.wiring import Ports, acting_person
@@ -63,14 +64,59 @@ def file_url(ports: Ports, path: str) -> str:
 
 
 def reply_once(
-    event: Event, ports: Ports, kind: str, template: str, once_per: str | None = None, **context: Any
+    event: Event,
+    ports: Ports,
+    kind: str,
+    template: str,
+    once_per: str | None = None,
+    new: bool = False,
+    **context: Any,
 ) -> PostedComment:
     """Answer an event with a comment from `template`, once: a hidden `incidentops:<kind>:<event key>` marker
     is looked up before posting, so a replayed event does not answer twice (`once_per` replaces the event key)."""
     assert event.issue is not None
     marker = f"<!-- incidentops:{kind}:{f.escape_cell(once_per or event.key)} -->"
     body = render(template, ports.workspace, marker=marker, actor=event.sender, **context)
-    return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body))
+    # An answer keyed on this comment cannot predate it: its look-up reads only what came after.
+    since = None if once_per else event_time(event)
+    return ports.github.post_comment_once(event.issue.number, marker, ports.redact(body), since=since, new=new)
+
+
+def event_time(event: Event) -> datetime | None:
+    """When the event's comment was posted, from its payload (None when the payload does not say)."""
+    comment = event.raw.get("comment") if isinstance(event.raw, dict) else None
+    created = comment.get("created_at") if isinstance(comment, dict) else None
+    try:
+        return parse_ts(created) if isinstance(created, str) else None
+    except ValueError:
+        return None
+
+
+CHECKPOINT_FIELD = "comments_checked"
+CAUGHT_UP = "incidentops_caught_up"  # set in the payload of a command a later run applies (catch-up)
+
+
+def checkpoint_of(text: str) -> tuple[datetime | None, list[str]]:
+    """The incident file's comment checkpoint: every /command posted before `at` left its trace, and `markers`
+    are the bot's reply markers posted before it (the sweep records both: flows/commands.py catch_up_commands)."""
+    try:
+        value = f.read_fields(text).get(CHECKPOINT_FIELD)
+    except f.IncidentFileError:
+        return None, []
+    if not isinstance(value, dict):
+        return None, []
+    try:
+        at = parse_ts(str(value.get("at"))) if value.get("at") else None
+    except ValueError:
+        at = None
+    markers = [str(m) for m in value.get("markers") or [] if isinstance(m, str)]
+    return at, markers
+
+
+def bound_comments(ports: Ports, number: int, text: str) -> None:
+    """From here on this run reads the issue's comments from the file's checkpoint, at most a bounded number."""
+    at, markers = checkpoint_of(text)
+    ports.github.bound_comments(number, at, markers)
 
 
 def refuse(event: Event, ports: Ports, action: str, role: str) -> Outcome:
@@ -119,8 +165,9 @@ def context(event: Event, ports: Ports) -> core.Context:
     return core.Context(event.sender, format_ts(ports.clock()), link("comment", url), event.key)
 
 
-def acknowledge(event: Event, ports: Ports, command: str, what: str) -> str:
-    """Reply once to the comment (keyed on its id) saying what was recorded where; return a step line."""
+def acknowledge(event: Event, ports: Ports, command: str, what: str, new: bool = False) -> str:
+    """Reply once to the comment (keyed on its id) saying what was recorded where; return a step line. `new`: this
+    run made the commit, so no earlier run can have acknowledged it (the reply always follows the commit)."""
     assert event.issue is not None
     number = event.issue.number
     posted = reply_once(
@@ -128,6 +175,7 @@ def acknowledge(event: Event, ports: Ports, command: str, what: str) -> str:
         ports,
         "ack",
         "comment-command-ack.md.j2",
+        new=new,
         command=command,
         what=what,
         incident_id=incident_id(number),
@@ -150,7 +198,12 @@ def commit_and_ack(
     inc, path = incident_id(number), incident_path(ports.config, number)
     result = ports.git.commit(edit, f"{inc}: /{name} (@{event.sender}, {event.key})")
     steps = [f"committed {path} ({result.sha[:12]}, push attempt {result.attempts})"] if result.sha else []
-    steps.append(acknowledge(event, ports, name, what))
+    if not result.sha and event.raw.get(CAUGHT_UP):
+        # Catch-up picks only commands without a row; a row written meanwhile means another run (the comment's
+        # own, or the sweep's, each in its own concurrency group) applied it and acknowledges it.
+        steps.append(f"/{name} was applied meanwhile by another run, which acknowledges it")
+    else:
+        steps.append(acknowledge(event, ports, name, what, new=bool(result.sha)))
     if result.sha:
         return Outcome("recorded", f"{inc}: /{name} by @{event.sender} recorded", inc, path, steps)
     reason = "this comment was already applied" if seen.get("replay") else "nothing to change"

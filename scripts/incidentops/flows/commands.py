@@ -12,16 +12,31 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from incidentops.adapters.github import PAGE_SIZE
 from incidentops.core import breach, public
 from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event, is_own_login
+from incidentops.core.timefmt import format_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.adr import adr_edit
-from incidentops.flows.base import BadCommand, Outcome, Ports, commit_and_ack, context, refuse, reply_once
+from incidentops.flows.base import (
+    CAUGHT_UP,
+    CHECKPOINT_FIELD,
+    BadCommand,
+    Outcome,
+    Ports,
+    bound_comments,
+    checkpoint_of,
+    commit_and_ack,
+    context,
+    refuse,
+    reply_once,
+)
 from incidentops.flows.breach import notification_command
 from incidentops.flows.public import public_command, publish_command
 
@@ -246,20 +261,72 @@ def on_comment(event: Event, ports: Ports) -> Outcome:
     return outcome
 
 
-def catch_up_commands(event: Event, ports: Ports, before: int | None = None) -> list[str]:
+def catch_up_commands(event: Event, ports: Ports, before: int | None = None, record: bool = False) -> list[str]:
     """Apply every human /command on the event's issue (older than comment `before`, if given) that left no
-    trace; returns what was done. Best effort: the event at hand was handled whatever happens here."""
+    trace; returns what was done. Best effort: the event at hand was handled whatever happens here.
+
+    The work is bounded (#15.7): comments are read from the incident file's checkpoint on, at most
+    COMMENT_PAGES_PER_RUN pages, and at most CATCH_UP_LIMIT commands are applied. With `record` (the sweep) the
+    checkpoint moves to where this pass stopped, so the next pass starts there: nothing is skipped, however many
+    comments a flood adds."""
     steps: list[str] = []
     try:
-        for earlier in _untraced_commands(event, ports, before):
+        scan = _untraced_commands(event, ports, before)
+        for earlier in scan.found[:CATCH_UP_LIMIT]:
             caught = _on_comment(earlier, ports)
             # A person already refused on this issue is not answered again (one refusal per person).
             quiet = caught.status == "refused" and not caught.details.get("posted", True)
             if caught.status != "skipped" and not quiet:
                 steps.append(f"caught up with comment {earlier.comment_id}: {caught.message}")
+        if scan.cut:
+            steps.append(
+                f"read {len(scan.read)} comments since {scan.since or 'the first'} (the per-run bound); the next run "
+                f"or the scheduled sweep continues from {scan.checkpoint or 'there'}"
+            )
+        if len(scan.found) > CATCH_UP_LIMIT:
+            steps.append(
+                f"applied {CATCH_UP_LIMIT} of {len(scan.found)} earlier commands (the per-run bound); the next run or "
+                "the scheduled sweep applies the rest"
+            )
+        if record:
+            steps += _record_checkpoint(event, ports, scan)
     except IncidentOpsError as err:
         steps.append(f"could not check earlier comments: {err}")
     return steps
+
+
+_MARKER = re.compile(r"<!-- (incidentops:[^<>]{1,300}?) -->")
+
+
+@dataclass
+class _Scan:
+    found: list[Event]
+    read: list[Any]
+    since: str | None
+    cut: bool
+    checkpoint: str | None  # every /command posted before this left a trace once `found` is applied
+    markers: list[str]  # the bot's markers posted before `checkpoint`
+
+
+def _record_checkpoint(event: Event, ports: Ports, scan: _Scan) -> list[str]:
+    """Move the incident file's comment checkpoint to where this pass stopped (one commit; none when unchanged)."""
+    assert event.issue is not None
+    path = incident_path(ports.config, event.issue.number)
+    if scan.checkpoint is None or scan.checkpoint == scan.since or len(scan.read) < PAGE_SIZE:
+        return []  # a window of less than a page costs one request anyway: no commit to save it
+    value = {"at": scan.checkpoint, "markers": scan.markers}
+
+    def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
+        current = read(path)
+        if current is None:
+            return {}
+        at, _ = checkpoint_of(current)
+        if at is not None and format_ts(at) >= str(scan.checkpoint):
+            return {}  # another run already moved it as far
+        return {path: f.set_fields(current, {CHECKPOINT_FIELD: value})}
+
+    ports.git.commit(edit, f"{incident_id(event.issue.number)}: comments checked through {scan.checkpoint}")
+    return [f"comments checked through {scan.checkpoint}"]
 
 
 # Commands that reach Cloudflare or hand the tenants' credentials to the smoke checks: only these run in the job
@@ -279,16 +346,26 @@ def _edited(comment: Any) -> bool:
     return bool(created and updated and updated > created)
 
 
-def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[Event]:
-    """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions."""
+def _untraced_commands(event: Event, ports: Ports, before: int | None) -> _Scan:
+    """Earlier human comments holding a /command that neither the incident file nor a bot reply mentions, read
+    from the file's checkpoint on (bounded), and where the next pass may start."""
     assert event.issue is not None
     text = ports.git.read(incident_path(ports.config, event.issue.number)) or ""
+    bound_comments(ports, event.issue.number, text)
+    since, known = checkpoint_of(text)
     comments = ports.github.comments(event.issue.number)
-    replies = "\n".join(c.body or "" for c in comments if is_own_login(c.user.login))  # only our own markers count
-    found = []
+    cut = ports.github.comments_cut(event.issue.number)
+    own = [c for c in comments if is_own_login(c.user.login)]  # only our own markers count
+    replies = "\n".join([*(c.body or "" for c in own), *known])
+    found: list[Event] = []
+    held: datetime | None = None  # the first command this pass leaves for another
+    last: datetime | None = None
     for comment in comments:
         is_bot = comment.user.type == "Bot" or comment.user.login.endswith("[bot]")
-        if (before is not None and comment.id >= before) or is_bot:
+        if before is not None and comment.id >= before:
+            continue
+        last = comment.created_at
+        if is_bot:
             continue
         # Any trace keyed on this comment id (a row, an acknowledgement, a refusal, a help reply) means it ran.
         trace = re.compile(re.escape(f"comment-{comment.id}") + r"(?!\d)")
@@ -298,9 +375,17 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[E
         if command is None or _edited(comment):
             continue
         if ports.cloudflare is None and command[0] in PRODUCTION_COMMANDS:
+            held = held or comment.created_at
             continue  # left for the next run of the job that holds the production secrets
-        payload = dict(event.raw, comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url})
+        if len(found) == CATCH_UP_LIMIT:
+            held = held or comment.created_at
+        created = format_ts(comment.created_at) if comment.created_at else None
+        payload = dict(
+            event.raw,
+            comment={"id": comment.id, "body": comment.body, "html_url": comment.html_url, "created_at": created},
+        )
         payload["sender"] = {"login": comment.user.login, "type": comment.user.type}
+        payload[CAUGHT_UP] = True
         found.append(
             Event(
                 "issue_comment",
@@ -314,7 +399,13 @@ def _untraced_commands(event: Event, ports: Ports, before: int | None) -> list[E
                 raw=payload,
             )
         )
-    return found[:CATCH_UP_LIMIT]
+    stop = held or last
+    checkpoint = format_ts(stop) if stop is not None else None
+    markers = list(known)
+    for comment in own:
+        if stop is not None and comment.created_at is not None and comment.created_at < stop:
+            markers += [m for m in _MARKER.findall(comment.body or "") if m not in markers]
+    return _Scan(found, comments, format_ts(since) if since else None, cut, checkpoint, markers)
 
 
 def _holds(command: Command, login: str, role: str, text: str) -> bool:
@@ -347,6 +438,7 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     text = ports.git.read(incident_path(ports.config, event.issue.number))
     if text is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
+    bound_comments(ports, event.issue.number, text)
     command = COMMANDS.get(name)
     if command is None or not command.action:
         # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.

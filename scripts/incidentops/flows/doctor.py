@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from incidentops.adapters.cloudflare import DEFAULT_BASE_URL, CloudflareClient, RetryPolicy
 from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
 from incidentops.config import CONFIG_FILE, Config, load_config
+from incidentops.core import callers
 from incidentops.core import doctor as core
 from incidentops.core.doctor import FAIL, OK, WARN, Check, check
 from incidentops.core.form import fields_from_template
@@ -153,12 +154,21 @@ def _github_checks(workspace: Path, env: Mapping[str, str], config: Config | Non
         required = core.required_labels(config.severities, config.incident_label)
         out.append(core.labels_check(gh.labels(), required))
     workflows = _workflow_texts(workspace)
-    uses_report = any("incidentops report" in text or "report --out" in text for text in workflows.values())
+    docs = _workflow_docs(workflows)
+    found = callers.calls(docs)
+    out.append(callers.pin_check(found))
+    uses_report = any("incidentops report" in text or "report --out" in text for text in workflows.values()) or any(
+        call.called == "reusable-report.yml" for call in found
+    )
     out.append(core.pages_check(uses_report, *(gh.read("/pages") if uses_report else (0, None))))
     runbook = workspace / RUNBOOK_PATH
     referenced = core.referenced_secrets(
         workflows.values(), runbook.read_text(encoding="utf-8") if runbook.is_file() else ""
     )
+    called = sorted(
+        {name for jobs in callers.called_secrets(found).values() for names in jobs.values() for name in names}
+    )
+    referenced = sorted({*referenced, *called})
     listed_status, listed = gh.read("/actions/secrets") if referenced else (0, None)
     outside: set[str] | None = None
     if listed_status == 200 and isinstance(listed, dict):
@@ -167,7 +177,10 @@ def _github_checks(workspace: Path, env: Mapping[str, str], config: Config | Non
         if org_status == 200 and isinstance(shared, dict):
             listed = {"secrets": [*(listed.get("secrets") or []), *(shared.get("secrets") or [])]}
             outside = {str(s.get("name")) for s in listed["secrets"] if isinstance(s, dict)}
-    by_environment = core.secret_environments(_workflow_docs(workflows))
+    by_environment = core.secret_environments(docs)
+    # A caller passes the environment secrets on with `secrets: inherit`: its own text names none of them.
+    for name, jobs in callers.called_secrets(found).items():
+        by_environment.setdefault(name, {}).update(jobs)
     out += core.unscoped_secrets_check(by_environment.pop("", {}))
     want_reviewers = bool(config and config.extra.get("github_environment", {}).get("required_reviewers"))
     for name, jobs in sorted(by_environment.items()):

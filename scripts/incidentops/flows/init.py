@@ -23,7 +23,7 @@ from incidentops.adapters.cloudflare import DEFAULT_BASE_URL, CloudflareClient
 from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
 from incidentops.config import CONFIG_FILE, parse_config
 from incidentops.core import adopt as core
-from incidentops.core.doctor import referenced_secrets, required_labels
+from incidentops.core.doctor import required_labels
 from incidentops.core.ledger import load_ledger, render_ledger
 from incidentops.core.rollback import pins_from_doc
 from incidentops.core.runbook import RUNBOOK_PATH, parse_runbook
@@ -203,7 +203,6 @@ def _files(workspace: Path, facts: Facts, answers: Answers, upstream: str, sha: 
     )
     parse_runbook(runbook_text, [s.name for s in config.services])
     existing_runbook = _read(workspace / RUNBOOK_PATH)
-    secrets = ["CLOUDFLARE_API_TOKEN", *referenced_secrets([], existing_runbook or "")]
     actions = [
         core.decide(CONFIG_FILE, config_text, _read(workspace / CONFIG_FILE), answers.force),
         core.decide(RUNBOOK_PATH, runbook_text, existing_runbook, answers.force),
@@ -223,8 +222,8 @@ def _files(workspace: Path, facts: Facts, answers: Answers, upstream: str, sha: 
             None,
             upstream=upstream,
             sha=sha,
-            version=f"incidentops {__version__}",
-            secrets=secrets,
+            # Dependabot rewrites a `# vX.Y.Z` comment after a SHA pin to the new release's tag.
+            version=__version__,
             gh=_expression,
         )
         path = f".github/workflows/{name}.yml"

@@ -16,20 +16,18 @@ from incidentops.core import incidentfile as f
 from incidentops.core import reminders as core
 from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError
-from incidentops.flows.base import Outcome, Ports, file_url
+from incidentops.flows.base import Outcome, Ports, bound_comments, checkpoint_of, file_url
 from incidentops.render import render
 
 
-def _posted_markers(ports: Ports, number: int) -> str:
-    """All comment bodies of the issue in one string: one read per incident, however many reminders."""
-    from github import GithubException  # already loaded by the call below
-
-    issue = ports.github.issue(number)
-    try:
-        # Only our own comments: a marker typed by anyone else must not silence a reminder.
-        return "\n".join(c.body or "" for c in issue.get_comments() if is_own_login(c.user.login))
-    except GithubException as exc:
-        raise ApiError("GitHub", f"reading comments of #{number} failed: HTTP {exc.status}", status=exc.status) from exc
+def _posted_markers(ports: Ports, number: int, text: str) -> str:
+    """The bot's markers on the issue in one string: one bounded read per incident, however many reminders
+    (those before the file's comment checkpoint come from the file; see flows/commands.py catch_up_commands)."""
+    bound_comments(ports, number, text)
+    _, known = checkpoint_of(text)
+    # Only our own comments: a marker typed by anyone else must not silence a reminder.
+    own = [c.body or "" for c in ports.github.comments(number) if is_own_login(c.user.login)]
+    return "\n".join([*own, *(f"<!-- {m} -->" for m in known)])
 
 
 # A deleted issue answers 410; a transferred one 301 to a repository the job's token cannot read (404).
@@ -96,9 +94,13 @@ def run_reminders(ports: Ports) -> Outcome:
             due = core.due_reminders(fields, body, now, _closed(ports, linked, steps), comms=comms)
         if not due:
             continue
-        already = _posted_markers(ports, number)
+        already = _posted_markers(ports, number, text)
         for reminder in due:
             if reminder.marker in already:
+                continue
+            if ports.github.comments_cut(number):
+                # A flood beyond this run's bounded read may hide it: the next run, after the sweep moved on, posts it.
+                steps.append(f"#{number}: {reminder.key} not checked: more comments than one run reads; next run")
                 continue
             text_body = render(
                 f"comment-remind-{reminder.kind}.md.j2",

@@ -390,11 +390,14 @@ class ActRunner:
     def _copy_workflows(self, workspace: Path) -> None:
         target = workspace / WORKFLOWS_REL
         target.mkdir(parents=True, exist_ok=True)
+        source_dir = self.repo_root / WORKFLOWS_REL
         for name in self.workflows:
-            source = self.repo_root / WORKFLOWS_REL / name
+            source = source_dir / name
             if not source.is_file():
                 raise ActFailed(f"{source} does not exist; --via-actions runs from a checkout of incidentops")
-            shutil.copy2(source, target / name)
+            # With the reusable workflows each caller calls (act reads them from the workspace).
+            for file in [name, *called_workflows(source)]:
+                shutil.copy2(source_dir / file, target / file)
 
     def move_workspace_to(self, sha: str) -> None:
         """Make `sha` (fetched from the bare repository) the workspace's HEAD on main: act takes GITHUB_SHA
@@ -509,16 +512,37 @@ class ActRunner:
 
 
 def workflow_uses(workflow: Path) -> list[str]:
-    """Every `uses:` of every step in a workflow file, in order."""
+    """Every `uses:` of every step in a workflow file and in the workflows it calls from the same repository
+    (`jobs.<id>.uses: ./.github/workflows/<file>`, which act reads from the same directory), in order."""
+    uses: list[str] = []
+    for path in [workflow, *(workflow.parent / name for name in called_workflows(workflow))]:
+        uses += [
+            str(step["uses"])
+            for job in (_load(path).get("jobs") or {}).values()
+            for step in (job.get("steps") or [])
+            if isinstance(step, dict) and "uses" in step
+        ]
+    return uses
+
+
+LOCAL_CALL_PREFIX = "./.github/workflows/"
+
+
+def called_workflows(workflow: Path) -> list[str]:
+    """The files of the same-repository workflows that `workflow` calls (`uses: ./.github/workflows/x.yml`)."""
+    names: list[str] = []
+    for job in (_load(workflow).get("jobs") or {}).values():
+        uses = str(job.get("uses") or "") if isinstance(job, dict) else ""
+        if uses.startswith(LOCAL_CALL_PREFIX) and uses[len(LOCAL_CALL_PREFIX) :] not in names:
+            names.append(uses[len(LOCAL_CALL_PREFIX) :])
+    return names
+
+
+def _load(path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
-    doc = YAML(typ="safe").load(workflow.read_text(encoding="utf-8")) or {}
-    return [
-        str(step["uses"])
-        for job in (doc.get("jobs") or {}).values()
-        for step in (job.get("steps") or [])
-        if isinstance(step, dict) and "uses" in step
-    ]
+    doc = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _git(*args: str, cwd: Path | None = None) -> str:

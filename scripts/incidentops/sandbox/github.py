@@ -1414,8 +1414,15 @@ class GitHubEmulator:
         @self.route("GET", "/issues/{number}/comments")
         def list_comments(call: Call) -> Response:
             issue = self.issue(call.params["number"])
+            # "List issue comments" (docs.github.com/en/rest/issues/comments): `since` "only show results that were
+            # last updated after the given time", an ISO 8601 timestamp YYYY-MM-DDTHH:MM:SSZ; ascending by id.
+            # Strictly after here (the stricter reading: a caller must not count on the boundary second).
             since = call.request.arg("since") or ""
-            found = [c for c in self.comments.values() if c.issue == issue.number and c.updated_at >= since]
+            if since and not re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", since):
+                raise invalid("IssueComment", "since")
+            found = [
+                c for c in self.comments.values() if c.issue == issue.number and (not since or c.updated_at > since)
+            ]
             return self._paginate(call.request, [self.comment_json(c) for c in found])
 
         @self.route("POST", "/issues/{number}/comments")

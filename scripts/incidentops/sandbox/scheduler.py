@@ -81,18 +81,87 @@ Executor = Callable[[WorkflowRun], Execution]
 class Workflow:
     file: str
     doc: Mapping[Any, Any]
+    # The workflows its jobs call (`jobs.<id>.uses`), by the `uses:` value; a call not found here is a problem.
+    called: Mapping[str, Mapping[Any, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return str(self.doc.get("name") or self.file)
 
 
-def load_workflows(directory: Path) -> list[Workflow]:
+LOCAL_CALL = "./.github/workflows/"
+
+
+def load_workflows(directory: Path, resolve: Callable[[str], Mapping[Any, Any] | None] | None = None) -> list[Workflow]:
+    """The workflow files in `directory`, each with the workflows its jobs call: a same-repository call
+    (`./.github/workflows/x.yml`) is read from `directory` (GitHub takes it from the caller's commit), another
+    repository's (`owner/repo/.github/workflows/x.yml@sha`) from `resolve`, when given."""
     yaml = YAML(typ="safe")
-    return [
-        Workflow(path.name, yaml.load(path.read_text(encoding="utf-8")) or {})
-        for path in sorted(directory.glob("*.yml"))
-    ]
+    workflows: list[Workflow] = []
+    for path in sorted(directory.glob("*.yml")):
+        doc = yaml.load(path.read_text(encoding="utf-8")) or {}
+        called: dict[str, Mapping[Any, Any]] = {}
+        for job in (doc.get("jobs") or {}).values():
+            uses = str(job.get("uses") or "") if isinstance(job, dict) else ""
+            if uses.startswith(LOCAL_CALL) and (directory / uses[len(LOCAL_CALL) :]).is_file():
+                called[uses] = yaml.load((directory / uses[len(LOCAL_CALL) :]).read_text(encoding="utf-8")) or {}
+            elif uses and resolve is not None:
+                found = resolve(uses)
+                if found is not None:
+                    called[uses] = found
+        workflows.append(Workflow(path.name, doc, called))
+    return workflows
+
+
+@dataclass(frozen=True)
+class EffectiveJob:
+    """One job as it runs: a caller's own job, or a job of the workflow a caller's job calls. A called job runs
+    only if the calling job's `if:` holds too, and sees `inputs` from the calling job's `with:`."""
+
+    conditions: tuple[tuple[Any, Mapping[str, Any]], ...]  # (`if:`, the contexts it is evaluated in)
+    concurrency: Any
+    contexts: Mapping[str, Any]
+
+
+def effective_jobs(workflow: Workflow, contexts: Mapping[str, Any]) -> tuple[list[EffectiveJob], list[str]]:
+    """The jobs a run of `workflow` holds, calls expanded (one level, as ours are), and any problems."""
+    jobs: list[EffectiveJob] = []
+    problems: list[str] = []
+    for name, job in (workflow.doc.get("jobs") or {}).items():
+        if not isinstance(job, dict):
+            continue
+        own = ((job.get("if"), contexts),)
+        uses = job.get("uses")
+        if not uses:
+            jobs.append(EffectiveJob(own, job.get("concurrency"), contexts))
+            continue
+        if job.get("concurrency") is not None:  # a group on the calling job holds the whole called run
+            jobs.append(EffectiveJob(own, job["concurrency"], contexts))
+        called = workflow.called.get(str(uses))
+        if called is None:
+            problems.append(f"{workflow.file} job {name}: the called workflow {uses} was not found")
+            jobs.append(EffectiveJob(own, None, contexts))
+            continue
+        inner = {**contexts, "inputs": called_inputs(called, job.get("with") or {}, contexts)}
+        for called_job in (called.get("jobs") or {}).values():
+            if isinstance(called_job, dict):
+                conditions = (*own, (called_job.get("if"), inner))
+                jobs.append(EffectiveJob(conditions, called_job.get("concurrency"), inner))
+    return jobs, problems
+
+
+def called_inputs(called: Mapping[Any, Any], given: Mapping[str, Any], contexts: Mapping[str, Any]) -> dict[str, Any]:
+    """The `inputs` context of a called workflow: the calling job's `with:` (its expressions evaluated in the
+    caller's contexts), else each input's default (docs, "on.workflow_call.inputs")."""
+    declared = (rules.triggers(called).get("workflow_call") or {}).get("inputs") or {}
+    values: dict[str, Any] = {}
+    for key, spec in declared.items():
+        if key in given:
+            raw = given[key]
+            values[key] = rules.interpolate(raw, contexts) if isinstance(raw, str) else raw
+        elif isinstance(spec, dict) and "default" in spec:
+            values[key] = spec["default"]
+    return values
 
 
 class ActionsScheduler:
@@ -173,14 +242,19 @@ class ActionsScheduler:
         self, workflow: Workflow, item: rules.Delivery, delivery: str | None, seq: int | None, sha: str
     ) -> WorkflowRun:
         contexts = self._contexts(workflow, item, sha)
-        jobs = workflow.doc.get("jobs") or {}
+        # The jobs of the run, with those of the workflows its jobs call (the run belongs to the caller's file).
         # The first job decides whether the run does anything (a gate, or the only job); the group the run waits
         # in is the last job-level group (a gate's per-event group never makes anyone wait: the privileged jobs
-        # after it share the incident's group), else the workflow's.
-        job: Any = next(iter(jobs.values()), {}) if jobs else {}
-        grouped = [j["concurrency"] for j in jobs.values() if isinstance(j, dict) and j.get("concurrency") is not None]
+        # after it share the incident's group), else the caller's workflow-level group.
+        jobs, problems = effective_jobs(workflow, contexts)
+        if problems:
+            with self.lock:
+                self.problems.extend(problems)
+        first = jobs[0] if jobs else EffectiveJob(((None, contexts),), None, contexts)
+        grouped = [j for j in jobs if j.concurrency is not None]
         job_level = bool(grouped)
-        concurrency = grouped[-1] if job_level else workflow.doc.get("concurrency")
+        concurrency: Any = grouped[-1].concurrency if job_level else workflow.doc.get("concurrency")
+        group_contexts = grouped[-1].contexts if job_level else contexts
         with self.lock:
             run = WorkflowRun(
                 id=len(self.runs) + 1,
@@ -198,8 +272,8 @@ class ActionsScheduler:
             )
             self.runs.append(run)
         try:
-            passes = rules.condition(job.get("if") if isinstance(job, dict) else None, contexts)
-            group, cancel_running = _group(concurrency, contexts)
+            passes = all(rules.condition(expression, where) for expression, where in first.conditions)
+            group, cancel_running = _group(concurrency, group_contexts)
         except rules.UnsupportedExpression as exc:
             self._finish(run, "failure", f"expression not understood by the sandbox: {exc}")
             with self.lock:

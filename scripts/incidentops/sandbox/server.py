@@ -25,7 +25,7 @@ from typing import Any
 from incidentops.config import load_config
 from incidentops.core.ledger import render_ledger
 from incidentops.errors import IncidentOpsError
-from incidentops.sandbox import adoption, githooks, world
+from incidentops.sandbox import adoption, githooks, githttp, world
 from incidentops.sandbox.cloudflare import CloudflareEmulator
 from incidentops.sandbox.github import GitHubEmulator, Protection
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
@@ -189,6 +189,10 @@ class Sandbox:
         self.hub.mount("/api/v3", self.github.app)
         self.hub.mount("/client/v4", self.cloudflare.app)
         self.hub.mount("/_sandbox", self._control_app())
+        # Clones of every repository under the work directory (OWNER/REPO.git), at <server>/OWNER/REPO, read-only.
+        git_app = App()
+        githttp.install(git_app, self.bare_repo.parent.parent)
+        self.hub.mount("", git_app)  # last: the prefixes above take their paths first
         githooks.install(self.bare_repo, f"{base}/_sandbox")
         self.services = DemoServices(self.cloudflare, demo_environments(_environments(seed)), hub=self.hub)
         self.actions: Any = None  # the Actions scheduler (sandbox/scheduler.py) when one runs the workflows
