@@ -16,6 +16,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "history.py"
 
 
 def load_benchmark() -> ModuleType:
+    # Run as a script, a benchmark finds its sibling modules (verdict.py) on its own folder; loaded here, add it.
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("bench_history", SCRIPT)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
