@@ -37,9 +37,10 @@ SCOPE_EXCEPTIONS = {
     ("reusable-report.yml", "deploy"): {"pages": "write", "id-token": "write"},
     # Its caller grants what the called build and deploy jobs need between them (a called job can only lower it).
     ("report.yml", "report"): {"contents": "read", "pages": "write", "id-token": "write"},
-    # The setup check reads the Pages source and visibility; it writes nothing.
-    ("reusable-doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
-    ("doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read"},
+    # The setup check reads the Pages source and visibility, and the secrets' environment (GitHub Apps, the
+    # workflow token among them, need actions:read for the environments API); it writes nothing.
+    ("reusable-doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read", "actions": "read"},
+    ("doctor.yml", "doctor"): {"contents": "read", "issues": "read", "pages": "read", "actions": "read"},
 }
 # The handle-event step's environment: the job token, Cloudflare, the smoke checks' tenant credentials
 # (secrets) and the optional base-URL override (a repository variable; empty means incidentops.yaml).
