@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from incidentops.config import parse_config
+from incidentops.config import ACTIONS, parse_config
 from incidentops.core.doctor import FAIL, OK
 from incidentops.core.runbook import parse_runbook
 from incidentops.flows.doctor import run_doctor
@@ -86,7 +86,10 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
     run = init(empty, *FLAGS)
     assert run.returncode == 0, run.stdout + run.stderr
     ws = empty.workspace
-    config = parse_config(YAML(typ="safe").load((ws / "incidentops.yaml").read_text()))
+    raw_config = YAML(typ="safe").load((ws / "incidentops.yaml").read_text())
+    config = parse_config(raw_config)
+    # Every action's role is written out, so a team sees (and tunes) who may do each, comms and overrides included.
+    assert sorted(raw_config["permissions"]) == sorted(ACTIONS)
     assert [(s.name, s.kind) for s in config.services] == [
         ("api-worker", "worker"),
         ("ingest-worker", "worker"),
