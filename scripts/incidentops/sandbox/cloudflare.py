@@ -881,7 +881,8 @@ class CloudflareEmulator:
     def _record(self, request: Request, kind: str, errors: list[str]) -> None:
         if errors:
             with self.lock:
-                self._violations.append({"method": request.method, "path": request.path, "kind": kind, "errors": errors})
+                entry = {"method": request.method, "path": request.path, "kind": kind, "errors": errors}
+                self._violations.append(entry)
 
     # -- helpers shared by handlers ----------------------------------------------------------------
 
