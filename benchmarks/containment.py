@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 from github import Auth, Github
+from served import sandbox
 from startup import runtime_python
 from verdict import report
 
@@ -61,13 +62,7 @@ def git_round_trip(bare: str, scratch: Path) -> float:
 
 
 def one_round(python: Path, scratch: Path) -> dict[str, Any]:
-    serve = ["sandbox", "serve", "--seed", str(ROOT), "--workdir", str(scratch / "sb"), "--latency-ms", str(LATENCY_MS)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "incidentops", *serve], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
+    with sandbox(scratch / "sb", LATENCY_MS) as info:
         control = info["control_url"]
         span = {"min_seconds": PROPAGATION, "max_seconds": PROPAGATION}
         httpx.put(control + "/cloudflare/propagation", json=span, timeout=60).raise_for_status()
@@ -123,9 +118,6 @@ def one_round(python: Path, scratch: Path) -> dict[str, Any]:
         if "deny verified" not in said:
             raise SystemExit(f"the confirm run did not verify the deny:\n{said[-2000:]}")
         return {"declare": declared, "contain": contained, "git": git_round_trip(info["bare_repo"], scratch)}
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def main() -> int:

@@ -13,7 +13,6 @@ Run: .venv/bin/python benchmarks/declare.py [--runs 5]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from typing import Any
 
 import httpx
 from github import Auth, Github
+from served import sandbox
 from verdict import report
 
 from incidentops.adapters.git import GitRepo
@@ -76,34 +76,13 @@ def one_declare(info: dict[str, Any], workspace: Path) -> tuple[float, int]:
 def bench_latency(latency_ms: int, runs: int) -> list[tuple[float, int]]:
     """(wall seconds, GitHub API calls) of each of `runs` declares at this sandbox latency."""
     root = Path(tempfile.mkdtemp(prefix="bench-declare-"))
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "incidentops",
-            "sandbox",
-            "serve",
-            "--seed",
-            str(ROOT),
-            "--workdir",
-            str(root / "sb"),
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        workspace = root / "workspace"
-        subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
-        one_declare(info, workspace)  # warm-up: the emulator compiles its validators on first use
-        return [one_declare(info, workspace) for _ in range(runs)]
+        with sandbox(root / "sb", latency_ms) as info:
+            workspace = root / "workspace"
+            subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
+            one_declare(info, workspace)  # warm-up: the emulator compiles its validators on first use
+            return [one_declare(info, workspace) for _ in range(runs)]
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import httpx
+from served import sandbox
 from verdict import report
 
 from incidentops.adapters.cloudflare import CloudflareClient
@@ -72,68 +73,50 @@ def warm_up(info: dict[str, str]) -> None:
 
 def one_run(latency_ms: int, sequential: bool) -> tuple[float, int]:
     root = Path(tempfile.mkdtemp(prefix="bench-rollback-"))
-    # The sandbox runs in its own process, as `incidentops sandbox serve`, so its work does not share our GIL.
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "incidentops",
-            "sandbox",
-            "serve",
-            "--seed",
-            str(ROOT),
-            "--workdir",
-            str(root / "sb"),
-            "--latency-ms",
-            str(latency_ms),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
     try:
-        assert server.stdout is not None
-        info = json.loads(server.stdout.readline())
-        workspace = root / "workspace"
-        subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
-        ports = Ports(
-            config=load_config(workspace),
-            workspace=workspace,
-            github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
-            git=GitRepo(workspace),
-            repository=info["repository"],
-            server_url=info["github_server_url"],
-            redact=Redactor.from_env({}),
-            clock=utc_now,
+        with sandbox(root / "sb", latency_ms) as info:
+            return measured(info, root / "workspace", sequential)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def measured(info: dict[str, str], workspace: Path, sequential: bool) -> tuple[float, int]:
+    """Roll the five services back against a running sandbox; (wall seconds, services done)."""
+    subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
+    ports = Ports(
+        config=load_config(workspace),
+        workspace=workspace,
+        github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
+        git=GitRepo(workspace),
+        repository=info["repository"],
+        server_url=info["github_server_url"],
+        redact=Redactor.from_env({}),
+        clock=utc_now,
+    )
+
+    def client() -> CloudflareClient:
+        return CloudflareClient(
+            token=info["cloudflare_api_token"],
+            account_id=info["cloudflare_account_id"],
+            base_url=info["cloudflare_api_base_url"],
         )
 
-        def client() -> CloudflareClient:
-            return CloudflareClient(
-                token=info["cloudflare_api_token"],
-                account_id=info["cloudflare_account_id"],
-                base_url=info["cloudflare_api_base_url"],
-            )
-
-        pins = good_pins()
-        warm_up(info)
-        # Clients are built before the clock starts (httpx loads its TLS context at construction).
-        clients = {name: client() for name in pins} if sequential else {"all": client()}
-        began = time.perf_counter()
-        if sequential:
-            results = []
-            for name, pin in pins.items():
-                results += asyncio.run(_reconcile_all(clients[name], ports, {name: pin}, "bench"))
-        else:
-            results = asyncio.run(_reconcile_all(clients["all"], ports, pins, "bench"))
-        wall = time.perf_counter() - began
-        done = sum(1 for r in results if r.status == "done")
-        live = httpx.get(info["control_url"] + "/cloudflare/live").json()
-        assert all(live[name]["good"] for name in pins), [(r.service, r.status, r.detail) for r in results]
-        return wall, done
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        shutil.rmtree(root, ignore_errors=True)
+    pins = good_pins()
+    warm_up(info)
+    # Clients are built before the clock starts (httpx loads its TLS context at construction).
+    clients = {name: client() for name in pins} if sequential else {"all": client()}
+    began = time.perf_counter()
+    if sequential:
+        results = []
+        for name, pin in pins.items():
+            results += asyncio.run(_reconcile_all(clients[name], ports, {name: pin}, "bench"))
+    else:
+        results = asyncio.run(_reconcile_all(clients["all"], ports, pins, "bench"))
+    wall = time.perf_counter() - began
+    done = sum(1 for r in results if r.status == "done")
+    live = httpx.get(info["control_url"] + "/cloudflare/live").json()
+    assert all(live[name]["good"] for name in pins), [(r.service, r.status, r.detail) for r in results]
+    return wall, done
 
 
 def main() -> int:

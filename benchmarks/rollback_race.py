@@ -28,23 +28,12 @@ from urllib.request import urlopen
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from served import sandbox  # noqa: E402
+
 from incidentops.core.ledger import dump_ledger, load_ledger  # noqa: E402
 from incidentops.sandbox import world  # noqa: E402
 
 LEDGER = "deployments/production.yaml"
-
-
-def start(root: Path, latency_ms: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-    serve = ["sandbox", "serve", "--seed", str(ROOT), "--workdir", str(root / "sb"), "--latency-ms", str(latency_ms)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "incidentops", *serve],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(os.environ, PYTHONPATH=str(ROOT / "scripts")),
-    )
-    assert server.stdout is not None
-    return server, json.loads(server.stdout.readline())
 
 
 def live(info: dict[str, Any]) -> dict[str, Any]:
@@ -75,8 +64,7 @@ def pin_good_versions(info: dict[str, Any], scratch: Path) -> None:
 
 
 def ours(python: str, latency_ms: int, scratch: Path) -> tuple[float, bool, str]:
-    server, info = start(scratch, latency_ms)
-    try:
+    with sandbox(scratch / "sb", latency_ms) as info:
         pin_good_versions(info, scratch)
         workspace = scratch / "workspace"
         git("clone", "-q", info["bare_repo"], str(workspace), cwd=scratch)
@@ -110,13 +98,14 @@ def ours(python: str, latency_ms: int, scratch: Path) -> tuple[float, bool, str]
         state = live(info)
         good = all(state[name]["good"] for name in world.SERVICES)
         return elapsed, good, (done.stdout + done.stderr)[-1500:]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def wrangler(node: str, wrangler_js: str, latency_ms: int, scratch: Path) -> tuple[float, bool, str]:
-    server, info = start(scratch, latency_ms)
+    with sandbox(scratch / "sb", latency_ms) as info:
+        return run_wrangler(node, wrangler_js, info, scratch)
+
+
+def run_wrangler(node: str, wrangler_js: str, info: dict[str, Any], scratch: Path) -> tuple[float, bool, str]:
     seeded = world.seed()
     home = scratch / "home"
     home.mkdir()
@@ -132,26 +121,22 @@ def wrangler(node: str, wrangler_js: str, latency_ms: int, scratch: Path) -> tup
         "WRANGLER_HIDE_BANNER": "true",
         "NO_COLOR": "1",
     }
-    try:
-        output = ""
-        began = time.perf_counter()
-        for name in world.WORKERS:
-            done = subprocess.run(
-                [node, wrangler_js, "rollback", seeded.good_target(name), "--name", name, "--message", "INC-7"],
-                env=env,
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            output += done.stdout[-300:] + done.stderr[-300:]
-        elapsed = time.perf_counter() - began
-        state = live(info)
-        return elapsed, all(state[name]["good"] for name in world.WORKERS), output[-1500:]
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    output = ""
+    began = time.perf_counter()
+    for name in world.WORKERS:
+        done = subprocess.run(
+            [node, wrangler_js, "rollback", seeded.good_target(name), "--name", name, "--message", "INC-7"],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        output += done.stdout[-300:] + done.stderr[-300:]
+    elapsed = time.perf_counter() - began
+    state = live(info)
+    return elapsed, all(state[name]["good"] for name in world.WORKERS), output[-1500:]
 
 
 def main() -> int:

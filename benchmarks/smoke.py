@@ -15,13 +15,13 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+from served import sandbox
 from verdict import report
 
 from incidentops.config import load_config
@@ -54,25 +54,7 @@ def main() -> int:
         (workspace / RUNBOOK_PATH).parent.mkdir(parents=True)
         shutil.copy(ROOT / "incidentops.yaml", workspace / "incidentops.yaml")
         (workspace / RUNBOOK_PATH).write_text(runbook(args.checks))
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "incidentops",
-                "sandbox",
-                "serve",
-                "--seed",
-                str(ROOT),
-                "--workdir",
-                str(root / "sb"),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            assert server.stdout is not None
-            info = json.loads(server.stdout.readline())
+        with sandbox(root / "sb") as info:
             fault = {"path": "^/$", "delay_ms": args.delay_ms, "count": None}
             httpx.post(info["control_url"] + "/faults", json=fault).raise_for_status()
             env = {"INCIDENTOPS_BASE_URLS": json.dumps(info["base_urls"])}
@@ -93,9 +75,6 @@ def main() -> int:
                     f"{args.delay_ms} ms (target <= {LIMIT}); slowest check as measured {slowest:.0f} ms "
                     "(diagnostic, no target)"
                 )
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
     ratio = statistics.median(ratios)
     verdict = "meets" if ratio <= LIMIT else "MISSES"
     print(f"median ratio wall / injected delay: {ratio:.2f} ({verdict} the target <= {LIMIT})")

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.chromium import browser  # noqa: F401  (headless Chromium, offline: a module-scoped fixture)
 from tests.faults.conftest import print_tally
 from tests.flows.conftest import world  # noqa: F401  (the sandbox-backed `world` fixture)
 

@@ -9,18 +9,19 @@ Exit codes, the same for every command:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from incidentops import __version__
 from incidentops.errors import IncidentOpsError, UsageError
 
 # Start-up is paid by every workflow run: the flows are imported per command, and not even `typing` is loaded here
-# (mypy reads this name as true; benchmarks/startup.py measures what each command imports).
+# (mypy reads this name as true; benchmarks/startup.py measures what each command imports). `incidentops --help`
+# imports no argparse either: the top-level help is printed from COMMANDS, which the parser also uses.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from incidentops.adapters.actions import Runner
@@ -37,6 +38,29 @@ EXIT_CODES = """exit codes:
   1  not done: refused for a role, exit criteria unmet, a check failed, or an error saying what to do
   2  usage: bad arguments, an unknown command or event name
   3  a bug in incidentops (re-running is safe: every step is keyed on its event)"""
+
+# The commands, in the order --help lists them, with their one-line summaries.
+COMMANDS = {
+    "handle-event": "run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
+    "gate": "decide with a read-only token which job handles the event (output `decision`: skip, record, production)",
+    "rollback": "plan or apply a rollback to the ledger's pins",
+    "smoke": "run the deploy runbook's smoke checks for an environment",
+    "lint": "validate incident files (schema, timestamps in order, closed ones complete)",
+    "verify": "check an incident's exit criteria; --close closes it when all are met",
+    "remind": "post due reminders (run every 30 minutes by a scheduled workflow)",
+    "sweep": "apply what runs GitHub cancelled missed: untraced commands, unjudged closes (run by the reminder "
+    "workflow)",
+    "report": "build the static incident history site (HTML) and the public status page (status/) from the incident "
+    "files",
+    "init": "set this repository up from what Cloudflare shows: config, caller workflows, form, runbook, ledger, "
+    "labels",
+    "doctor": "check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix",
+    "demo": "run the incident playbook against the built-in sandbox, narrated",
+    "sandbox": "the emulated GitHub and Cloudflare used by the demo and tests",
+}
+DESCRIPTION = "GitOps incident response: incidents as markdown files in git, run from GitHub Actions."
+USAGE = "usage: incidentops [-h] [--version] COMMAND ..."
+OPTIONS = {"-h, --help": "show this help message and exit", "--version": "show program's version number and exit"}
 
 GITHUB_VARS = "GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_API_URL, GITHUB_SERVER_URL"
 CLOUDFLARE_VARS = "CLOUDFLARE_API_TOKEN, CLOUDFLARE_API_BASE_URL, CLOUDFLARE_ACCOUNT_ID"
@@ -126,6 +150,8 @@ def _cmd_gate(args: argparse.Namespace) -> int:
 def _incident_number(value: str) -> int:
     digits = value.upper().removeprefix("INC-").lstrip("#")
     if not digits.isdigit():
+        import argparse
+
         raise argparse.ArgumentTypeError(f"{value!r} is not an incident id like INC-0042 or an issue number")
     return int(digits)
 
@@ -356,12 +382,49 @@ def _help(what: str, writes: str, env: str, example: str) -> str:
     return f"{what}\n\nwrites: {writes}\nreads the environment: {env}\n\nexample:\n  {example}\n\n{EXIT_CODES}"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors say what to do, on stderr, with exit code 2 (as argparse does)."""
+def _wrap(text: str, indent: int, width: int = 100) -> list[str]:
+    """Words of `text` in lines that fit `width` once indented by `indent` (no textwrap: it imports `re`, which
+    costs --help a third of its time)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width - indent:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line] if line else lines
 
-    def error(self, message: str) -> Any:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"error: {message}\nhint: `{self.prog} --help` lists the arguments.\n")
+
+def top_help() -> str:
+    """`incidentops --help`: what argparse would print for the top level, built from COMMANDS without argparse."""
+    column = 2 + max(len(name) for name in [*COMMANDS, *OPTIONS]) + 2
+
+    def rows(table: dict[str, str]) -> list[str]:
+        out = []
+        for name, summary in table.items():
+            first, *rest = _wrap(summary, column)
+            out.append(f"  {name:<{column - 2}}{first}")
+            out += [" " * column + more for more in rest]
+        return out
+
+    parts = [USAGE, "", DESCRIPTION, "", *_wrap(BY_HAND, 0), "", "commands:", *rows(COMMANDS), ""]
+    parts += ["options:", *rows(OPTIONS), "", EXIT_CODES, ""]
+    parts += ["`incidentops COMMAND --help`: what a command does, writes and reads, with an example."]
+    return "\n".join(parts) + "\n"
+
+
+def _parser_class() -> type[argparse.ArgumentParser]:
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse, but usage errors say what to do, on stderr, with exit code 2 (as argparse does)."""
+
+        def error(self, message: str) -> Any:
+            self.print_usage(sys.stderr)
+            self.exit(EXIT_USAGE, f"error: {message}\nhint: `{self.prog} --help` lists the arguments.\n")
+
+    return _Parser
 
 
 class _Unused:
@@ -383,14 +446,16 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line, or with `command_only` ("" for none) only that command's arguments: the others are
     listed for --help and usage errors, but their arguments are not built (most of --help's start-up time)."""
 
+    import argparse
+
     def full(name: str) -> bool:
         return command_only is None or command_only == name
 
+    _Parser = _parser_class()
     raw = argparse.RawDescriptionHelpFormatter
     parser = _Parser(
         prog="incidentops",
-        description="GitOps incident response: incidents as markdown files in git, run from GitHub Actions.\n\n"
-        + BY_HAND,
+        description=f"{DESCRIPTION}\n\n{BY_HAND}",
         epilog=EXIT_CODES,
         formatter_class=raw,
     )
@@ -410,7 +475,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     handle = command(
         "handle-event",
-        "run the flow for the GitHub Actions event in GITHUB_EVENT_NAME / GITHUB_EVENT_PATH",
+        COMMANDS["handle-event"],
         "git (incident files, ledger), issue comments and labels, pull requests, Cloudflare (WAF rules, deployments)",
         f"GITHUB_EVENT_NAME, GITHUB_EVENT_PATH, {GITHUB_VARS}, GITHUB_WORKSPACE, {CLOUDFLARE_VARS}, {SMOKE_VARS}",
         "GITHUB_EVENT_NAME=issues GITHUB_EVENT_PATH=event.json incidentops handle-event",
@@ -419,13 +484,11 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     gate = sub.add_parser(
         "gate",
-        help="decide with a read-only token which job handles the event (output `decision`: skip, record, production)",
+        help=COMMANDS["gate"],
     )
     gate.set_defaults(handler=_cmd_gate)
 
-    rollback = sub.add_parser(
-        "rollback", help="plan or apply a rollback to the ledger's pins", add_help=full("rollback")
-    )
+    rollback = sub.add_parser("rollback", help=COMMANDS["rollback"], add_help=full("rollback"))
     rollback_sub = rollback.add_subparsers(dest="rollback_command", metavar="ROLLBACK_COMMAND", parser_class=_Parser)
     plan = command(
         "plan",
@@ -453,7 +516,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     smoke = command(
         "smoke",
-        "run the deploy runbook's smoke checks for an environment",
+        COMMANDS["smoke"],
         "nothing; with --incident, the result in the incident file (git) and a comment; --junit writes that file",
         f"{SMOKE_VARS}; with --incident also {GITHUB_VARS}",
         "incidentops smoke --env production --service api-worker",
@@ -466,7 +529,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     lint = command(
         "lint",
-        "validate incident files (schema, timestamps in order, closed ones complete)",
+        COMMANDS["lint"],
         "nothing (reads the files in your checkout, as they are)",
         "GITHUB_WORKSPACE (default: the current folder)",
         "incidentops lint incidents/INC-0042.md",
@@ -476,7 +539,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     verify = command(
         "verify",
-        "check an incident's exit criteria; --close closes it when all are met",
+        COMMANDS["verify"],
         "nothing; with --close the verification record (git), the issue state and a comment (needs resolve)",
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, {SMOKE_VARS}",
         "incidentops verify --incident INC-0042",
@@ -487,7 +550,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     remind = command(
         "remind",
-        "post due reminders (run every 30 minutes by a scheduled workflow)",
+        COMMANDS["remind"],
         "comments on incident issues",
         GITHUB_VARS,
         "incidentops remind --watch-minutes 26",
@@ -502,7 +565,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
     remind.set_defaults(handler=_cmd_remind)
     sweep = command(
         "sweep",
-        "apply what runs GitHub cancelled missed: untraced commands, unjudged closes (run by the reminder workflow)",
+        COMMANDS["sweep"],
         "incident files, comments and pull requests, as the missed runs would have",
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, {SMOKE_VARS}",
         "incidentops sweep",
@@ -511,7 +574,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     report = command(
         "report",
-        "build the static incident history site (HTML) and the public status page (status/) from the incident files",
+        COMMANDS["report"],
         "the site folder given by --out, nothing else",
         "GITHUB_SERVER_URL, GITHUB_REPOSITORY (for links; optional)",
         "incidentops report --out site",
@@ -525,7 +588,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     init = command(
         "init",
-        "set this repository up from what Cloudflare shows: config, caller workflows, form, runbook, ledger, labels",
+        COMMANDS["init"],
         "files in the checkout (never one a person edited, without --force) and labels on GitHub; idempotent",
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}",
         "incidentops init --services api-worker,user-portal --environment production --zone example.com",
@@ -547,7 +610,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     doctor = command(
         "doctor",
-        "check the repository, GitHub and Cloudflare set-up: ✅/⚠️/❌ per check with the fix",
+        COMMANDS["doctor"],
         "nothing (reads only; the job summary in a workflow)",
         f"{GITHUB_VARS}, {CLOUDFLARE_VARS}, SMOKE_* (set or not)",
         "incidentops doctor --json",
@@ -558,7 +621,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
 
     demo = command(
         "demo",
-        "run the incident playbook against the built-in sandbox, narrated",
+        COMMANDS["demo"],
         "a temporary workspace (kept in --keep DIR), nothing outside it",
         "none",
         "incidentops demo --keep /tmp/incidentops-demo",
@@ -573,9 +636,7 @@ def build_parser(command_only: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
 
-    sandbox = sub.add_parser(
-        "sandbox", help="the emulated GitHub and Cloudflare used by the demo and tests", add_help=full("sandbox")
-    )
+    sandbox = sub.add_parser("sandbox", help=COMMANDS["sandbox"], add_help=full("sandbox"))
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", metavar="SANDBOX_COMMAND", parser_class=_Parser)
     serve = command(
         "serve",
@@ -625,7 +686,15 @@ def _say_what_we_wait_on(stream: Any = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(_command_in(sys.argv[1:] if argv is None else argv))
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given in (["-h"], ["--help"], []):
+        # The top level needs no parser (a person's first command, and what a new runner's log shows first).
+        (sys.stdout if given else sys.stderr).write(top_help())
+        return EXIT_OK if given else EXIT_USAGE
+    if given == ["--version"]:
+        print(f"incidentops {__version__}")
+        return EXIT_OK
+    parser = build_parser(_command_in(given))
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
     if handler is None:

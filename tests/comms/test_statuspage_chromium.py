@@ -18,7 +18,7 @@ import pytest
 
 from incidentops.config import load_config
 from incidentops.flows.statuspage import build_status_page
-from tests.report.test_chromium import chromium, console_lines, namespace_problem, run_chromium
+from tests.chromium import console_lines, run_chromium
 
 from .statusbuild import NOW, write_history
 
@@ -57,15 +57,6 @@ AUDIT_JS = r"""
   document.body.appendChild(out);
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> str:
-    binary = chromium()
-    problem = namespace_problem()
-    if problem:
-        pytest.skip(problem)
-    return binary
 
 
 @pytest.fixture(scope="module")

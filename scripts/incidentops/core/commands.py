@@ -36,6 +36,8 @@ USAGE = {
     "security-impact": "/security-impact yes|no <why>",
     "risk": "/risk tenant-isolation|authz|data-integrity open|cleared <why>",
     "followup": '/followup "<task>" @owner YYYY-MM-DD',
+    "public": "/public investigating|identified|monitoring|resolved <text for customers>",
+    "publish": "/publish [draft number]",
     "help": "/help",
 }
 

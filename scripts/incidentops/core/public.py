@@ -24,14 +24,11 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from incidentops.core import incidentfile as f
+from incidentops.core.commands import CommandError as Problem  # a command that cannot run, and its usage
 from incidentops.core.commands import Context
 
 STATES = ("investigating", "identified", "monitoring", "resolved")
 TEXT_LIMIT = 1000  # public text is refused, never silently cut, when longer
-USAGE = {
-    "public": "/public investigating|identified|monitoring|resolved <text for customers>",
-    "publish": "/publish [draft number]",
-}
 # Top-level domains that never name a customer-facing host (RFC 6762 .local, RFC 8375 home.arpa, ICANN's
 # reserved .internal, and the usual private ones), and the Cloudflare origins behind the custom domains.
 INTERNAL_SUFFIXES = (
@@ -66,16 +63,6 @@ class Draft:
 @dataclass(frozen=True)
 class Publish:
     number: int | None  # None: the newest draft not yet published
-
-
-@dataclass(frozen=True)
-class Problem:
-    command: str
-    message: str
-
-    @property
-    def usage(self) -> str:
-        return USAGE.get(self.command, "")
 
 
 @dataclass(frozen=True)

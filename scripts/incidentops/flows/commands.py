@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from incidentops.adapters.github import PAGE_SIZE
-from incidentops.core import breach, public
+from incidentops.core import breach
 from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path
@@ -225,11 +225,9 @@ COMMANDS: dict[str, Command] = {
     "lift": Command("lift", _one_line(lift_command), "/lift <route>", "lift a containment"),
     "smoke": Command("smoke", _one_line(smoke_command), "/smoke", "run the runbook's smoke checks"),
     "resolve": Command("resolve", _one_line(resolve_command), "/resolve", "check the exit criteria and resolve"),
-    "public": Command(
-        "public", public_command, public.USAGE["public"], "draft a customer-facing update", "comms_owner"
-    ),
+    "public": Command("public", public_command, core.USAGE["public"], "draft a customer-facing update", "comms_owner"),
     "publish": Command(
-        "publish", publish_command, public.USAGE["publish"], "approve a draft for the status page", "comms_owner"
+        "publish", publish_command, core.USAGE["publish"], "approve a draft for the status page", "comms_owner"
     ),
     "notification": Command(
         "notification",

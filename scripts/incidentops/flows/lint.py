@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from incidentops.config import CONFIG_FILE, load_config
@@ -74,6 +73,8 @@ def lint_files(files: Iterable[tuple[str, str]], severities: tuple[str, ...] = S
     if len(items) < PARALLEL_FROM or workers < 2:
         return sorted(_lint_batch(items, severities))
     batches = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+    from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for many files
+
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = pool.map(_lint_batch, batches, [severities] * len(batches))
         return sorted(p for found in results for p in found)

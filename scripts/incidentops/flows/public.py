@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from incidentops.core import incidentfile as f
 from incidentops.core import public as core
+from incidentops.core.commands import USAGE, Context
 from incidentops.core.declare import incident_id, incident_path
 from incidentops.core.events import Event
 from incidentops.flows.base import BadCommand, Outcome, Ports, context, file_url, reply_once
@@ -39,7 +40,7 @@ def check(ports: Ports, command: str, text: str, fields: Mapping[str, Any]) -> N
         raise BadCommand(
             command,
             "this text cannot go public: " + "; ".join(reasons) + ". Describe the impact as customers see it",
-            core.USAGE[command],
+            USAGE[command],
         )
 
 
@@ -88,15 +89,21 @@ def _fields(ports: Ports, number: int) -> dict[str, Any]:
     return f.read_fields(text) if text else {}
 
 
+def _read(
+    event: Event, ports: Ports, name: str, args: str
+) -> tuple[core.Draft | core.Publish, Context, dict[str, Any]]:
+    """The parsed command (a usage error if it cannot run), its context and the incident's fields."""
+    assert event.issue is not None
+    parsed = core.parse(name, args)
+    if isinstance(parsed, core.Problem):
+        raise BadCommand(name, parsed.message, parsed.usage)
+    return parsed, context(event, ports), _fields(ports, event.issue.number)
+
+
 def public_command(event: Event, ports: Ports, args: str) -> Outcome:
     """/public <state> <text>: record a draft; it is not public until approved."""
-    assert event.issue is not None
-    parsed = core.parse("public", args)
-    if isinstance(parsed, core.Problem):
-        raise BadCommand("public", parsed.message, parsed.usage)
+    parsed, ctx, fields = _read(event, ports, "public", args)
     assert isinstance(parsed, core.Draft)
-    ctx = context(event, ports)
-    fields = _fields(ports, event.issue.number)
     if core.by_event(fields, ctx.key) is None:  # a re-delivered /public is answered as the first run did
         check(ports, "public", parsed.text, fields)
 
@@ -109,18 +116,13 @@ def public_command(event: Event, ports: Ports, args: str) -> Outcome:
 
 def publish_command(event: Event, ports: Ports, args: str) -> Outcome:
     """/publish [n]: approve draft n (default: the newest waiting) for the status page."""
-    assert event.issue is not None
-    parsed = core.parse("publish", args)
-    if isinstance(parsed, core.Problem):
-        raise BadCommand("publish", parsed.message, parsed.usage)
+    parsed, ctx, fields = _read(event, ports, "publish", args)
     assert isinstance(parsed, core.Publish)
-    ctx = context(event, ports)
-    fields = _fields(ports, event.issue.number)
     if core.by_event(fields, ctx.key) is not None:  # a re-delivered /publish: answer as the first run did
         return _commit(event, ports, "publish", lambda text: None, "comment-public-published.md.j2", key=ctx.key)
     draft = core.pending(fields, parsed.number)
     if isinstance(draft, str):
-        raise BadCommand("publish", draft, core.USAGE["publish"])
+        raise BadCommand("publish", draft, USAGE["publish"])
     check(ports, "publish", str(draft.get("text") or ""), fields)
     number = int(draft["n"])
     edit = lambda text: core.apply_publish(text, number, ctx)  # noqa: E731

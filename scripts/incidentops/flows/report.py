@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -140,6 +139,8 @@ def build_report(
         # Parsing YAML and rendering pages are CPU-bound pure Python: one process per core, pages written
         # by the workers, only the summaries sent back. Each file is still read exactly once: linear work.
         batches = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing: only for many files
+
         with ProcessPoolExecutor(max_workers=workers) as pool:
             jobs = [pool.submit(_pages, batch, out, where, repo_url, private) for batch in batches]
             results = [job.result() for job in jobs]
