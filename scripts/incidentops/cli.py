@@ -181,11 +181,17 @@ def _cmd_rollback_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_rollback_apply(args: argparse.Namespace) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     from incidentops.core.timefmt import format_ts, utc_now
     from incidentops.flows.rollback import apply_ledger
 
     ports = _ports()
-    actor = _check_role(ports, "rollback_apply")
+    # The role is read while git fetches the ledger: nothing is deployed before it allows.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="role") as pool:
+        checked = pool.submit(_check_role, ports, "rollback_apply")
+        ports.git.sync()
+        actor = checked.result()
     key = os.environ.get("GITHUB_RUN_ID") or f"manual-{format_ts(utc_now())}"
     outcome = apply_ledger(ports, args.incident, actor, f"run-{key}")
     return _report(outcome, _runner(ports.redact))

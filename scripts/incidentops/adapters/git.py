@@ -145,8 +145,14 @@ class GitRepo:
             )
         return result
 
-    def sync(self) -> str:
-        """Move the work tree to the remote branch's current tip; return its sha."""
+    def sync(self, reuse_within: float = 0.0) -> str:
+        """Move the work tree to the remote branch's current tip; return its sha.
+
+        With `reuse_within`, a sync this process made less than that many seconds ago (nothing committed since)
+        counts as this one: a flow that reads the incident again right after the run read it saves a fetch.
+        """
+        if self._synced is not None and time.monotonic() - self._synced[1] < reuse_within:
+            return self._synced[0]
         self.run("fetch", "--quiet", self.remote, self.branch)
         # --force: index and work tree as at the tip (what `reset --hard` did), in the same process.
         if self.detached:

@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from incidentops.adapters.cloudflare import (
     Zone,
     block_rule,
 )
+from incidentops.adapters.git import SYNC_FRESH_FOR
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
 from incidentops.core import routes
@@ -42,7 +44,7 @@ from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows import smoke
 from incidentops.flows.base import Outcome, Ports, file_url, reply_once
-from incidentops.render import render
+from incidentops.render import environment, render
 
 DEFAULT_EXPIRY = timedelta(hours=4)  # the playbook's deny is temporary: reported when due, lifted by a person
 
@@ -58,11 +60,13 @@ TABLE_HEADER = "| route | rule | since | expires | lifted |"
 # Rule changes reach Cloudflare's edge in seconds, not at once (real-world-facts Cloudflare 7): the deny check
 # polls until it sees the deny or this many seconds have passed (`containment.verify_seconds` overrides it).
 VERIFY_DEADLINE = 45.0
-# The longest pause between two looks: a look is four cheap requests, and each second of pause can delay the verdict
-# "contained" by as much once the rule has reached the edge.
-VERIFY_INTERVAL = 0.5
+# How often the deny is looked at (a look is one request per host of the route), from the start of one look to the
+# next: often while a rule usually arrives, since each pause can delay the verdict "contained" by as much once the
+# rule has reached the edge; then seldom, for a change that is slow to arrive.
+VERIFY_FAST_FOR, VERIFY_FAST, VERIFY_SLOW = 10.0, 0.25, 1.0
 VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=0, retry_delay=0.0, deadline=10.0)
 NOT_YET_VERIFIED = "not yet verified"
+REPLY_TEMPLATE = "contain-comment.md.j2"
 
 
 def _verify_deadline(ports: Ports) -> float:
@@ -302,8 +306,8 @@ async def _apply_rule(
     """
     ref = rule_ref(inc)
     async with cf:
-        zone = await cf.get_zone(zone_id)
-        ruleset = await cf.get_entrypoint_ruleset(zone_id, WAF_PHASE)
+        # Two reads, side by side: the zone (its plan and rule limit) and the custom rules as they are now.
+        zone, ruleset = await asyncio.gather(cf.get_zone(zone_id), cf.get_entrypoint_ruleset(zone_id, WAF_PHASE))
         existing = ruleset.find(ref) if ruleset else None
         if not routes:
             if ruleset is None or existing is None:
@@ -368,7 +372,9 @@ def _found(ruleset: Ruleset, ref: str) -> str:
 
 def _incident(ports: Ports, number: int) -> tuple[str, dict[str, Any], Environment]:
     path = incident_path(ports.config, number)
-    ports.git.sync()
+    # The command's run read the incident a moment ago (and checked the role on it): that read is current enough,
+    # as runs on one incident never overlap (one concurrency group) and the commit re-applies on the tip anyway.
+    ports.git.sync(reuse_within=SYNC_FRESH_FOR)
     text = ports.git.read(path)
     if text is None:
         raise IncidentOpsError(f"no incident file {path}", hint="Declare the incident first (label the issue sev-1).")
@@ -399,16 +405,18 @@ def _verify_deny(ports: Ports, env: Environment, route: Route, inc: str, respons
     planned = smoke.plan(checks, urls, os.environ, smoke.host_keys(ports.config, env.name))
     if not planned:
         return False, [f"deny response not checked: no base URL for {', '.join(route.hosts)}"]
-    deadline, started, attempts, pause = _verify_deadline(ports), time.monotonic(), 0, 0.25
+    deadline, started, attempts = _verify_deadline(ports), time.monotonic(), 0
     while True:
         attempts += 1
+        look = time.monotonic()
         results = smoke.execute(planned, VERIFY)
         verified = bool(results) and all(r.result == "passed" for r in results)
         waited = time.monotonic() - started
+        every = VERIFY_FAST if look - started < VERIFY_FAST_FOR else VERIFY_SLOW
+        pause = max(0.0, look + every - time.monotonic())
         if verified or waited + pause > deadline:
             break
         time.sleep(pause)
-        pause = min(pause * 2, VERIFY_INTERVAL)
     if verified:
         return True, [f"deny verified: {r.check} ({r.status}; {attempts} check(s) in {waited:.1f} s)" for r in results]
     notes = [
@@ -417,6 +425,14 @@ def _verify_deny(ports: Ports, env: Environment, route: Route, inc: str, respons
     ]
     notes += [f"{r.check}: {r.reason}" for r in results if r.result != "passed"]
     return False, notes
+
+
+def _prepare_reply(ports: Ports, number: int) -> None:
+    """Read the issue's comments (the run reads them once; the reply is looked up by its marker before it is posted)
+    and load the reply's template. Its outcome is not consulted: what fails here is done again, and fails visibly,
+    when the reply is posted."""
+    ports.github.comments(number)
+    environment(str(ports.workspace)).get_template(REPLY_TEMPLATE)
 
 
 def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -> Outcome:
@@ -431,7 +447,11 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
     assert rule_id is not None
     response = "custom" if zone.paid else "block-page"
     steps = [f"{done} (rule {rule_id}, ref {ref}, zone plan {zone.plan or 'unknown'})"]
-    verified, notes = _verify_deny(ports, env, parsed, inc, response)
+    # While the edge takes the rule (seconds), the reply is made ready: only reads, nothing is written before the
+    # deny has been checked and recorded.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="contain") as pool:
+        pool.submit(_prepare_reply, ports, number)
+        verified, notes = _verify_deny(ports, env, parsed, inc, response)
     steps += notes
     now = ports.clock()
     seen = format_ts(now) if verified else NOT_YET_VERIFIED
@@ -460,7 +480,7 @@ def contain_route(ports: Ports, number: int, route: str, actor: str, key: str) -
     )
     if kind != "unchanged" or not verified:
         body = render(
-            "contain-comment.md.j2",
+            REPLY_TEMPLATE,
             ports.workspace,
             marker=marker,
             kind=kind,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from incidentops.adapters.cloudflare import AmbiguousWriteError, CloudflareClient
-from incidentops.adapters.git import BOT_EMAIL, Edit
+from incidentops.adapters.git import BOT_EMAIL, SYNC_FRESH_FOR, Edit
 from incidentops.config import Environment
 from incidentops.core import approval
 from incidentops.core import incidentfile as f
@@ -27,12 +28,14 @@ from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.flows.smoke import verify_after_rollback
-from incidentops.render import render
+from incidentops.render import environment, render
 
 BRANCH_PREFIX = "rollback/"
 ROLLBACK_LABEL = "rollback"
 ROLLBACK_HEADER = "| service | from | to | status | at |"
 ADR_LABELS = {"architecture-significant", "adr"}
+APPLIED_TEMPLATE = "comment-rollback-applied.md.j2"
+SMOKE_TEMPLATE = "smoke-summary.md.j2"  # flows/smoke.py renders it after every smoke run
 
 
 def ledger_path(env: str) -> str:
@@ -390,7 +393,7 @@ def apply_ledger(
     the timeline rows. `only` (a merged rollback PR's approved pins) limits the deploys to those services; `notes`
     adds a reason to a service's record (an override).
     """
-    ports.git.sync()
+    ports.git.sync(reuse_within=SYNC_FRESH_FOR)  # the run read the tip a moment ago to check the role
     fields: dict[str, Any] = {}
     path = incident_path(ports.config, number) if number is not None else None
     text = ports.git.read(path) if path else None
@@ -401,13 +404,17 @@ def apply_ledger(
     ledger_text = ports.git.read(ledger)
     if ledger_text is None:
         raise IncidentOpsError(f"{ledger} does not exist on {ports.config.default_branch}")
-    pins = core.pins_from_doc(load_ledger(ledger_text), "HEAD")
+    ledger_doc = load_ledger(ledger_text)
+    pins = core.pins_from_doc(ledger_doc, "HEAD")
     if only is not None:
         pins = {name: pin for name, pin in pins.items() if name in only and only[name].version == pin.version}
     inc = incident_id(number) if number is not None else "manual"
     message = core.rollback_message(inc, key)
-    # Each service reconciles independently (one can fail while the others finish).
-    results = asyncio.run(_reconcile_all(_cloudflare(ports, env), ports, pins, message))
+    # Each service reconciles independently (one can fail while the others finish). While their requests are in
+    # flight, the templates of the record and the smoke summary load (a read of local files; nothing is written).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback") as pool:
+        pool.submit(_load_templates, ports, [SMOKE_TEMPLATE, *([APPLIED_TEMPLATE] if path else [])])
+        results = asyncio.run(_reconcile_all(_cloudflare(ports, env), ports, pins, message))
     for r in results:
         if notes and notes.get(r.service):
             r.detail = f"{r.detail} ({notes[r.service]})"
@@ -482,9 +489,7 @@ def apply_ledger(
             ports.github.post_comment_once(
                 number,
                 marker,
-                ports.redact(
-                    render("comment-rollback-applied.md.j2", ports.workspace, marker=marker, rows=table, incident=inc)
-                ),
+                ports.redact(render(APPLIED_TEMPLATE, ports.workspace, marker=marker, rows=table, incident=inc)),
             )
     status = "failed" if failed else ("rolled-back" if changed else "unchanged")
     message_text = (
@@ -509,19 +514,30 @@ def apply_ledger(
     verified = verify_after_rollback(ports, outcome, number, key, actor)
     rolled = [r.service for r in results if r.status == "done" or r.service in recovered]
     if verified.exit_code == 0 and rolled:
-        _mark_verified(ports, ledger, {r.service: r.pin for r in results if r.service in rolled}, inc)
+        pinned = {r.service: r.pin for r in results if r.service in rolled}
+        _mark_verified(ports, ledger, pinned, inc, (ledger_text, ledger_doc))
         verified.steps.append(f"marked {', '.join(rolled)} verified in {ledger}")
     return verified
 
 
-def _mark_verified(ports: Ports, ledger: str, pins: Mapping[str, str], inc: str) -> None:
-    """The smoke checks passed on these pins: record it in the ledger, so a later rollback can trust them."""
+def _load_templates(ports: Ports, names: list[str]) -> None:
+    """Load (and compile) the templates a rollback renders after its deploys. Its outcome is not consulted: a template
+    that fails here fails again, visibly, where it is rendered."""
+    for name in names:
+        environment(str(ports.workspace)).get_template(name)
+
+
+def _mark_verified(
+    ports: Ports, ledger: str, pins: Mapping[str, str], inc: str, parsed: tuple[str, Any] | None = None
+) -> None:
+    """The smoke checks passed on these pins: record it in the ledger, so a later rollback can trust them.
+    `parsed`: the ledger's text as the run read it and its document, used while the tip still has that text."""
 
     def edit(read: Callable[[str], str | None]) -> Mapping[str, str]:
         text = read(ledger)
         if text is None:
             return {}
-        doc = load_ledger(text)
+        doc = parsed[1] if parsed is not None and parsed[0] == text else load_ledger(text)
         services = doc.get("services") or {}
         for name, version in pins.items():
             entry = services.get(name)
