@@ -554,6 +554,8 @@ class CloudflareClient:
     ) -> None:
         import httpx
 
+        from incidentops.adapters import aio_transport
+
         if not token:
             raise IncidentOpsError("Cloudflare API token is empty.", hint="Set CLOUDFLARE_API_TOKEN.")
         self.account_id = account_id
@@ -575,7 +577,7 @@ class CloudflareClient:
             # Request headers and body leave in separate writes; without TCP_NODELAY each POST waits for the
             # peer's delayed ACK (~40 ms), which would double the critical path of a five-service rollback.
             transport=transport
-            or httpx.AsyncHTTPTransport(verify=_tls(), socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
+            or aio_transport.transport(_tls(), socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
             follow_redirects=False,
         )
 

@@ -59,15 +59,23 @@ class Settings:
     deadline: float = 120.0  # seconds for the whole run
 
 
-async def _attempt(client: httpx.AsyncClient, probe: Probe, timeout: float) -> tuple[Answer | None, str]:
+async def _attempt(transport: httpx.AsyncBaseTransport, probe: Probe, timeout: float) -> tuple[Answer | None, str]:
     import httpx
 
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream(
-                probe.method, probe.url, headers=dict(probe.headers), content=probe.body, timeout=timeout
-            ) as response:
+            headers = httpx.Headers(_default_headers())
+            headers.update(probe.headers)  # case-insensitively, as a client merges its defaults
+            request = httpx.Request(
+                probe.method,
+                probe.url,
+                headers=headers,
+                content=probe.body,
+                extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+            )
+            response = await transport.handle_async_request(request)
+            try:
                 chunks: list[bytes] = []
                 size = 0
                 async for chunk in response.aiter_bytes():
@@ -77,6 +85,8 @@ async def _attempt(client: httpx.AsyncClient, probe: Probe, timeout: float) -> t
                         break
                 body = b"".join(chunks)[:MAX_BODY].decode(response.encoding or "utf-8", "replace")
                 status = response.status_code
+            finally:
+                await response.aclose()
     except (TimeoutError, httpx.TimeoutException):
         return None, f"no answer within {timeout:.1f} s (timeout)"
     except httpx.TransportError as exc:
@@ -85,7 +95,7 @@ async def _attempt(client: httpx.AsyncClient, probe: Probe, timeout: float) -> t
 
 
 async def _run_one(
-    client: httpx.AsyncClient, probe: Probe, settings: Settings, gate: asyncio.Semaphore, ends_at: float
+    transport: httpx.AsyncBaseTransport, probe: Probe, settings: Settings, gate: asyncio.Semaphore, ends_at: float
 ) -> ProbeResult:
     attempts = 0
     answer: Answer | None = None
@@ -97,7 +107,7 @@ async def _run_one(
             break
         attempts += 1
         async with gate:
-            answer, failure = await _attempt(client, probe, min(settings.timeout, remaining))
+            answer, failure = await _attempt(transport, probe, min(settings.timeout, remaining))
         problems = [failure] if answer is None else probe.judge(answer)
         if not problems:
             return ProbeResult(probe.id, True, answer.status if answer else None, _ms(answer), attempts, "")
@@ -109,6 +119,19 @@ async def _run_one(
 
 def _ms(answer: Answer | None) -> float | None:
     return round(answer.latency_ms, 1) if answer else None
+
+
+@functools.cache
+def _default_headers() -> dict[str, str]:
+    """What an httpx client sends unless told otherwise (httpx._client), so a probe reads as it always did."""
+    import httpx
+
+    return {
+        "Accept": "*/*",
+        "Accept-Encoding": "gzip, deflate",
+        "Connection": "keep-alive",
+        "User-Agent": f"python-httpx/{httpx.__version__}",
+    }
 
 
 @functools.cache
@@ -128,9 +151,14 @@ async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -
         return []
     gate = asyncio.Semaphore(max(1, settings.concurrency))
     ends_at = time.monotonic() + settings.deadline
+    from incidentops.adapters import aio_transport
+
     limits = httpx.Limits(max_connections=max(1, settings.concurrency), max_keepalive_connections=0)
-    async with httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False, verify=_tls()) as client:
-        tasks = [asyncio.create_task(_run_one(client, p, settings, gate, ends_at)) for p in probes]
+    # httpx's transport, without a client around it: every check is one request of its own, so there are no
+    # cookies to carry from one to the next, no redirects to follow (a 3xx is the answer judged) and no auth,
+    # and the client's bookkeeping of those cost about a fifth of a probe's CPU.
+    async with aio_transport.transport(_tls(), limits) as transport:
+        tasks = [asyncio.create_task(_run_one(transport, p, settings, gate, ends_at)) for p in probes]
         # A grace beyond the deadline lets in-flight attempts report their own timeout first.
         done, pending = await asyncio.wait(tasks, timeout=settings.deadline + 1.0)
         for task in pending:

@@ -407,8 +407,9 @@ class _CloudflareApp(App):
         else:
             with emulator.lock:
                 response = super().dispatch(request)
-        emulator.validate(request, response)
         response.headers = {**RATELIMIT_HEADERS, **response.headers}
+        # Checked against the description once sent, off the response time; reading `violations` waits for it.
+        response.after = emulator.check_later(request, response)
         return response
 
 
@@ -440,7 +441,12 @@ class CloudflareEmulator:
         self.token = seed_world.API_TOKEN
         # The token's permission groups and whether it was revoked (sandbox/adoption.py), set by the server.
         self.token_state: TokenState | None = None
-        self.violations: list[dict[str, Any]] = []
+        self._violations: list[dict[str, Any]] = []
+        # Exchanges answered but not yet checked against the description (`check_later`), by sequence number.
+        self._unchecked: dict[int, tuple[Request, Response]] = {}
+        self._unchecked_seq = 0
+        self._unchecked_lock = threading.Lock()
+        self._checking = threading.Lock()  # held while checks run, so `violations` waits for one under way
         self.lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._last_time = datetime(2026, 11, 1, tzinfo=UTC)
@@ -815,6 +821,42 @@ class CloudflareEmulator:
             return _fail(401, CODE_INVALID_TOKEN, "Invalid API Token").response
         return _fail(403, CODE_AUTH, "Authentication error").response
 
+    @property
+    def violations(self) -> list[dict[str, Any]]:
+        """Every mismatch with the API description so far: runs the checks of answers not checked yet first."""
+        with self._checking:
+            with self._unchecked_lock:
+                pending = list(self._unchecked.values())
+                self._unchecked.clear()
+            for request, response in pending:
+                self._check_sent(request, response, response.encode())
+        return self._violations
+
+    def check_later(self, request: Request, response: Response) -> Callable[[bytes], None]:
+        """Queue the check of an answer; the returned hook runs it with the bytes sent (the server calls it once
+        they are sent). Whichever comes first, the hook or a read of `violations`, runs the check, once."""
+        with self._unchecked_lock:
+            self._unchecked_seq += 1
+            key = self._unchecked_seq
+            self._unchecked[key] = (request, response)
+
+        def check(payload: bytes) -> None:
+            with self._checking:
+                with self._unchecked_lock:
+                    job = self._unchecked.pop(key, None)
+                if job is not None:
+                    self._check_sent(request, response, payload)
+
+        return check
+
+    def _check_sent(self, request: Request, response: Response, payload: bytes) -> None:
+        # The body as it went out: a handler's dict may share state that changes after the answer.
+        try:
+            body = json.loads(payload) if isinstance(response.body, dict) and payload else response.body
+            self.validate(request, Response(response.status, body))
+        except Exception as exc:  # a bug in the checker must show, not pass for a clean exchange
+            self._record(request, "response", [f"the check itself failed: {type(exc).__name__}: {exc}"])
+
     def validate(self, request: Request, response: Response) -> None:
         """Check the request and response bodies against the API description; record mismatches."""
         path, method = request.path, request.method
@@ -839,7 +881,8 @@ class CloudflareEmulator:
     def _record(self, request: Request, kind: str, errors: list[str]) -> None:
         if errors:
             with self.lock:
-                self.violations.append({"method": request.method, "path": request.path, "kind": kind, "errors": errors})
+                entry = {"method": request.method, "path": request.path, "kind": kind, "errors": errors}
+                self._violations.append(entry)
 
     # -- helpers shared by handlers ----------------------------------------------------------------
 

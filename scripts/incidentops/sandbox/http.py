@@ -7,8 +7,10 @@ adds the cross-cutting behaviour tests rely on: `--latency-ms`, injected faults 
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
+import queue
 import re
 import socket
 import threading
@@ -57,6 +59,10 @@ class Response:
     status: int = 200
     body: Any = None  # JSON-serialisable, or bytes/str sent as is
     headers: dict[str, str] = field(default_factory=dict)
+    # Work on the answer that the client does not wait for (checking it against the API description): the
+    # server runs it with the bytes it sent, once they are sent. It must be safe to skip (its owner runs
+    # whatever is left before anyone reads its results), so a handler called without the server loses nothing.
+    after: Callable[[bytes], None] | None = field(default=None, repr=False, compare=False)
 
     def encode(self) -> bytes:
         if self.body is None:
@@ -171,6 +177,23 @@ class Hub:
         self.faults_added = 0  # ids stay unique across DELETE /_sandbox/faults
         self.log: list[LoggedRequest] = []
         self.lock = threading.Lock()
+        self._later: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._later_thread: threading.Thread | None = None
+
+    def later(self, work: Callable[[], None]) -> None:
+        """Run `work` on the hub's one background thread (`Response.after`): a handler thread goes back to its
+        connection at once, so the client's next request on it is read without waiting for that work."""
+        with self.lock:
+            if self._later_thread is None:
+                self._later_thread = threading.Thread(target=self._run_later, name="sandbox-after", daemon=True)
+                self._later_thread.start()
+        self._later.put(work)
+
+    def _run_later(self) -> None:
+        while True:
+            work = self._later.get()
+            with contextlib.suppress(Exception):  # its owner records its own failures (see Response.after)
+                work()
 
     def mount(self, prefix: str, app: App) -> None:
         self.mounts.append((prefix.rstrip("/"), app))
@@ -276,7 +299,15 @@ class _Handler(BaseHTTPRequestHandler):
                     at=time.time(),
                 )
             )
-        if fault and fault.drop_response:
+        try:
+            self._answer(response, payload, hang_up=bool(fault and fault.drop_response))
+        finally:
+            if response.after is not None:
+                after = response.after
+                hub.later(lambda: after(payload))
+
+    def _answer(self, response: Response, payload: bytes, hang_up: bool) -> None:
+        if hang_up:
             self._hang_up()
             return
         self.send_response(response.status)
@@ -308,13 +339,46 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per open connection, as before, but threads are kept for the next connection once theirs
+    closes: starting a thread makes the accepting loop wait for it to run, which under load made a burst of
+    fifty connections wait up to a tenth of a second to be accepted."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], hub: Hub) -> None:
         self.hub = hub
+        self._connections: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
+        self._workers_lock = threading.Lock()
+        self._idle = 0  # workers waiting for a connection
+        self._workers = 0
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._workers_lock:
+            spawn = self._idle == 0
+            if spawn:
+                self._workers += 1
+            else:
+                self._idle -= 1
+        self._connections.put((request, client_address))
+        if spawn:
+            # A plain thread start: Thread.start() would wait here until the new thread runs.
+            _thread.start_new_thread(self._work, ())
+
+    def _work(self) -> None:
+        while (job := self._connections.get()) is not None:
+            self.process_request_thread(*job)  # handles, reports errors, closes the connection
+            with self._workers_lock:
+                self._idle += 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._workers_lock:
+            workers = self._workers
+        for _ in range(workers):
+            self._connections.put(None)
 
 
 class HttpServer:
