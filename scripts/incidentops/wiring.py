@@ -8,7 +8,6 @@ The adapters are imported where the ports are built, not at module level: a flow
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -71,16 +70,6 @@ def in_actions(env: Mapping[str, str]) -> bool:
     return env.get("GITHUB_ACTIONS") == "true"
 
 
-def _load_cloudflare_client() -> None:
-    """Import what the first Cloudflare request needs (httpx, httpcore and anyio under it: a tenth of a second or
-    more), while the run waits on git and on GitHub for the actor's role. Imports only: nothing is sent."""
-    import anyio  # noqa: F401
-    import httpcore  # noqa: F401
-    import httpx  # noqa: F401
-
-    import incidentops.adapters.cloudflare  # noqa: F401
-
-
 def ports_from_env(env: Mapping[str, str]) -> Ports:
     """Build the ports from the variables GitHub Actions sets (or a person exported by hand).
 
@@ -92,9 +81,6 @@ def ports_from_env(env: Mapping[str, str]) -> Ports:
     from incidentops.config import load_config
     from incidentops.core.redact import Redactor
 
-    if env.get("CLOUDFLARE_API_TOKEN"):
-        # Only the job that holds the production secrets gets the token, and its commands talk to Cloudflare.
-        threading.Thread(target=_load_cloudflare_client, name="incidentops-preload").start()
     checkout = Path(env.get("GITHUB_WORKSPACE") or os.getcwd())
     if in_actions(env):
         workspace, git = checkout, None

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from incidentops.core import commands as core
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event
@@ -24,6 +23,7 @@ from incidentops.wiring import Ports, acting_person
 
 if TYPE_CHECKING:
     from incidentops.adapters.github import PostedComment
+    from incidentops.core.commands import Context
 
 __all__ = [
     "BadCommand",
@@ -159,10 +159,12 @@ def authorize(ports: Ports, env: Mapping[str, str], action: str) -> str:
     return actor
 
 
-def context(event: Event, ports: Ports) -> core.Context:
+def context(event: Event, ports: Ports) -> Context:
     """Actor, time, comment link and event key for the rows this comment produces."""
     url = event.comment_url or (event.issue.html_url if event.issue else "")
-    return core.Context(event.sender, format_ts(ports.clock()), link("comment", url), event.key)
+    from incidentops.core.commands import Context  # the command flows load it anyway; rollback and smoke need not
+
+    return Context(event.sender, format_ts(ports.clock()), link("comment", url), event.key)
 
 
 def acknowledge(event: Event, ports: Ports, command: str, what: str, new: bool = False) -> str:

@@ -19,13 +19,11 @@ from incidentops.config import Environment
 from incidentops.core import approval
 from incidentops.core import incidentfile as f
 from incidentops.core import rollback as core
-from incidentops.core.commands import Context
 from incidentops.core.declare import incident_id, incident_path, link
 from incidentops.core.events import Event, is_own_login
 from incidentops.core.ledger import dump_ledger, load_ledger
 from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
-from incidentops.flows.adr import adr_edit
 from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.flows.smoke import verify_after_rollback
 from incidentops.render import environment, render
@@ -467,6 +465,9 @@ def apply_ledger(
 
         commit_edit: Edit = edit
         if adr is not None and number is not None and changed:
+            from incidentops.core.commands import Context  # only a rollback that records an ADR needs them
+            from incidentops.flows.adr import adr_edit
+
             title, where = adr
             names = ", ".join(r.service for r in changed)
             decision = f"Roll back {names} to the last known good versions pinned by {where}."
