@@ -180,7 +180,7 @@ class Hub:
         self.faults_added = 0  # ids stay unique across DELETE /_sandbox/faults
         self.log: list[LoggedRequest] = []
         self.lock = threading.Lock()
-        self._later: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._later: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._answering = 0  # handlers past their latency, making an answer
         self._quiet = threading.Condition()
         self._later_thread: threading.Thread | None = None
@@ -207,9 +207,15 @@ class Hub:
                 self._later_thread.start()
         self._later.put(work)
 
+    def stop_later(self) -> None:
+        """End the background thread once the work queued so far is done (the server stopped)."""
+        with self.lock:
+            running, self._later_thread = self._later_thread, None
+        if running is not None:
+            self._later.put(None)
+
     def _run_later(self) -> None:
-        while True:
-            work = self._later.get()
+        while (work := self._later.get()) is not None:
             with self._quiet:
                 # The bodies' checks wait for a moment when no answer is being made (at most LATER_WAIT each),
                 # so they do not hold the interpreter lock while a handler is due to answer.
@@ -426,3 +432,4 @@ class HttpServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self.hub.stop_later()
