@@ -15,7 +15,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -167,6 +167,9 @@ class LoggedRequest:
     at: float
 
 
+LATER_WAIT = 0.05  # seconds `later` work waits for the handlers to be idle before it runs anyway
+
+
 class Hub:
     """Mount apps under path prefixes and share latency, faults and the request log between them."""
 
@@ -178,7 +181,22 @@ class Hub:
         self.log: list[LoggedRequest] = []
         self.lock = threading.Lock()
         self._later: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._answering = 0  # handlers past their latency, making an answer
+        self._quiet = threading.Condition()
         self._later_thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Mark a handler as working on an answer (its latency slept): `later` work waits until none is."""
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                if not self._answering:
+                    self._quiet.notify_all()
 
     def later(self, work: Callable[[], None]) -> None:
         """Run `work` on the hub's one background thread (`Response.after`): a handler thread goes back to its
@@ -192,6 +210,10 @@ class Hub:
     def _run_later(self) -> None:
         while True:
             work = self._later.get()
+            with self._quiet:
+                # The bodies' checks wait for a moment when no answer is being made (at most LATER_WAIT each),
+                # so they do not hold the interpreter lock while a handler is due to answer.
+                self._quiet.wait_for(lambda: not self._answering, timeout=LATER_WAIT)
             with contextlib.suppress(Exception):  # its owner records its own failures (see Response.after)
                 work()
 
@@ -273,38 +295,37 @@ class _Handler(BaseHTTPRequestHandler):
         fault = None if url.path.startswith("/_sandbox") else hub.take_fault(self.command, url.path)
         if fault and fault.delay_ms:
             time.sleep(fault.delay_ms / 1000)
-        if fault and fault.drop:
-            self._hang_up()
-            return
-        if fault and fault.status:
-            fault_headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            response = Response(fault.status, fault.body or {"message": "injected fault"}, fault_headers)
-        else:
-            try:
-                response = hub.handle(request)
-            except HttpError as err:
-                response = err.response
-            except Exception as exc:  # a bug in the emulator: answer 500 and keep serving
-                response = Response(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})
-        payload = response.encode()
-        with hub.lock:
-            hub.log.append(
-                LoggedRequest(
-                    method=self.command,
-                    path=url.path,
-                    query=url.query,
-                    headers=headers,
-                    body=body.decode("utf-8", "replace"),
-                    status=response.status,
-                    at=time.time(),
+        with hub.answering():
+            if fault and fault.drop:
+                self._hang_up()
+                return
+            if fault and fault.status:
+                fault_headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+                response = Response(fault.status, fault.body or {"message": "injected fault"}, fault_headers)
+            else:
+                try:
+                    response = hub.handle(request)
+                except HttpError as err:
+                    response = err.response
+                except Exception as exc:  # a bug in the emulator: answer 500 and keep serving
+                    response = Response(500, {"message": f"sandbox error: {type(exc).__name__}: {exc}"})
+            payload = response.encode()
+            with hub.lock:
+                hub.log.append(
+                    LoggedRequest(
+                        method=self.command,
+                        path=url.path,
+                        query=url.query,
+                        headers=headers,
+                        body=body.decode("utf-8", "replace"),
+                        status=response.status,
+                        at=time.time(),
+                    )
                 )
-            )
-        try:
             self._answer(response, payload, hang_up=bool(fault and fault.drop_response))
-        finally:
-            if response.after is not None:
-                after = response.after
-                hub.later(lambda: after(payload))
+        if response.after is not None:
+            after = response.after
+            hub.later(lambda: after(payload))
 
     def _answer(self, response: Response, payload: bytes, hang_up: bool) -> None:
         if hang_up:

@@ -38,6 +38,9 @@ def export_block(info: Mapping[str, Any], login: str = "oncall-admin") -> str:
 
 def serve(port: int, latency_ms: int, workdir: str | None, seed: str, once: bool = False, actions: bool = False) -> int:
     """Run the sandbox in the foreground; SIGINT or SIGTERM stops it cleanly."""
+    # Many handler threads share one interpreter lock, and the bodies are checked on a thread of their own
+    # (http.Hub.later): a thread due to answer gets the lock within half a millisecond, not the default five.
+    sys.setswitchinterval(0.0005)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
