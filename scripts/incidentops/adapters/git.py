@@ -92,7 +92,7 @@ class GitRepo:
         # the remote tip or publishing a branch cannot touch the branches (or the work) of the person's clone.
         self.detached = detached
         self.commands: list[str] = []  # what was run, for the job summary and tests
-        self._synced: tuple[str, float] | None = None  # (tip, when) of the last sync, while nothing moved HEAD
+        self._synced: float | None = None  # when the last sync was made, while nothing moved HEAD since
 
     @classmethod
     def private_worktree(cls, checkout: Path, branch: str = "main", remote: str = "origin") -> GitRepo:
@@ -145,23 +145,21 @@ class GitRepo:
             )
         return result
 
-    def sync(self, reuse_within: float = 0.0) -> str:
-        """Move the work tree to the remote branch's current tip; return its sha.
+    def sync(self, reuse_within: float = 0.0) -> None:
+        """Move the work tree to the remote branch's current tip.
 
         With `reuse_within`, a sync this process made less than that many seconds ago (nothing committed since)
         counts as this one: a flow that reads the incident again right after the run read it saves a fetch.
         """
-        if self._synced is not None and time.monotonic() - self._synced[1] < reuse_within:
-            return self._synced[0]
+        if self._synced is not None and time.monotonic() - self._synced < reuse_within:
+            return
         self.run("fetch", "--quiet", self.remote, self.branch)
         # --force: index and work tree as at the tip (what `reset --hard` did), in the same process.
         if self.detached:
             self.run("checkout", "--quiet", "--force", "--detach", f"{self.remote}/{self.branch}")
         else:
             self.run("checkout", "--quiet", "--force", "-B", self.branch, f"{self.remote}/{self.branch}")
-        tip = self.run("rev-parse", "HEAD").stdout.strip()
-        self._synced = (tip, time.monotonic())
-        return tip
+        self._synced = time.monotonic()
 
     def read(self, path: str) -> str | None:
         """A file's text in the work tree, or None if it does not exist."""
@@ -208,7 +206,7 @@ class GitRepo:
         for attempt in range(1, self.max_attempts + 1):
             # A flow that synced a moment ago (to read the file) need not fetch again: if the tip moved since, the
             # push is rejected and the edit is re-applied on the new tip, as for any race.
-            just_synced = attempt == 1 and self._synced is not None and started - self._synced[1] < SYNC_FRESH_FOR
+            just_synced = attempt == 1 and self._synced is not None and started - self._synced < SYNC_FRESH_FOR
             self._synced = None
             if not just_synced:
                 self.sync()
