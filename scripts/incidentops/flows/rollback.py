@@ -8,6 +8,7 @@ after an ambiguous failure we read the live state again and retry only if nobody
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -372,6 +373,8 @@ async def _reconcile_all(
             detail,
         )
 
+    # What the run built so far lives until it ends: frozen, no collection walks it between the waves of requests.
+    gc.freeze()
     async with cf:
         return list(await asyncio.gather(*(one(n, p) for n, p in pins.items())))
 
