@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -432,23 +433,30 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     if found is None:
         return Outcome("skipped", "not for us: the comment has no /command")
     name, args = found
-    ports.git.sync()
-    text = ports.git.read(incident_path(ports.config, event.issue.number))
+    # Every command is judged on the sender's role: it is read (and PyGithub loaded) while git syncs, one a
+    # request and the other a process, as declare does. Nothing is decided before both are in.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="role") as pool:
+        asked = pool.submit(ports.github.role_of, event.sender)
+        ports.git.sync()
+        text = ports.git.read(incident_path(ports.config, event.issue.number))
     if text is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
+    role = asked.result()
     bound_comments(ports, event.issue.number, text)
     command = COMMANDS.get(name)
-    if command is None or not command.action:
-        # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.
-        role = ports.github.role_of(event.sender)
-        if not any(ports.config.allows(action, role) for action in ports.config.permissions):
-            return Outcome("skipped", f"no reply: @{event.sender} ({role}) holds no role that may run a command")
+    # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.
+    if (command is None or not command.action) and not any(
+        ports.config.allows(action, role) for action in ports.config.permissions
+    ):
+        return Outcome("skipped", f"no reply: @{event.sender} ({role}) holds no role that may run a command")
     if command is None:
         return reply_help(event, ports, name, f"/{name} is not a command")
-    if command.action:
-        role = ports.github.role_of(event.sender)
-        if not ports.config.allows(command.action, role) and not _holds(command, event.sender, role, text):
-            return refuse(event, ports, command.action, role)
+    if (
+        command.action
+        and not ports.config.allows(command.action, role)
+        and not _holds(command, event.sender, role, text)
+    ):
+        return refuse(event, ports, command.action, role)
     try:
         return command.run(event, ports, args)
     except BadCommand as bad:
