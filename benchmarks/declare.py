@@ -24,16 +24,10 @@ from typing import Any
 
 import httpx
 from github import Auth, Github
-from served import sandbox
+from served import ports_for, sandbox
 from verdict import report
 
-from incidentops.adapters.git import GitRepo
-from incidentops.adapters.github import GitHubClient
-from incidentops.config import load_config
 from incidentops.core.events import parse_event
-from incidentops.core.redact import Redactor
-from incidentops.core.timefmt import utc_now
-from incidentops.flows.base import Ports
 from incidentops.flows.declare import declare
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,16 +49,7 @@ def one_declare(info: dict[str, Any], workspace: Path) -> tuple[float, int]:
     events = httpx.get(info["control_url"] + "/events", timeout=60).json()
     delivery = [e for e in events if e["event"] == "issues" and e["action"] == "labeled"][-1]
     event = parse_event("issues", delivery["payload"])
-    ports = Ports(
-        config=load_config(workspace),
-        workspace=workspace,
-        github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
-        git=GitRepo(workspace),
-        repository=info["repository"],
-        server_url=info["github_server_url"],
-        redact=Redactor.from_env({}),
-        clock=utc_now,
-    )
+    ports = ports_for(info, workspace)
     before = github_calls(info)
     began = time.perf_counter()
     outcome = declare(event, ports)

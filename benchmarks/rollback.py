@@ -29,17 +29,11 @@ import time
 from pathlib import Path
 
 import httpx
-from served import sandbox
+from served import ports_for, sandbox
 from verdict import report
 
 from incidentops.adapters.cloudflare import CloudflareClient
-from incidentops.adapters.git import GitRepo
-from incidentops.adapters.github import GitHubClient
-from incidentops.config import load_config
-from incidentops.core.redact import Redactor
 from incidentops.core.rollback import Pin
-from incidentops.core.timefmt import utc_now
-from incidentops.flows.base import Ports
 from incidentops.flows.rollback import _reconcile_all
 from incidentops.sandbox import world
 
@@ -83,16 +77,7 @@ def one_run(latency_ms: int, sequential: bool) -> tuple[float, int]:
 def measured(info: dict[str, str], workspace: Path, sequential: bool) -> tuple[float, int]:
     """Roll the five services back against a running sandbox; (wall seconds, services done)."""
     subprocess.run(["git", "clone", "-q", info["bare_repo"], str(workspace)], check=True)
-    ports = Ports(
-        config=load_config(workspace),
-        workspace=workspace,
-        github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
-        git=GitRepo(workspace),
-        repository=info["repository"],
-        server_url=info["github_server_url"],
-        redact=Redactor.from_env({}),
-        clock=utc_now,
-    )
+    ports = ports_for(info, workspace)
 
     def client() -> CloudflareClient:
         return CloudflareClient(

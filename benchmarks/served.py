@@ -13,7 +13,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from incidentops.flows.base import Ports
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,3 +48,24 @@ def sandbox(workdir: Path, latency_ms: int | None = None) -> Iterator[dict[str, 
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def ports_for(info: dict[str, Any], workspace: Path) -> Ports:
+    """The ports a workflow run gets (the workflow's token) on a checkout of the sandbox's repository."""
+    from incidentops.adapters.git import GitRepo
+    from incidentops.adapters.github import GitHubClient
+    from incidentops.config import load_config
+    from incidentops.core.redact import Redactor
+    from incidentops.core.timefmt import utc_now
+    from incidentops.flows.base import Ports
+
+    return Ports(
+        config=load_config(workspace),
+        workspace=workspace,
+        github=GitHubClient(info["actions_token"], info["repository"], info["github_api_url"]),
+        git=GitRepo(workspace),
+        repository=info["repository"],
+        server_url=info["github_server_url"],
+        redact=Redactor.from_env({}),
+        clock=utc_now,
+    )
