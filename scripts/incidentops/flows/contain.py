@@ -33,6 +33,7 @@ from incidentops.adapters.cloudflare import (
     Zone,
     block_rule,
 )
+from incidentops.adapters.cloudflare import prepare as prepare_cloudflare
 from incidentops.adapters.git import SYNC_FRESH_FOR
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
@@ -72,6 +73,12 @@ REPLY_TEMPLATE = "contain-comment.md.j2"
 def _verify_deadline(ports: Ports) -> float:
     seconds = (ports.config.extra.get("containment") or {}).get("verify_seconds")
     return float(seconds) if seconds is not None else VERIFY_DEADLINE
+
+
+def load() -> None:
+    """Load what a containment run needs before its first Cloudflare request: httpx and the TLS context its client
+    is built with (the commands flow calls this while it reads the commenter's role)."""
+    prepare_cloudflare()
 
 
 # -- pure: route, rule, record ------------------------------------------------------------------------
