@@ -63,8 +63,9 @@ TABLE_HEADER = "| route | rule | since | expires | lifted |"
 VERIFY_DEADLINE = 45.0
 # How often the deny is looked at (a look is one request per host of the route), from the start of one look to the
 # next: often while a rule usually arrives, since each pause can delay the verdict "contained" by as much once the
-# rule has reached the edge; then seldom, for a change that is slow to arrive.
-VERIFY_FAST_FOR, VERIFY_FAST, VERIFY_SLOW = 10.0, 0.25, 1.0
+# rule has reached the edge (a look never starts before the one before it has its answers); then seldom, for a
+# change that is slow to arrive.
+VERIFY_FAST_FOR, VERIFY_FAST, VERIFY_SLOW = 10.0, 0.1, 1.0
 VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=0, retry_delay=0.0, deadline=10.0)
 NOT_YET_VERIFIED = "not yet verified"
 REPLY_TEMPLATE = "contain-comment.md.j2"
