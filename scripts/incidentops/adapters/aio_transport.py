@@ -44,6 +44,8 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
         except TimeoutError as exc:
@@ -56,6 +58,9 @@ class _Stream(httpcore.AsyncNetworkStream):
             return
         try:
             self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+                return
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
         except TimeoutError as exc:
