@@ -304,6 +304,28 @@ def test_install_is_from_the_lock_with_the_pinned_uv(name: str) -> None:
             assert forbidden not in script, f"{name}: {forbidden!r} in step {step.get('name')!r}"
 
 
+SETUP_UV_CHECKSUMS = Path(__file__).resolve().parents[1] / "fixtures" / "setup-uv-known-checksums.json"
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_every_uv_download_is_checked_against_the_actions_own_checksum(path: Path) -> None:
+    """setup-uv verifies the archive only against `checksum:` or its own table; the value must be the table's."""
+    doc = load(path)
+    bootstrap = (act_harness.REPO_ROOT / "requirements" / "bootstrap.txt").read_text(encoding="utf-8")
+    pinned = re.search(r"^uv==(\S+)", bootstrap, re.M)
+    assert pinned
+    known = json.loads(SETUP_UV_CHECKSUMS.read_text(encoding="utf-8"))["checksums"]
+    for job_name, job in doc.get("jobs", {}).items():
+        setups = [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith("astral-sh/setup-uv@")]
+        for setup in setups:
+            # The table's entry is per platform: the archive an x86_64 Linux runner (ubuntu-latest) downloads.
+            assert job["runs-on"] == "ubuntu-latest", f"{path.name}:{job_name}: the checksum is for x86_64 Linux"
+            assert setup["with"]["version"] == pinned.group(1)
+            key = f"x86_64-unknown-linux-gnu-{pinned.group(1)}"
+            assert key in known, f"uv {pinned.group(1)} is not in setup-uv's table: take the release's sha256"
+            assert setup["with"]["checksum"] == known[key], f"{path.name}:{job_name}"
+
+
 @pytest.mark.parametrize("name", EVENT_WORKFLOWS)
 def test_the_cli_runs_from_the_checkout_in_the_locked_environment(name: str) -> None:
     all_steps = steps(load(WORKFLOWS / name))

@@ -123,6 +123,51 @@ def test_every_problem_is_listed_not_just_the_first() -> None:
     assert "runbook.md:9:" in message and "runbook.md:14:" in message
 
 
+RICH = (
+    "environment: production\nchecks:\n"
+    "  - name: reports\n    service: api-worker\n    method: post\n    url: '{api}/v1/reports?x=1'\n"
+    "    headers: {Authorization: 'Bearer ${SMOKE_TENANT_A_TOKEN}', X-Count: 3}\n"
+    "    json_body: {tenant: t-100, flags: [yes, on, 010, 0o10, 1_000, ~, .5, 1e3]}\n"
+    "    tenant_isolation:\n      foreign_ids: [t-200, 7]\n"
+    "    expect:\n      status: [403, 404]\n      json: {a.b: true, 'c.*.d': [1, null], when: 2001-12-14}\n"
+    '      body_not_contains: "x\\u00e9\\/y"\n      max_latency_ms: 900\n'
+    "  # a comment between checks\n"
+    "  - {name: flow, service: user-portal, url: 'https://portal.example.com/', expect: {body_contains: [a, b]}}\n"
+)
+
+
+def test_the_c_parser_is_installed_and_reads_blocks_as_the_pure_parser_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lock installs ruamel's C parser (ruamel.yaml.clib) on CPython; it must read every block exactly as the
+    # pure parser would: the same values, the same lines, the same order.
+    assert rb.c_parser_available()
+    shipped = (ROOT / rb.RUNBOOK_PATH).read_text()
+    fast = [rb.parse_runbook(shipped, SERVICES), parse(RICH)]
+    monkeypatch.setattr(rb, "c_parser_available", lambda: False)
+    assert [rb.parse_runbook(shipped, SERVICES), parse(RICH)] == fast
+    reports = fast[1].checks[0]
+    assert reports.json_body == '{"flags": ["yes", "on", 10, 8, 1000, null, 0.5, 1000.0], "tenant": "t-100"}'
+    assert (reports.line, fast[1].checks[1].line) == (8, 22) and fast[0].checks
+
+
+def test_a_block_the_c_parser_reads_differently_or_refuses_goes_to_the_pure_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    used: list[bool] = []
+    loader = rb._loader
+    monkeypatch.setattr(rb, "_loader", lambda pure: used.append(pure) or loader(pure))
+    parse(RICH)
+    assert used == [False]  # an ordinary block: the C parser alone
+    # A %YAML 1.1 directive changes what `yes` means; the C parser would ignore it.
+    book = parse("%YAML 1.1\n---\n" + X + "    url: '{api}/'\n    expect: {json: {ok: yes}}\n")
+    assert book.checks[0].expect.json == (("ok", True),) and used[1:] == [True]
+    # U+2028 is no line break to the pure parser (YAML 1.2), but it is to libyaml, which refuses the block.
+    book = parse(X + "    url: '{api}/'\n    expect:\n      body_contains: a\u2028b\n")
+    assert book.checks[0].expect.contains == ("a\u2028b",) and used[2:] == [False, True]
+    # What a bad block says is always the pure parser's message (libyaml's omits the character).
+    message = error(X + "    url: '{api}/'\n\texpect: {}\n")
+    assert "runbook.md:11: not valid YAML: found character '\\t' that cannot start any token" in message, message
+
+
 def test_an_unclosed_fence_and_a_file_without_blocks_are_errors() -> None:
     with pytest.raises(rb.RunbookError, match=r"runbook.md:3: the ```smoke block is never closed"):
         rb.parse_runbook("# R\n\n```smoke\nenvironment: production\n", SERVICES, "runbook.md")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
+from incidentops.adapters import aio_transport
 from incidentops.adapters.smoke import Answer, Probe, Settings, run
 from incidentops.sandbox.http import App, HttpServer, Hub, Request, Response
 
@@ -144,3 +147,47 @@ def test_the_judge_sees_status_body_and_latency(server: tuple[str, dict[str, int
     (result,) = run([Probe("slow", "GET", url + "/slow", judge=judge)])
     assert result.passed and seen[0].status == 200 and '"ok"' in seen[0].body
     assert seen[0].latency_ms >= 250 and result.latency_ms is not None and result.latency_ms >= 250
+
+
+class _InTurn(httpx.AsyncBaseTransport):
+    """A transport that records when each probe starts and opens its connection, and answers none of them until
+    every probe has its connection under way (so the probes must all be in flight at once)."""
+
+    def __init__(self, probes: int, refused: str) -> None:
+        self.events: list[str] = []
+        self.probes = probes
+        self.refused = refused
+        self.everyone_connecting = asyncio.Event()
+        self.connecting = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        name = request.url.path.strip("/")
+        self.events.append(f"start {name}")
+        await asyncio.sleep(0)  # a real transport yields before it connects
+        if name == self.refused:  # fails before any connection: must not hold up the probes after it
+            self.connecting += 1
+            raise httpx.ConnectError("refused")
+        self.events.append(f"connect {name}")
+        trace = request.extensions.get("trace")
+        if trace is not None:
+            await trace("connection.connect_tcp.started", {})
+        self.connecting += 1
+        if self.connecting == self.probes:
+            self.everyone_connecting.set()
+        await self.everyone_connecting.wait()
+        return httpx.Response(200, content=b"ok")
+
+
+def test_each_probe_starts_once_the_one_before_is_connecting_and_all_are_in_flight_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = _InTurn(6, refused="p2")
+    monkeypatch.setattr(aio_transport, "transport", lambda *args, **kwargs: fake)
+    probes = [Probe(f"p{i}", "GET", f"http://127.0.0.1:9/p{i}", judge=status_is(200)) for i in range(6)]
+    results = run(probes, Settings(retries=0, deadline=30))
+    assert [r.passed for r in results] == [True, True, False, True, True, True]
+    assert "ConnectError: refused" in results[2].reason
+    events = fake.events
+    for i in range(1, 6):
+        before = f"start p{i - 1}" if i - 1 == 2 else f"connect p{i - 1}"
+        assert events.index(before) < events.index(f"start p{i}"), events

@@ -16,6 +16,10 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+# httpcore's locks, events and semaphores are anyio's on asyncio, and anyio loads its asyncio backend (some thirty
+# modules, ~50 ms here) when the first one is made: inside the first request, on the critical path of the run's
+# first wave. Loaded with the transport instead, so that a run which prepares its client early pays it off that path.
+import anyio._backends._asyncio  # noqa: F401
 import httpcore
 import httpx
 
@@ -40,6 +44,8 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
+            if timeout is None:
+                return await self._reader.read(max_bytes)
             async with asyncio.timeout(timeout):
                 return await self._reader.read(max_bytes)
         except TimeoutError as exc:
@@ -52,6 +58,9 @@ class _Stream(httpcore.AsyncNetworkStream):
             return
         try:
             self._writer.write(buffer)
+            if timeout is None:
+                await self._writer.drain()
+                return
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
         except TimeoutError as exc:

@@ -14,7 +14,7 @@ import gc
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when probes run: planning and judging need no HTTP client
     import ssl
@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # imported when probes run: planning and judging need no HTTP
     import httpx
 
 MAX_BODY = 1_000_000  # bytes of an answer we look at
+NO_TIMEOUTS = {"connect": None, "read": None, "write": None, "pool": None}  # httpx.Timeout(None).as_dict()
 
 
 @dataclass(frozen=True)
@@ -60,21 +61,32 @@ class Settings:
     deadline: float = 120.0  # seconds for the whole run
 
 
-async def _attempt(transport: httpx.AsyncBaseTransport, probe: Probe, timeout: float) -> tuple[Answer | None, str]:
+# httpcore's trace events (its `trace` request extension) that show a request's connection under way: a new
+# connection being opened, or the request going out on one already open.
+UNDER_WAY = frozenset({"connection.connect_tcp.started", "http11.send_request_headers.started"})
+
+
+async def _attempt(
+    transport: httpx.AsyncBaseTransport, probe: Probe, timeout: float, under_way: asyncio.Event | None = None
+) -> tuple[Answer | None, str]:
     import httpx
 
+    # No timeout per connect, read and write (each a timer to set and cancel): the one around the whole exchange
+    # bounds them all.
+    extensions: dict[str, Any] = {"timeout": NO_TIMEOUTS}
+    if under_way is not None:
+
+        async def trace(event: str, info: Mapping[str, Any]) -> None:
+            if event in UNDER_WAY:
+                under_way.set()
+
+        extensions["trace"] = trace
     started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout):
             headers = httpx.Headers(_default_headers())
             headers.update(probe.headers)  # case-insensitively, as a client merges its defaults
-            request = httpx.Request(
-                probe.method,
-                probe.url,
-                headers=headers,
-                content=probe.body,
-                extensions={"timeout": httpx.Timeout(timeout).as_dict()},
-            )
+            request = httpx.Request(probe.method, probe.url, headers=headers, content=probe.body, extensions=extensions)
             response = await transport.handle_async_request(request)
             try:
                 chunks: list[bytes] = []
@@ -96,7 +108,32 @@ async def _attempt(transport: httpx.AsyncBaseTransport, probe: Probe, timeout: f
 
 
 async def _run_one(
-    transport: httpx.AsyncBaseTransport, probe: Probe, settings: Settings, gate: asyncio.Semaphore, ends_at: float
+    transport: httpx.AsyncBaseTransport,
+    probe: Probe,
+    settings: Settings,
+    gate: asyncio.Semaphore,
+    ends_at: float,
+    turn: asyncio.Event | None = None,
+    under_way: asyncio.Event | None = None,
+) -> ProbeResult:
+    """One probe with its retries. It starts once `turn` is set (the previous probe's connection is under way)
+    and sets `under_way` once its own first connection is, or when it ends without one."""
+    try:
+        if turn is not None:
+            await turn.wait()
+        return await _attempts(transport, probe, settings, gate, ends_at, under_way)
+    finally:
+        if under_way is not None:
+            under_way.set()
+
+
+async def _attempts(
+    transport: httpx.AsyncBaseTransport,
+    probe: Probe,
+    settings: Settings,
+    gate: asyncio.Semaphore,
+    ends_at: float,
+    under_way: asyncio.Event | None,
 ) -> ProbeResult:
     attempts = 0
     answer: Answer | None = None
@@ -108,7 +145,9 @@ async def _run_one(
             break
         attempts += 1
         async with gate:
-            answer, failure = await _attempt(transport, probe, min(settings.timeout, remaining))
+            answer, failure = await _attempt(
+                transport, probe, min(settings.timeout, remaining), under_way if attempts == 1 else None
+            )
         problems = [failure] if answer is None else probe.judge(answer)
         if not problems:
             return ProbeResult(probe.id, True, answer.status if answer else None, _ms(answer), attempts, "")
@@ -163,7 +202,19 @@ async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -
     # cookies to carry from one to the next, no redirects to follow (a 3xx is the answer judged) and no auth,
     # and the client's bookkeeping of those cost about a fifth of a probe's CPU.
     async with aio_transport.transport(_tls(), limits) as transport:
-        tasks = [asyncio.create_task(_run_one(transport, p, settings, gate, ends_at)) for p in probes]
+        # Every probe is in flight at once, but each starts only once the one before has its connection under
+        # way: started all together, fifty probes would each be built, then each connect, then each send, so the
+        # first request left only when the last was ready, and all the answers came back together, each waiting
+        # for the others to be read and judged. Started in turn, the first requests go out (and their answers come
+        # back) while the later ones are still being built; the last goes out about when it did before, and no probe
+        # waits for another's network round trip (the next starts as soon as a connection is being opened).
+        under_way = [asyncio.Event() for _ in probes]
+        tasks = [
+            asyncio.create_task(
+                _run_one(transport, p, settings, gate, ends_at, under_way[i - 1] if i else None, under_way[i])
+            )
+            for i, p in enumerate(probes)
+        ]
         # A grace beyond the deadline lets in-flight attempts report their own timeout first.
         done, pending = await asyncio.wait(tasks, timeout=settings.deadline + 1.0)
         for task in pending:
