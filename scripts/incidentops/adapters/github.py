@@ -175,6 +175,10 @@ class GitHubClient:
         self._retries, self._secondary_rate_wait = retries, secondary_rate_wait
         self._github: Github | None = None
         self._building = threading.Lock()  # one thread builds the client (and imports PyGithub); others wait
+        # PyGithub's connection object holds the request being sent in attributes shared by every thread that uses
+        # the client, so two requests at once can send one of them twice and the other never (PyGithub/PyGithub#2052):
+        # one request at a time per client. Threads still overlap GitHub with git, Cloudflare and their own work.
+        self._one_at_a_time = threading.RLock()
         self.repository = repository
         self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
@@ -236,9 +240,10 @@ class GitHubClient:
         from github import GithubException, RateLimitExceededException
         from requests.exceptions import RequestException, RetryError
 
-        self.calls += 1
         try:
-            return fn()
+            with self._one_at_a_time:
+                self.calls += 1
+                return fn()
         except RateLimitExceededException as exc:
             headers = exc.headers or {}
             remaining = headers.get("x-ratelimit-remaining") or headers.get("X-RateLimit-Remaining")
