@@ -4,12 +4,15 @@ targets are reached. Certificates are made here for the test (a CA and a server 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import datetime
 import http.server
 import ipaddress
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -185,3 +188,24 @@ def test_the_requests_go_through_the_asyncio_backend(plain_server: str, monkeypa
     monkeypatch.setattr(aio_transport._Backend, "connect_tcp", counting)
     _get(ssl.create_default_context(), f"http://{plain_server}/")
     assert opened == [("127.0.0.1", int(plain_server.rsplit(":", 1)[1]))]
+
+
+def test_the_first_request_loads_no_module_that_importing_the_transport_did_not(plain_server: str) -> None:
+    # A fresh interpreter, as each workflow run is: whatever httpcore needs on asyncio (anyio's backend, ~50 ms)
+    # must load with the transport, so that a run preparing its client early pays it before its first wave.
+    script = f"""
+import asyncio, ssl, sys
+import httpx
+from incidentops.adapters import aio_transport
+transport = aio_transport.transport(ssl.create_default_context())
+loaded = set(sys.modules)
+async def go():
+    async with httpx.AsyncClient(transport=transport) as client:
+        return (await client.get("http://{plain_server}/")).status_code
+assert asyncio.run(go()) == 200
+print(sorted(m for m in set(sys.modules) - loaded if not m.startswith("encodings")))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    new = ast.literal_eval(done.stdout.strip())
+    assert not [m for m in new if m.split(".")[0] in ("anyio", "sniffio", "httpcore", "h11", "httpx")], new

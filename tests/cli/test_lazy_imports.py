@@ -45,3 +45,29 @@ def test_the_rollback_flow_loads_asyncio_but_no_pygithub_before_a_github_call() 
     )
     assert "github" not in loaded and "requests" not in loaded
     assert "asyncio" in loaded
+
+
+def test_a_github_request_loads_pyjwt_and_cryptography_only_when_something_uses_them() -> None:
+    # The client authenticates with a token; PyGithub's Auth module imports PyJWT only for GitHub App tokens.
+    probe = (
+        "import json, sys\n"
+        "from incidentops.adapters.github import GitHubClient\n"
+        "from incidentops.errors import ApiError\n"
+        "client = GitHubClient('token', 'acme/ops', 'http://127.0.0.1:9', retries=0)\n"
+        "try:\n"
+        "    client.role_of('someone')\n"
+        "except ApiError:\n"
+        "    pass\n"
+        "before = sorted(m for m in ('github', 'requests', 'cryptography') if m in sys.modules)\n"
+        "import jwt\n"
+        "token = jwt.encode({'sub': 'x'}, 'k' * 32, algorithm='HS256')\n"
+        "decoded = jwt.decode(token, 'k' * 32, algorithms=['HS256'])\n"
+        "from jwt.algorithms import has_crypto\n"
+        "print(json.dumps([before, decoded, has_crypto]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SCRIPTS)}
+    )
+    before, decoded, has_crypto = json.loads(done.stdout.strip().splitlines()[-1])
+    assert before == ["github", "requests"]  # the request went through PyGithub, without PyJWT's cryptography
+    assert decoded == {"sub": "x"} and has_crypto  # and PyJWT, with cryptography, is all there once used

@@ -101,3 +101,42 @@ def test_a_sweep_racing_the_commands_own_run_leaves_the_acknowledgement_to_it(wo
     assert sum("racing the sweep" in row[2] for row in f.timeline_rows(text)) == 1
     acks = [b for b in world.comments(number) if b.startswith("<!-- incidentops:ack:")]
     assert len(acks) == 1, acks
+
+
+def test_a_comment_run_applies_a_severity_label_whose_run_was_cancelled_once(world: World) -> None:
+    """The live issue is read while the command runs (not after it); what it shows is still applied, once."""
+    number = world.open_incident(body=QUIET)
+    world.label(number, "sev-2")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    world.label(number, "sev-1")  # its run was cancelled
+    world.repo("oncall-write").get_issue(number).create_comment("/note escalating")
+    delivery = world.next_event("issue_comment", "created")
+    outcome = world.run(delivery)
+    assert outcome.status == "recorded", outcome.message
+    assert any(s.startswith("reconciled the severity label 'sev-1'") for s in outcome.steps), outcome.steps
+    path = f"incidents/INC-{number:04d}.md"
+    assert f.read_fields(world.bare_file(path))["severity"] == "SEV-1"
+
+    commits, comments = len(world.bare_log()), len(world.comments(number))
+    again = world.run(delivery)  # a re-run of the same event
+    assert again.status == "unchanged" and not any("reconciled" in s for s in again.steps), again.steps
+    assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
+
+
+def test_a_failed_read_of_the_live_issue_is_reported_and_the_command_still_applied(world: World) -> None:
+    import httpx
+
+    number = world.open_incident(body=QUIET)
+    world.label(number, "sev-2")
+    assert world.run(world.next_event("issues", "labeled")).status == "declared"
+    world.repo("oncall-write").get_issue(number).create_comment("/note while GitHub stumbles")
+    fault = {"method": "GET", "path": rf"/issues/{number}$", "status": 502, "count": None}
+    httpx.post(world.info["control_url"] + "/faults", json=fault).raise_for_status()
+    try:
+        outcome = world.run(world.next_event("issue_comment", "created"))
+    finally:
+        httpx.delete(world.info["control_url"] + "/faults").raise_for_status()
+    assert outcome.status == "recorded", outcome.message
+    assert any(s.startswith("could not reconcile with the live issue") for s in outcome.steps), outcome.steps
+    rows = f.timeline_rows(world.bare_file(f"incidents/INC-{number:04d}.md"))
+    assert sum("while GitHub stumbles" in r[2] for r in rows) == 1

@@ -199,6 +199,28 @@ def test_declaring_proposes_containment_and_a_contain_role_confirms_it(world: Wo
     assert world.run(delivery).status == "unchanged"  # a re-delivered confirmation adds nothing
 
 
+def test_a_rerun_of_the_confirmation_applies_it_once(world: World) -> None:
+    """The confirm run reads ahead (the live issue while the command runs, the reply's comments while the edge
+    takes the rule); a re-run of the same event still writes one rule, one record and one reply."""
+    number = declared(world, tenant_risk=True)
+    digest = contain_on_declare(severity_event(world), world.ports(), number).details["digest"]
+    world.repo("oncall-write").get_issue(number).create_comment(f"/contain confirm {digest}")
+    delivery = world.next_event("issue_comment", "created")
+    first = world.run(delivery)
+    assert first.status == "contained" and first.details["verified"], first.steps
+    commits, comments = len(world.bare_log()), len(world.comments(number))
+    again = world.run(delivery)
+    assert again.status == "unchanged" and again.details["verified"], again.message
+    assert not any("could not" in step for step in again.steps), again.steps
+    assert len(world.bare_log()) == commits and len(world.comments(number)) == comments
+    current = ruleset(world)
+    assert current is not None and sum(r.ref == f"incidentops-INC-{number:04d}" for r in current.rules) == 1
+    text = incident(world, number)
+    assert len(f.read_fields(text)["containment"]) == 1 and len(containment_rows(world, number)) == 1
+    assert sum(r[2].startswith("Contained /v1/reports") for r in f.timeline_rows(text)) == 1
+    assert sum("incidentops:contain:" in c for c in world.comments(number)) == 1
+
+
 @pytest.mark.parametrize(
     ("route", "problem"),
     [

@@ -16,6 +16,10 @@ import ssl
 from collections.abc import Iterable
 from typing import Any
 
+# httpcore's locks, events and semaphores are anyio's on asyncio, and anyio loads its asyncio backend (some thirty
+# modules, ~50 ms here) when the first one is made: inside the first request, on the critical path of the run's
+# first wave. Loaded with the transport instead, so that a run which prepares its client early pays it off that path.
+import anyio._backends._asyncio  # noqa: F401
 import httpcore
 import httpx
 

@@ -70,6 +70,13 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def prepare() -> None:
+    """Load what building a client needs (httpx, its transport, the TLS context) ahead of the first one."""
+    from incidentops.adapters import aio_transport  # noqa: F401 (imports httpx and httpcore)
+
+    _tls()
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """One HTTP attempt, as the timeline shows it."""

@@ -224,6 +224,7 @@ class GitRepo:
                 self.sleep(random.uniform(0.05, min(0.25 * 2 ** (attempt - 1), 4.0)))
                 continue
             sha = self.run("rev-parse", "HEAD").stdout.strip()
+            self._synced = time.monotonic()  # the work tree is the tip just pushed: as good as a sync
             return CommitResult(sha, attempt, tuple(changes))
         raise GitError(
             f"push to {self.branch} was rejected {attempt} times in a row ({time.monotonic() - started:.0f} s)",

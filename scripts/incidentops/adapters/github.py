@@ -7,8 +7,13 @@ marker) and reads again before it retries.
 
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 import time
+import types
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,11 +21,27 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from incidentops.core.events import is_own_login
 from incidentops.errors import ApiError, IncidentOpsError
 
-if TYPE_CHECKING:  # PyGithub (and requests, cryptography under it) is imported at the first call, not before
+if TYPE_CHECKING:  # PyGithub (and requests under it) is imported at the first call, not before
     from github import Github, GithubException
     from github.Issue import Issue as GhIssue
     from github.IssueComment import IssueComment
     from github.Repository import Repository
+
+
+class _OnFirstUse(types.ModuleType):
+    """Stands in for a module until its first attribute is used, then imports the real one and hands that on."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), name)
+
+
+# PyGithub's Auth module imports PyJWT when it loads, for GitHub App authentication (AppAuth signs with `jwt.encode`),
+# and PyJWT loads cryptography: about 0.1 s of CPU in every run, and this product authenticates with a token only.
+# Until something uses it, `jwt` is a stand-in that imports the real PyJWT at its first attribute.
+if "jwt" not in sys.modules:
+    sys.modules["jwt"] = _OnFirstUse("jwt")
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
@@ -153,6 +174,7 @@ class GitHubClient:
         self._token, self._api_url = token, api_url.rstrip("/")
         self._retries, self._secondary_rate_wait = retries, secondary_rate_wait
         self._github: Github | None = None
+        self._building = threading.Lock()  # one thread builds the client (and imports PyGithub); others wait
         self.repository = repository
         self.max_rate_limit_wait = max_rate_limit_wait
         self.sleep = sleep
@@ -164,12 +186,23 @@ class GitHubClient:
         self._bounds: dict[int, tuple[datetime | None, frozenset[str]]] = {}
         self._cut: dict[int, bool] = {}
         self.deferred: list[str] = []  # markers not posted this run: the bounded read could not rule them out
+        self._ahead: dict[int, Future[LiveIssue]] = {}  # issues read ahead (`read_ahead`), until taken
 
     @property
     def _gh(self) -> Github:
         """The PyGithub client, built (and PyGithub imported) when the first request needs it."""
         if self._github is not None:
             return self._github
+        with self._building:
+            if self._github is None:
+                self._github = self._build()
+            return self._github
+
+    def ready(self) -> None:
+        """Wait until the PyGithub client is built (by whichever thread started building it), or build it now."""
+        self._gh  # noqa: B018 (the property builds it)
+
+    def _build(self) -> Github:
         from github import Auth, Github
         from github.GithubRetry import GithubRetry
 
@@ -187,7 +220,7 @@ class GitHubClient:
             if retries
             else None
         )
-        self._github = Github(
+        return Github(
             auth=Auth.Token(self._token),
             base_url=self._api_url,
             retry=retry,
@@ -198,7 +231,6 @@ class GitHubClient:
             # The most GitHub serves per page (default 30): a flooded issue costs a third of the requests.
             per_page=PAGE_SIZE,
         )
-        return self._github
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         from github import GithubException, RateLimitExceededException
@@ -251,8 +283,15 @@ class GitHubClient:
         through the methods below (or `_call`), never bare, or a 410/404 escapes as GithubException."""
         return self._call(f"reading issue #{number}", lambda: self.repo.get_issue(number))
 
-    def live_issue(self, number: int) -> LiveIssue:
-        """The issue as it is now (one GET), for runs that repair what a cancelled run would have done."""
+    def live_issue(self, number: int, ahead: bool = False) -> LiveIssue:
+        """The issue as it is now (one GET), for runs that repair what a cancelled run would have done.
+
+        `ahead`: the read `read_ahead` started earlier in this run, if there is one (taken once; its error, if it
+        failed, is raised here); otherwise a read now.
+        """
+        started = self._ahead.pop(number, None) if ahead else None
+        if started is not None:
+            return started.result()
         issue = self.issue(number)
 
         def read() -> LiveIssue:
@@ -267,6 +306,23 @@ class GitHubClient:
             )
 
         return self._call(f"reading issue #{number}", read)
+
+    def read_ahead(self, number: int) -> None:
+        """Start reading issue `number` as it is now (`live_issue`) in a thread, for a later `live_issue(number,
+        ahead=True)` of this run: the request goes out beside the run's other work instead of after it."""
+        if number in self._ahead:
+            return
+        future: Future[LiveIssue] = Future()
+
+        def read() -> None:
+            try:
+                future.set_result(self.live_issue(number))
+            except BaseException as exc:  # handed to whoever takes the read
+                future.set_exception(exc)
+
+        self._ahead[number] = future
+        # A daemon: a read nobody takes (the run failed first) does not hold the process open.
+        threading.Thread(target=read, name=f"issue-{number}", daemon=True).start()
 
     def issue_state(self, number: int) -> str:
         """`open` or `closed`; ApiError with status 410 (deleted) or 301/404 (transferred elsewhere) otherwise."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -52,6 +53,8 @@ class Command:
     summary: str = ""
     # A front matter role (e.g. comms_owner) whose holder may run the command whatever their repository role.
     holder: str = ""
+    # Loads what the run needs before its first request (its flow, its HTTP client), while the role is read.
+    load: Callable[[], None] | None = None
 
 
 # -- shared by every command ---------------------------------------------------------------------------
@@ -174,6 +177,12 @@ def lift_command(event: Event, ports: Ports, args: str) -> Outcome:
     return run(event, ports, args)
 
 
+def _load_contain() -> None:
+    from incidentops.flows.contain import load
+
+    load()
+
+
 def followup_command(event: Event, ports: Ports, args: str) -> Outcome:
     from incidentops.flows.followups import followup_command as run
 
@@ -222,8 +231,10 @@ COMMANDS: dict[str, Command] = {
     "risk": Command("evidence", risk_command, core.USAGE["risk"], "open or clear a risk"),
     "followup": Command("followup", followup_command, core.USAGE["followup"], "open a follow-up issue"),
     "rollback": Command("rollback_plan", _rollback, "/rollback [service …]", "open the rollback pull request"),
-    "contain": Command("contain", _one_line(contain_command), "/contain <route>", "deny a route temporarily"),
-    "lift": Command("lift", _one_line(lift_command), "/lift <route>", "lift a containment"),
+    "contain": Command(
+        "contain", _one_line(contain_command), "/contain <route>", "deny a route temporarily", load=_load_contain
+    ),
+    "lift": Command("lift", _one_line(lift_command), "/lift <route>", "lift a containment", load=_load_contain),
     "smoke": Command("smoke", _one_line(smoke_command), "/smoke", "run the runbook's smoke checks"),
     "resolve": Command("resolve", _one_line(resolve_command), "/resolve", "check the exit criteria and resolve"),
     "public": Command("public", public_command, core.USAGE["public"], "draft a customer-facing update", "comms_owner"),
@@ -418,6 +429,24 @@ def _holds(command: Command, login: str, role: str, text: str) -> bool:
     return isinstance(holder, str) and holder.lower() == login.lower()
 
 
+def _prepare(event: Event, ports: Ports, command: Command | None, text: str) -> None:
+    """While the role request is out: start the reads and loads the run will need, decide nothing.
+
+    PyGithub is loaded first (by the role's thread), so the role request goes out before any of this competes with
+    it for the interpreter.
+    """
+    assert event.issue is not None
+    ports.github.ready()
+    if not event.raw.get(CAUGHT_UP):
+        # The run reconciles with the live issue once the command is done (flows/reconcile.py): that read goes out
+        # now, beside the command's own requests, not after them.
+        ports.github.read_ahead(event.issue.number)
+    if command is not None and command.load is not None:
+        command.load()
+    with suppress(f.IncidentFileError):  # the command says so when it reads them
+        f.read_fields(text)  # parsed once (core caches it); every step of the command reads these fields
+
+
 def _on_comment(event: Event, ports: Ports) -> Outcome:
     """Handle one comment."""
     if event.issue is None or event.comment_body is None:
@@ -435,15 +464,17 @@ def _on_comment(event: Event, ports: Ports) -> Outcome:
     name, args = found
     # Every command is judged on the sender's role: it is read (and PyGithub loaded) while git syncs, one a
     # request and the other a process, as declare does. Nothing is decided before both are in.
+    command = COMMANDS.get(name)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="role") as pool:
         asked = pool.submit(ports.github.role_of, event.sender)
         ports.git.sync()
         text = ports.git.read(incident_path(ports.config, event.issue.number))
+        if text is not None:
+            _prepare(event, ports, command, text)
     if text is None:
         return Outcome("skipped", f"not for us: #{event.issue.number} is not a declared incident")
     role = asked.result()
     bound_comments(ports, event.issue.number, text)
-    command = COMMANDS.get(name)
     # Help goes only to people who hold some role the configuration names: anyone else gets no reply at all.
     if (command is None or not command.action) and not any(
         ports.config.allows(action, role) for action in ports.config.permissions

@@ -33,6 +33,7 @@ from incidentops.adapters.cloudflare import (
     Zone,
     block_rule,
 )
+from incidentops.adapters.cloudflare import prepare as prepare_cloudflare
 from incidentops.adapters.git import SYNC_FRESH_FOR
 from incidentops.config import Environment
 from incidentops.core import incidentfile as f
@@ -62,8 +63,9 @@ TABLE_HEADER = "| route | rule | since | expires | lifted |"
 VERIFY_DEADLINE = 45.0
 # How often the deny is looked at (a look is one request per host of the route), from the start of one look to the
 # next: often while a rule usually arrives, since each pause can delay the verdict "contained" by as much once the
-# rule has reached the edge; then seldom, for a change that is slow to arrive.
-VERIFY_FAST_FOR, VERIFY_FAST, VERIFY_SLOW = 10.0, 0.25, 1.0
+# rule has reached the edge (a look never starts before the one before it has its answers); then seldom, for a
+# change that is slow to arrive.
+VERIFY_FAST_FOR, VERIFY_FAST, VERIFY_SLOW = 10.0, 0.1, 1.0
 VERIFY = runner.Settings(concurrency=8, timeout=5.0, retries=0, retry_delay=0.0, deadline=10.0)
 NOT_YET_VERIFIED = "not yet verified"
 REPLY_TEMPLATE = "contain-comment.md.j2"
@@ -72,6 +74,12 @@ REPLY_TEMPLATE = "contain-comment.md.j2"
 def _verify_deadline(ports: Ports) -> float:
     seconds = (ports.config.extra.get("containment") or {}).get("verify_seconds")
     return float(seconds) if seconds is not None else VERIFY_DEADLINE
+
+
+def load() -> None:
+    """Load what a containment run needs before its first Cloudflare request: httpx and the TLS context its client
+    is built with (the commands flow calls this while it reads the commenter's role)."""
+    prepare_cloudflare()
 
 
 # -- pure: route, rule, record ------------------------------------------------------------------------

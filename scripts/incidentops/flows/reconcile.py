@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from incidentops.adapters.git import BOT_NAME as BOT_LOGIN
+from incidentops.adapters.git import SYNC_FRESH_FOR
 from incidentops.core import incidentfile as f
 from incidentops.core.declare import incident_path
 from incidentops.core.events import Event, Issue
@@ -35,12 +36,16 @@ def reconcile(event: Event, ports: Ports, *, include_close: bool = True) -> list
     path = incident_path(ports.config, number)
     steps: list[str] = []
     try:
-        ports.git.sync()
+        # The run synced a moment ago (its flow read the incident; a commit leaves the work tree at the tip it
+        # pushed): that is current enough, as for the flows, and a repair's commit re-applies on the tip anyway.
+        ports.git.sync(reuse_within=SYNC_FRESH_FOR)
         if ports.git.read(path) is None:
             return []
         if event.name != "issue_comment":  # a comment run catches up with earlier comments itself
             steps += catch_up_commands(event, ports)
-        live = ports.github.live_issue(number)
+        # A comment's run read the issue while its command ran (flows/commands.py). As good as a read now: a label
+        # or close after it is an event of its own, whose run follows this one in the group and reconciles again.
+        live = ports.github.live_issue(number, ahead=True)
         steps += _severity(event, ports, live.labels, live.updated_at)
         if include_close and live.state == "closed" and event.action != "closed":
             # Commands posted before the close but after the first pass come first, as they did on the issue.
