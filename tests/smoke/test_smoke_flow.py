@@ -179,3 +179,14 @@ def test_the_cli_entry_needs_no_github_token_without_an_incident(world: World, t
     outcome = smoke_from_env(env, "production", ["user-portal"], None, junit)
     assert outcome.status == "failed" and outcome.incident_id is None
     assert "portal sign-in page loads" in outcome.details["table"] and junit.is_file()
+
+
+def test_a_broken_summary_template_is_reported_after_the_checks_ran(world: World) -> None:
+    # The template loads while the requests are in flight; its failure there is not the report, the render's is.
+    templates = world.workspace / "templates"
+    templates.mkdir(exist_ok=True)
+    (templates / "smoke-summary.md.j2").write_text("{% if %}\n")
+    sent_before = len(world.sandbox.hub.log)
+    with pytest.raises(IncidentOpsError, match=r"template smoke-summary.md.j2 failed to render"):
+        run_smoke(world.ports(), "production", ["user-portal"], None, "", env=smoke_env(world), settings=FAST)
+    assert len(world.sandbox.hub.log) > sent_before  # the checks were sent before the render failed

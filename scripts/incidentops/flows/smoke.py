@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,12 +31,14 @@ from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.base import Outcome, Ports, authorize, file_url
+from incidentops.render import environment as templates
 from incidentops.render import render
 from incidentops.wiring import ports_from_env
 
 BASE_URLS_VAR = "INCIDENTOPS_BASE_URLS"
 SECTION = "Recovery verification"
 CONTAINMENT = "containment"  # the service column of the checks that prove a deny response
+SUMMARY_TEMPLATE = "smoke-summary.md.j2"
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,12 @@ def execute(planned: Sequence[Planned], settings: runner.Settings) -> list[Smoke
     return results
 
 
+def _load_template(workspace: Path, name: str) -> None:
+    """Load (and compile) a template rendered once the checks are in. Its outcome is not consulted: a template that
+    fails here fails again, visibly, where it is rendered."""
+    templates(str(workspace)).get_template(name)
+
+
 def _judge(expect: rb.Expect) -> Callable[[runner.Answer], list[str]]:
     return lambda answer: rb.evaluate(expect, answer.status, answer.body, answer.latency_ms)
 
@@ -389,11 +398,15 @@ def check_environment(
             hint=f"Add a ```smoke block for {environment} to {rb.RUNBOOK_PATH}.",
         )
     planned = plan(checks, urls, env, host_keys(config, environment), containments, inc)
-    results = execute(planned, settings or runner.Settings())
+    # While the requests are in flight, the summary's template loads (a read of local files; nothing is written):
+    # in a fresh process, jinja2 and the template's compilation cost about as much as a check's answer takes.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smoke") as pool:
+        pool.submit(_load_template, workspace, SUMMARY_TEMPLATE)
+        results = execute(planned, settings or runner.Settings())
     outcome_kind = verdict(results)
     headline = _headline(environment, results, inc or None)
     summary = redact(
-        render("smoke-summary.md.j2", workspace, headline=headline, rows=rows(results), environment=environment)
+        render(SUMMARY_TEMPLATE, workspace, headline=headline, rows=rows(results), environment=environment)
     )
     xml = junit_xml(results, environment)
     steps = [f"{r.result}: {r.check} — {r.reason}" if r.reason else f"{r.result}: {r.check}" for r in results]
