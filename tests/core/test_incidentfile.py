@@ -151,3 +151,17 @@ def test_a_late_row_is_inserted_in_time_order() -> None:
     assert times == sorted(times) and times[0] == "2026-11-27T03:10:00Z"
     same = f.append_timeline(new, f.TimelineRow("2026-11-27T03:20:00Z", "dave", "same second", ""))
     assert [c[1] for c in f.timeline_rows(same)][-2:] == ["@carol", "@dave"]  # ties keep arrival order
+
+
+def test_a_field_holding_reply_markers_reads_back_as_written() -> None:
+    # A marker's ':' inside a flow list is plain YAML 1.2, which libyaml's scanner (the C loader) rejects.
+    value = {"at": "2026-11-30T18:04:41Z", "markers": ["incidentops:declared:INC-0007", "incidentops:ack:comment-9"]}
+    text = f.set_fields(BASE, {"comments_checked": value})
+    assert f.read_fields(text)["comments_checked"] == value
+
+
+def test_lint_reads_the_fields_the_bot_writes() -> None:
+    from incidentops.core.lint import lint_text
+
+    text = f.set_fields(BASE, {"comments_checked": {"at": "2026-11-30T18:04:41Z", "markers": ["incidentops:a:b"]}})
+    assert not [p for p in lint_text("incidents/INC-0007.md", text) if "YAML" in p.message]
