@@ -82,7 +82,9 @@ def _dumper() -> YAML:
 def _loader() -> YAML:
     yaml: YAML | None = getattr(_PER_THREAD, "loader", None)
     if yaml is None:
-        yaml = _PER_THREAD.loader = YAML(typ="safe")
+        # The pure parser: it reads what the round-trip dumper writes (YAML 1.2, e.g. a reply marker's ':' inside a
+        # flow list), which libyaml's scanner (ruamel.yaml.clib, installed for the runbook's blocks) rejects.
+        yaml = _PER_THREAD.loader = YAML(typ="safe", pure=True)
     return yaml
 
 

@@ -28,7 +28,7 @@ TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 FILE_NAME = re.compile(r"^INC-(\d{4,})\.md$")
 UNKNOWN = "unknown"
 
-_yaml = YAML(typ="safe")
+_yaml = YAML(typ="safe", pure=True)  # what incidentfile reads and writes (libyaml rejects some of it)
 
 
 # -- a fast reader for the front matter the machine writes -------------------------------------------
