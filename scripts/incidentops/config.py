@@ -353,7 +353,7 @@ def load_config(workspace: Path) -> Config:
         )
     try:
         text = path.read_text(encoding="utf-8")
-        data = YAML(typ="safe").load(text)
+        data = YAML(typ="safe", pure=True).load(text)
     except YAMLError as exc:
         raise ConfigError(yaml_problem(CONFIG_FILE, text, exc), hint="Fix the syntax and run again.") from exc
     except UnicodeDecodeError as exc:

@@ -92,3 +92,15 @@ def test_the_story_clock_is_refused_outside_the_sandbox() -> None:
     with pytest.raises(IncidentOpsError, match="honoured only against the sandbox"):
         clock_from_env({"GITHUB_API_URL": "https://api.github.com", "INCIDENTOPS_SANDBOX_NOW": "2026-11-27T03:14:40Z"})
     assert clock_from_env({})().year >= 2026  # no override: the real clock
+
+
+def test_the_config_is_read_by_the_pure_yaml_parser_as_always(tmp_path: Path) -> None:
+    # ruamel.yaml.clib (installed for the runbook's blocks) would make YAML(typ="safe") use libyaml, which refuses
+    # YAML 1.2 that the pure parser reads, such as a ':' inside a flow collection's plain scalar.
+    text = (ROOT / "incidentops.yaml").read_text()
+    old = "{name: api-worker, kind: worker, cloudflare_name: api-worker, hosts: [api]}"
+    assert old in text
+    (tmp_path / "incidentops.yaml").write_text(text.replace(old, old.replace("hosts: [api]", "hosts: [api], x: [a:b]")))
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert "not valid YAML" not in str(info.value) and "services[0].x: found 'an unknown key'" in str(info.value)

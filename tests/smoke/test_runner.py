@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -191,3 +192,22 @@ def test_each_probe_starts_once_the_one_before_is_connecting_and_all_are_in_flig
     for i in range(1, 6):
         before = f"start p{i - 1}" if i - 1 == 2 else f"connect p{i - 1}"
         assert events.index(before) < events.index(f"start p{i}"), events
+
+
+def test_the_collector_is_off_while_probes_run_and_as_it_was_after(server: tuple[str, dict[str, int]]) -> None:
+    url, _ = server
+    seen: list[bool] = []
+
+    def judge(answer: Answer) -> list[str]:
+        seen.append(gc.isenabled())
+        return []
+
+    assert gc.isenabled()
+    run([Probe("ok", "GET", url + "/ok", judge=judge)])
+    assert seen == [False] and gc.isenabled()
+    gc.disable()
+    try:
+        run([Probe("ok", "GET", url + "/ok", judge=judge)])
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()

@@ -101,7 +101,7 @@ def _repository_checks(workspace: Path, checks: list[Check]) -> Config | None:
     fields, problem = None, None
     if form.is_file():
         try:
-            fields = fields_from_template(YAML(typ="safe").load(form.read_text(encoding="utf-8")))
+            fields = fields_from_template(YAML(typ="safe", pure=True).load(form.read_text(encoding="utf-8")))
         except Exception as exc:  # any YAML error: the form is broken, say how
             problem = f"not valid YAML ({type(exc).__name__}: {str(exc)[:200]})"
     checks.append(
@@ -204,7 +204,7 @@ def _workflow_docs(texts: Mapping[str, str]) -> dict[str, Any]:
     docs: dict[str, Any] = {}
     for name, text in texts.items():
         try:
-            docs[name] = YAML(typ="safe").load(text)
+            docs[name] = YAML(typ="safe", pure=True).load(text)
         except Exception:  # a broken workflow is lint's to report; its jobs read nothing here
             continue
     return docs

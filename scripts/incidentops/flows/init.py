@@ -272,7 +272,7 @@ def _expression(inner: str) -> str:
 def _yaml_load(text: str) -> Any:
     from ruamel.yaml import YAML
 
-    return YAML(typ="safe").load(text)
+    return YAML(typ="safe", pure=True).load(text)
 
 
 def _ledger(workspace: Path, facts: Facts, force: bool) -> core.FileAction:
@@ -317,7 +317,7 @@ def _labels(workspace: Path, env: Mapping[str, str], result: InitResult) -> list
     gh = _github(env)
     from ruamel.yaml import YAML
 
-    config = parse_config(YAML(typ="safe").load((workspace / CONFIG_FILE).read_text(encoding="utf-8")))
+    config = parse_config(YAML(typ="safe", pure=True).load((workspace / CONFIG_FILE).read_text(encoding="utf-8")))
     present = gh.labels()
     lines = []
     for name, (colour, description) in required_labels(config.severities, config.incident_label).items():

@@ -541,7 +541,7 @@ def called_workflows(workflow: Path) -> list[str]:
 def _load(path: Path) -> dict[str, Any]:
     from ruamel.yaml import YAML
 
-    doc = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    doc = YAML(typ="safe", pure=True).load(path.read_text(encoding="utf-8")) or {}
     return doc if isinstance(doc, dict) else {}
 
 

@@ -96,7 +96,7 @@ def load_workflows(directory: Path, resolve: Callable[[str], Mapping[Any, Any] |
     """The workflow files in `directory`, each with the workflows its jobs call: a same-repository call
     (`./.github/workflows/x.yml`) is read from `directory` (GitHub takes it from the caller's commit), another
     repository's (`owner/repo/.github/workflows/x.yml@sha`) from `resolve`, when given."""
-    yaml = YAML(typ="safe")
+    yaml = YAML(typ="safe", pure=True)
     workflows: list[Workflow] = []
     for path in sorted(directory.glob("*.yml")):
         doc = yaml.load(path.read_text(encoding="utf-8")) or {}
