@@ -149,19 +149,6 @@ def test_the_c_parser_is_installed_and_reads_blocks_as_the_pure_parser_does(monk
     assert (reports.line, fast[1].checks[1].line) == (8, 22) and fast[0].checks
 
 
-def test_only_the_runbook_reads_yaml_with_the_c_parser() -> None:
-    # With ruamel.yaml.clib installed, YAML(typ="safe") means libyaml, which refuses some YAML 1.2 the pure parser
-    # reads (a ':' in a flow scalar, as in a reply marker) and words errors differently. Everything else keeps the
-    # pure parser it was always read with; the runbook falls back to it (see above).
-    loose = [
-        f"{path.relative_to(ROOT)}:{n}"
-        for path in sorted((ROOT / "scripts").rglob("*.py"))
-        for n, line in enumerate(path.read_text().split("\n"), 1)
-        if 'YAML(typ="safe"' in line and "pure=" not in line and path.name != "runbook.py"
-    ]
-    assert loose == []
-
-
 def test_a_block_the_c_parser_reads_differently_or_refuses_goes_to_the_pure_parser(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
