@@ -77,6 +77,14 @@ def environment(workspace: str | None) -> jinja2.Environment:
     return env
 
 
+def preload(workspace: Path | None, *names: str) -> None:
+    """Load (and compile) templates a run renders later, e.g. on a thread while its requests are in flight. The
+    outcome is not consulted: a template that fails here fails again, visibly, where it is rendered."""
+    env = environment(str(workspace) if workspace else None)
+    for name in names:
+        env.get_template(name)
+
+
 def render(name: str, workspace: Path | None = None, **context: Any) -> str:
     """Render a template by file name with the given data."""
     return render_with(environment(str(workspace) if workspace else None), name, **context)

@@ -27,7 +27,7 @@ from incidentops.core.timefmt import format_ts
 from incidentops.errors import ApiError, IncidentOpsError
 from incidentops.flows.base import Outcome, Ports, file_url, refuse
 from incidentops.flows.smoke import verify_after_rollback
-from incidentops.render import environment, render
+from incidentops.render import preload, render
 
 BRANCH_PREFIX = "rollback/"
 ROLLBACK_LABEL = "rollback"
@@ -414,7 +414,7 @@ def apply_ledger(
     # Each service reconciles independently (one can fail while the others finish). While their requests are in
     # flight, the templates of the record and the smoke summary load (a read of local files; nothing is written).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rollback") as pool:
-        pool.submit(_load_templates, ports, [SMOKE_TEMPLATE, *([APPLIED_TEMPLATE] if path else [])])
+        pool.submit(preload, ports.workspace, SMOKE_TEMPLATE, *([APPLIED_TEMPLATE] if path else []))
         results = asyncio.run(_reconcile_all(_cloudflare(ports, env), ports, pins, message))
     for r in results:
         if notes and notes.get(r.service):
@@ -522,13 +522,6 @@ def apply_ledger(
         _mark_verified(ports, ledger, pinned, inc, (ledger_text, ledger_doc))
         verified.steps.append(f"marked {', '.join(rolled)} verified in {ledger}")
     return verified
-
-
-def _load_templates(ports: Ports, names: list[str]) -> None:
-    """Load (and compile) the templates a rollback renders after its deploys. Its outcome is not consulted: a template
-    that fails here fails again, visibly, where it is rendered."""
-    for name in names:
-        environment(str(ports.workspace)).get_template(name)
 
 
 def _mark_verified(

@@ -31,8 +31,7 @@ from incidentops.core.redact import Redactor
 from incidentops.core.timefmt import format_ts, parse_ts
 from incidentops.errors import IncidentOpsError
 from incidentops.flows.base import Outcome, Ports, authorize, file_url
-from incidentops.render import environment as templates
-from incidentops.render import render
+from incidentops.render import preload, render
 from incidentops.wiring import ports_from_env
 
 BASE_URLS_VAR = "INCIDENTOPS_BASE_URLS"
@@ -252,12 +251,6 @@ def execute(planned: Sequence[Planned], settings: runner.Settings) -> list[Smoke
     return results
 
 
-def _load_template(workspace: Path, name: str) -> None:
-    """Load (and compile) a template rendered once the checks are in. Its outcome is not consulted: a template that
-    fails here fails again, visibly, where it is rendered."""
-    templates(str(workspace)).get_template(name)
-
-
 def _judge(expect: rb.Expect) -> Callable[[runner.Answer], list[str]]:
     return lambda answer: rb.evaluate(expect, answer.status, answer.body, answer.latency_ms)
 
@@ -401,7 +394,7 @@ def check_environment(
     # While the requests are in flight, the summary's template loads (a read of local files; nothing is written):
     # in a fresh process, jinja2 and the template's compilation cost about as much as a check's answer takes.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="smoke") as pool:
-        pool.submit(_load_template, workspace, SUMMARY_TEMPLATE)
+        pool.submit(preload, workspace, SUMMARY_TEMPLATE)
         results = execute(planned, settings or runner.Settings())
     outcome_kind = verdict(results)
     headline = _headline(environment, results, inc or None)
