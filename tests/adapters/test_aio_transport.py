@@ -9,6 +9,7 @@ import asyncio
 import datetime
 import http.server
 import ipaddress
+import os
 import socket
 import ssl
 import subprocess
@@ -209,3 +210,36 @@ print(sorted(m for m in set(sys.modules) - loaded if not m.startswith("encodings
     assert done.returncode == 0, done.stderr
     new = ast.literal_eval(done.stdout.strip())
     assert not [m for m in new if m.split(".")[0] in ("anyio", "sniffio", "httpcore", "h11", "httpx")], new
+
+
+def test_one_tls_context_per_process_for_cloudflare_and_the_probes(ca_and_server: tuple[Path, str]) -> None:
+    # A fresh interpreter, as each run is. Loading a CA bundle costs about 50 ms of CPU here, and a rollback builds a
+    # Cloudflare client and then runs the smoke probes: they load it once between them. The one context honours
+    # SSL_CERT_FILE as httpx does (a self-hosted runner behind a TLS-inspecting proxy sets it): the probe to a
+    # server only that CA signed passes, and without the variable the same probe is refused.
+    ca, address = ca_and_server
+    script = f"""
+import asyncio, httpx
+from incidentops.adapters import smoke
+from incidentops.adapters.cloudflare import CloudflareClient
+built = []
+create = httpx.create_ssl_context
+httpx.create_ssl_context = lambda *a, **k: built.append(1) or create(*a, **k)
+CloudflareClient(token="t", account_id="a")
+[result] = asyncio.run(smoke.run_probes([smoke.Probe("hello", "GET", "https://{address}/")], smoke.Settings(retries=0)))
+CloudflareClient(token="t", account_id="a")
+print(len(built), result.passed, result.reason)
+"""
+    trusted = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=_env(SSL_CERT_FILE=str(ca))
+    )
+    assert trusted.returncode == 0, trusted.stderr
+    assert trusted.stdout.split(" ", 2)[:2] == ["1", "True"], trusted.stdout
+    untrusted = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=_env())
+    assert untrusted.returncode == 0, untrusted.stderr
+    assert untrusted.stdout.startswith("1 False") and "CERTIFICATE_VERIFY_FAILED" in untrusted.stdout, untrusted.stdout
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    return {**env, **extra}

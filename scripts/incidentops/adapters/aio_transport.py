@@ -28,6 +28,16 @@ HAPPY_EYEBALLS_DELAY = 0.25  # seconds before the next address is tried in paral
 DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0)  # httpx's
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The process's one TLS context, shared by the Cloudflare client and the smoke probes: loading the CA bundle
+    costs more CPU than a request (about 50 ms here), and a rollback, a close or a deny check builds several clients.
+    httpx's default context: certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR when the runner sets one (a
+    self-hosted runner behind a TLS-inspecting proxy). Every client here speaks HTTP/1.1 and sets the same ALPN on it.
+    """
+    return httpx.create_ssl_context()
+
+
 @functools.lru_cache(maxsize=64)
 def _ip_literal(host: str) -> bool:
     try:

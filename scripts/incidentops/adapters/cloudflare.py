@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
 import os
 import random
 import socket
@@ -30,8 +29,6 @@ from urllib.parse import quote, urlencode
 from incidentops.errors import ApiError, IncidentOpsError
 
 if TYPE_CHECKING:  # httpx is imported when a client is built: a run that touches no Cloudflare never loads it
-    import ssl
-
     import httpx
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -61,20 +58,11 @@ _SECRET_PARAMS = ("token", "key", "secret", "signature", "password")
 # -- results -----------------------------------------------------------------------------------------
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context per process (as httpx builds it by default): loading the CA bundle costs more CPU than a
-    request, and a run may build several clients (all HTTP/1.1, setting the same ALPN on it)."""
-    import httpx
-
-    return httpx.create_ssl_context()
-
-
 def prepare() -> None:
     """Load what building a client needs (httpx, its transport, the TLS context) ahead of the first one."""
-    from incidentops.adapters import aio_transport  # noqa: F401 (imports httpx and httpcore)
+    from incidentops.adapters import aio_transport  # imports httpx and httpcore
 
-    _tls()
+    aio_transport.tls_context()
 
 
 @dataclass(frozen=True)
@@ -583,7 +571,7 @@ class CloudflareClient:
         # per call, paid in every wave of a five-service rollback). Request headers and body leave in separate
         # writes; without TCP_NODELAY each POST waits for the peer's delayed ACK (~40 ms).
         self._transport: httpx.AsyncBaseTransport = transport or aio_transport.transport(
-            _tls(), socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
+            aio_transport.tls_context(), socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
         )
 
     @classmethod

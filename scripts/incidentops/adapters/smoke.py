@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # imported when probes run: planning and judging need no HTTP client
-    import ssl
-
     import httpx
 
 MAX_BODY = 1_000_000  # bytes of an answer we look at
@@ -174,15 +172,6 @@ def _default_headers() -> dict[str, str]:
     }
 
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context per process: loading the CA bundle costs more CPU than a probe, and a deny check or a
-    smoke run builds a client per look (every client here speaks HTTP/1.1 and sets the same ALPN on it)."""
-    import httpx
-
-    return httpx.create_ssl_context(trust_env=False)
-
-
 async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -> list[ProbeResult]:
     """Run every probe (concurrently, bounded) and return one result per probe, in the given order."""
     import httpx
@@ -208,7 +197,7 @@ async def run_probes(probes: Sequence[Probe], settings: Settings = Settings()) -
     collecting = gc.isenabled()
     gc.disable()
     try:
-        async with aio_transport.transport(_tls(), limits) as transport:
+        async with aio_transport.transport(aio_transport.tls_context(), limits) as transport:
             # Every probe is in flight at once, but each starts only once the one before has its connection under way:
             # started all together, fifty probes would each be built, then each connect, then each send, so the first
             # request left only when the last was ready, and all the answers came back together, each waiting for the
