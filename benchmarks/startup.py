@@ -86,7 +86,7 @@ def imports(stderr: str) -> tuple[float, set[str], list[str]]:
 CPU_PROBE = """
 import importlib, sys, time
 names = sys.argv[1:]
-if "github" in names:  # as a run loads PyGithub: after the adapter that defers PyJWT to its first use (untimed)
+if "github" in names:  # as a run loads it: after the adapter that defers PyJWT and PyNaCl to first use (untimed)
     importlib.import_module("incidentops.adapters.github")
 began = time.process_time()
 for name in names:
@@ -269,9 +269,9 @@ def main() -> int:
                 cpu <= HANDLE_EVENT_TARGET_MS,
             )
     print(
-        f"  PyGithub alone, as a run loads it (with requests; PyJWT and cryptography only when used): {pygithub:.1f} "
-        "ms CPU; every handle-event path calls GitHub (the actor's role is read live before anything changes), so "
-        "this is its floor"
+        "  PyGithub alone, as a run loads it (with requests; PyJWT, cryptography and PyNaCl only when used): "
+        f"{pygithub:.1f} ms CPU; every handle-event path calls GitHub (the actor's role is read live before anything "
+        "changes), so this is its floor"
     )
     wall = statistics.median(w for w, _ in helps) / statistics.median(w for w, _ in bares)
     cpu = statistics.median(c for _, c in helps) / statistics.median(c for _, c in bares)

@@ -71,3 +71,33 @@ def test_a_github_request_loads_pyjwt_and_cryptography_only_when_something_uses_
     before, decoded, has_crypto = json.loads(done.stdout.strip().splitlines()[-1])
     assert before == ["github", "requests"]  # the request went through PyGithub, without PyJWT's cryptography
     assert decoded == {"sub": "x"} and has_crypto  # and PyJWT, with cryptography, is all there once used
+
+
+def test_a_github_request_loads_pynacl_only_when_something_encrypts_a_secret() -> None:
+    # PyGithub's PublicKey module imports PyNaCl (`from nacl import encoding, public`) to encrypt Actions secrets,
+    # which this product never writes. A run's GitHub request loads none of it; encrypting still works, with the real
+    # library, and what it sealed opens with the matching private key.
+    probe = (
+        "import json, sys\n"
+        "from incidentops.adapters.github import GitHubClient\n"
+        "from incidentops.errors import ApiError\n"
+        "client = GitHubClient('token', 'acme/ops', 'http://127.0.0.1:9', retries=0)\n"
+        "try:\n"
+        "    client.role_of('someone')\n"
+        "except ApiError:\n"
+        "    pass\n"
+        "publickey_loaded = 'github.PublicKey' in sys.modules\n"
+        "real = sorted(m for m in sys.modules if m.startswith('nacl.'))\n"
+        "from github.PublicKey import encrypt\n"
+        "from nacl import encoding, public\n"
+        "key = public.PrivateKey.generate()\n"
+        "sealed = encrypt(key.public_key.encode(encoding.Base64Encoder).decode(), 's3cret')\n"
+        "opened = public.SealedBox(key).decrypt(sealed.encode(), encoding.Base64Encoder).decode()\n"
+        "print(json.dumps([publickey_loaded, real, opened]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SCRIPTS)}
+    )
+    publickey_loaded, real_nacl, opened = json.loads(done.stdout.strip().splitlines()[-1])
+    assert publickey_loaded and real_nacl == []  # PyGithub loaded its PublicKey module, without PyNaCl under it
+    assert opened == "s3cret"

@@ -29,19 +29,32 @@ if TYPE_CHECKING:  # PyGithub (and requests under it) is imported at the first c
 
 
 class _OnFirstUse(types.ModuleType):
-    """Stands in for a module until its first attribute is used, then imports the real one and hands that on."""
+    """Stands in for a module until its first attribute is used, then imports the real one and hands that on.
+
+    A package's stand-in also carries stand-ins for the `submodules` named (for `from package import submodule`);
+    the first use of any of them drops the package's stand-in and imports the real package."""
+
+    def __init__(self, name: str, submodules: Iterable[str] = ()) -> None:
+        super().__init__(name)
+        for sub in submodules:
+            setattr(self, sub, _OnFirstUse(f"{name}.{sub}"))
 
     def __getattr__(self, name: str) -> Any:
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
+        top = self.__name__.partition(".")[0]
+        if isinstance(sys.modules.get(top), _OnFirstUse):
+            del sys.modules[top]
         return getattr(importlib.import_module(self.__name__), name)
 
 
-# PyGithub's Auth module imports PyJWT when it loads, for GitHub App authentication (AppAuth signs with `jwt.encode`),
-# and PyJWT loads cryptography: about 0.1 s of CPU in every run, and this product authenticates with a token only.
-# Until something uses it, `jwt` is a stand-in that imports the real PyJWT at its first attribute.
-if "jwt" not in sys.modules:
-    sys.modules["jwt"] = _OnFirstUse("jwt")
+# Two libraries PyGithub imports when it loads, for features this product never uses (it authenticates with a token
+# and writes no Actions secrets). Until something uses them, they are stand-ins that import the real library at
+# their first attribute:
+# - PyJWT, imported by PyGithub's Auth module for GitHub App authentication (AppAuth signs with `jwt.encode`); it
+#   loads cryptography: about 0.1 s of CPU in every run;
+# - PyNaCl, imported by PublicKey (`from nacl import encoding, public`) to encrypt secrets: about 30 ms.
+for _library, _submodules in (("jwt", ()), ("nacl", ("encoding", "public"))):
+    if _library not in sys.modules:
+        sys.modules[_library] = _OnFirstUse(_library, _submodules)
 
 T = TypeVar("T")
 DEFAULT_API_URL = "https://api.github.com"
