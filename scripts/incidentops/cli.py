@@ -183,14 +183,18 @@ def _cmd_rollback_plan(args: argparse.Namespace) -> int:
 def _cmd_rollback_apply(args: argparse.Namespace) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
+    from incidentops.adapters import cloudflare
     from incidentops.core.timefmt import format_ts, utc_now
-    from incidentops.flows.rollback import apply_ledger
 
     ports = _ports()
-    # The role is read while git fetches the ledger: nothing is deployed before it allows.
+    # The role is read while git fetches the ledger and the rollback's code, httpx and the TLS context load: nothing
+    # is deployed before it allows.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="role") as pool:
         checked = pool.submit(_check_role, ports, "rollback_apply")
         ports.git.sync()
+        from incidentops.flows.rollback import apply_ledger
+
+        cloudflare.prepare()
         actor = checked.result()
     key = os.environ.get("GITHUB_RUN_ID") or f"manual-{format_ts(utc_now())}"
     outcome = apply_ledger(ports, args.incident, actor, f"run-{key}")
