@@ -17,6 +17,7 @@ from incidentops.config import ACTIONS, parse_config
 from incidentops.core.doctor import FAIL, OK
 from incidentops.core.runbook import parse_runbook
 from incidentops.flows.doctor import run_doctor
+from incidentops.flows.measure import service_hosts
 from incidentops.sandbox.server import Sandbox
 
 from .conftest import Setup
@@ -97,7 +98,22 @@ def test_init_sets_up_an_empty_repository_from_discovery(empty: Setup) -> None:
         ("admin-pages", "pages"),
         ("user-portal", "pages"),
     ]
+    # Each service reachable on a host names it, so exit criteria read what its customers got there (the zone's
+    # HTTP analytics: a 500 or a leak answered with 200 is invisible in a Worker's invocation errors). The queue
+    # consumer answers no host: its invocations are all there is.
+    assert {s.name: s.hosts for s in config.services} == {
+        "api-worker": ("api",),
+        "ingest-worker": ("ingest",),
+        "queue-consumer": (),
+        "admin-pages": ("admin",),
+        "user-portal": ("portal",),
+    }
     (production,) = config.environments
+    api, ingest = config.services[:2]
+    assert (service_hosts(production, api), service_hosts(production, ingest)) == (
+        ("api.example.com",),
+        ("ingest.example.com",),
+    )
     assert production.account_id == empty.info["cloudflare_account_id"]
     assert production.zone_id == empty.sandbox.cloudflare.zone_id
     assert production.base_urls == {

@@ -183,7 +183,18 @@ def _files(workspace: Path, facts: Facts, answers: Answers, upstream: str, sha: 
         "adopt/incidentops.yaml.j2",
         None,
         default_branch="main",
-        services=[{"name": s.name, "kind": s.kind, "cloudflare_name": s.name} for s in facts.services],
+        # A service reachable on a host of the zone names it: exit criteria then read the zone's HTTP analytics for
+        # it, what customers got (a Worker's invocation errors miss every 500 it answers; real-world-facts
+        # Cloudflare 2).
+        services=[
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "cloudflare_name": s.name,
+                "hosts": [keys[s.name]] if s.name in keys else [],
+            }
+            for s in facts.services
+        ],
         environment=facts.environment,
         account_id=facts.account_id,
         zone_id=facts.zone_id,
