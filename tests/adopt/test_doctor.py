@@ -44,6 +44,7 @@ def test_a_set_up_repository_has_no_failing_check(setup: Setup) -> None:
         "cloudflare.account",
         "cloudflare.services.production",
         "cloudflare.zone.production",
+        "repo.hosts.production",
         "cloudflare.permission.zone-waf-write",
     ):
         assert status(checks, cid) == OK, checks[cid]
@@ -188,6 +189,32 @@ def test_a_configured_service_that_does_not_exist(setup: Setup) -> None:
     config.write_text(config.read_text().replace("cloudflare_name: ingest-worker", "cloudflare_name: ingest-wrker"))
     check = setup.doctor()["cloudflare.services.production"]
     assert check.status == FAIL and "ingest-wrker" in check.detail
+
+
+def test_a_service_answering_a_base_urls_host_without_hosts_is_named(setup: Setup) -> None:
+    # A config written before `init` named hosts: the Worker (by its zone route) and the Pages project (by its
+    # domain) answer base URLs' hosts, and their exit criteria would read invocation errors instead.
+    config = setup.workspace / "incidentops.yaml"
+    text = config.read_text()
+    config.write_text(
+        text.replace("api-worker, hosts: [api]", "api-worker").replace("admin-pages, hosts: [admin]", "admin-pages")
+    )
+    check = setup.doctor()["repo.hosts.production"]
+    assert check.status == WARN, check
+    assert "api-worker answers https://api.example.com (hosts: [api])" in check.detail
+    assert "admin-pages answers https://admin.example.com (hosts: [admin])" in check.detail
+    assert "ingest-worker" not in check.detail and "queue-consumer" not in check.detail
+    # A token that cannot list Worker routes: the Pages project is still named, and the detail says what was not read.
+    from incidentops.sandbox.adoption import ALL_PERMISSIONS
+
+    setup.control(
+        "PATCH",
+        "/adoption/cloudflare-token",
+        {"permissions": [p for p in ALL_PERMISSIONS if p != "Workers Routes Read"]},
+    )
+    check = setup.doctor()["repo.hosts.production"]
+    assert check.status == WARN and "admin-pages answers" in check.detail and "api-worker" not in check.detail
+    assert "Worker routes not read" in check.detail
 
 
 def test_zone_plan_and_free_rule_slots(setup: Setup) -> None:

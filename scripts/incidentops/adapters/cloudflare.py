@@ -233,6 +233,7 @@ class PagesProject:
     # Pages Functions analytics are keyed by this internal script name, not by the project name.
     production_script_name: str | None = None
     uses_functions: bool = False
+    domains: tuple[str, ...] = ()  # the hosts it answers: <name>.pages.dev and any custom domain
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> PagesProject:
@@ -246,6 +247,7 @@ class PagesProject:
             latest_deployment=PagesDeployment.from_api(latest) if latest else None,
             production_script_name=str(script) if script else None,
             uses_functions=data.get("uses_functions") is True,
+            domains=tuple(str(d) for d in data.get("domains") or ()),
         )
 
 

@@ -10,10 +10,14 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from incidentops.core.adopt import uncovered_paths
 from incidentops.core.incidentfile import escape_inline
+
+if TYPE_CHECKING:
+    from incidentops.config import Service
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 SYMBOLS = {OK: "✅", WARN: "⚠️", FAIL: "❌"}
@@ -718,6 +722,38 @@ def ledger_check(env: str, pins: Mapping[str, str] | None, live: Mapping[str, st
             "expected during an incident; otherwise pin what is live in a pull request",
         )
     return check(cid, "Repository", title, OK, "matches what is live")
+
+
+def hosts_check(
+    env: str,
+    services: Sequence[Service],
+    base_urls: Mapping[str, str],
+    answers: Mapping[str, Sequence[str]],
+    routes_read: bool = True,
+) -> Check:
+    """Services that answer the host of one of the environment's base URLs (Worker routes, Pages domains) but name
+    none in `services[].hosts`: their exit criteria would read invocation errors, which miss every 500 they answer
+    and every leak answered with 200 (real-world-facts Cloudflare 2)."""
+    cid, title = f"repo.hosts.{env}", f"service hosts ({env})"
+    by_host = {urlsplit(url).hostname: key for key, url in base_urls.items()}
+    unnamed = []
+    for service in services:
+        keys = list(dict.fromkeys(by_host[h] for h in answers.get(service.name, ()) if h in by_host))
+        if keys and not service.hosts:
+            unnamed.append(
+                f"{service.name} answers {', '.join(base_urls[k] for k in keys)} (hosts: [{', '.join(keys)}])"
+            )
+    unread = "" if routes_read else "; Worker routes not read (the token lacks Workers Routes Read), Pages checked"
+    if unnamed:
+        return check(
+            cid,
+            "Repository",
+            title,
+            WARN,
+            "no hosts in incidentops.yaml, so exit criteria miss the 500s they answer: " + "; ".join(unnamed) + unread,
+            "add the hosts shown to each service in incidentops.yaml",
+        )
+    return check(cid, "Repository", title, OK, "every service that answers a base URL's host names it" + unread)
 
 
 def plan_check(env: str, zone: str, plan: str | None, rules_used: int | None) -> Check:

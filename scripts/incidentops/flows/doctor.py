@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from incidentops.adapters.cloudflare import DEFAULT_BASE_URL, CloudflareClient, RetryPolicy
 from incidentops.adapters.github import DEFAULT_API_URL, GitHubClient
 from incidentops.config import CONFIG_FILE, Config, load_config
-from incidentops.core import callers
+from incidentops.core import adopt, callers
 from incidentops.core import doctor as core
 from incidentops.core.doctor import FAIL, OK, WARN, Check, check
 from incidentops.core.form import fields_from_template
@@ -332,6 +332,7 @@ async def _environment_checks(
     workspace: Path, config: Config, environment: Any, client: CloudflareClient
 ) -> list[Check]:
     live: dict[str, str | None] = {}
+    answers: dict[str, tuple[str, ...]] = {}  # hosts each service answers, as Cloudflare shows them
     missing: list[str] = []
     for service in config.services:
         try:
@@ -341,6 +342,7 @@ async def _environment_checks(
             else:
                 project = await client.get_pages_project(service.cloudflare_name)
                 live[service.name] = project.canonical_deployment.id if project.canonical_deployment else None
+                answers[service.name] = project.domains
         except ApiError as err:
             missing.append(
                 f"{service.kind} {service.cloudflare_name} ({err.message.removeprefix('Cloudflare: ')[:120]})"
@@ -370,6 +372,15 @@ async def _environment_checks(
     except ApiError:
         pass
     out.append(core.plan_check(name, environment.zone_id, plan, used))
+    routes_read = True
+    try:
+        routes = adopt.worker_hosts(await client.list_worker_routes(environment.zone_id))
+    except ApiError:  # needs Workers Routes Read, which the workflows' token may not have
+        routes, routes_read = {}, False
+    for service in config.services:
+        if service.kind == "worker":
+            answers[service.name] = tuple(routes.get(service.cloudflare_name, ()))
+    out.append(core.hosts_check(name, config.services, environment.base_urls, answers, routes_read))
     ledger = workspace / f"deployments/{name}.yaml"
     pins: dict[str, str] | None = None
     if ledger.is_file():

@@ -252,12 +252,11 @@ _NEEDS: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/user/tokens/(?!verify$)[^/]+$"), "API Tokens Read"),
 )
 
-# Where each demo service is reachable (a Worker route or a Pages custom domain), per zone.
+# Where each demo Worker is reachable, per zone (the Pages projects' custom domains: world.PAGES_DOMAINS).
 WORKER_ROUTES = {
     seed_world.ZONE_ID: (("api.example.com/*", "api-worker"), ("ingest.example.com/*", "ingest-worker")),
     seed_world.STAGING_ZONE_ID: (("api.staging.example.com/*", "api-worker"),),
 }
-PAGES_DOMAINS = {"admin-pages": ("admin.example.com",), "user-portal": ("portal.example.com",)}
 
 
 @dataclass
@@ -344,7 +343,7 @@ def install_cloudflare(cf: CloudflareEmulator, token: TokenState) -> None:
                 "id": project.id,
                 "name": name,
                 "subdomain": f"{name}.pages.dev",
-                "domains": [*PAGES_DOMAINS.get(name, ()), f"{name}.pages.dev"],
+                "domains": [*seed_world.PAGES_DOMAINS.get(name, ()), f"{name}.pages.dev"],
                 "production_branch": "main",
             }
             for name, project in sorted(cf.pages.items())

@@ -1397,7 +1397,8 @@ class CloudflareEmulator:
                     "id": project.id,
                     "name": project.name,
                     "subdomain": f"{project.name}.pages.dev",
-                    "domains": [f"{project.name}.pages.dev"],
+                    # Custom domains too, as in the list (API "Get project": the project's domains).
+                    "domains": [*seed_world.PAGES_DOMAINS.get(project.name, ()), f"{project.name}.pages.dev"],
                     "production_branch": "main",
                     "created_on": iso(project.created_on),
                     "build_config": self._build_config(),

@@ -28,6 +28,8 @@ STAGING_ZONE_ID = "1a2b3c4d5e6f708192a3b4c5d6e7f809"
 STAGING_ZONE_NAME = "staging.example.com"
 ZONE_PLANS = {ZONE_ID: "pro", STAGING_ZONE_ID: "free"}
 ZONE_NAMES = {ZONE_ID: ZONE_NAME, STAGING_ZONE_ID: STAGING_ZONE_NAME}
+# The custom domain each Pages project answers on, besides <name>.pages.dev.
+PAGES_DOMAINS = {"admin-pages": ("admin.example.com",), "user-portal": ("portal.example.com",)}
 # The one API token the emulated Cloudflare accepts; shaped like a real one (40 characters).
 API_TOKEN = "cfsandbox-" + hashlib.sha256(b"incidentops sandbox token").hexdigest()[:30]
 TOKEN_ID = uuid.uuid5(_NAMESPACE, "token/sandbox").hex
