@@ -47,28 +47,38 @@ def test_the_rollback_flow_loads_asyncio_but_no_pygithub_before_a_github_call() 
     assert "asyncio" in loaded
 
 
+# A fresh interpreter's first GitHub request, as a run makes it (nothing listens there: the request fails, the
+# client and the libraries under it are loaded all the same).
+GITHUB_REQUEST = (
+    "import json, sys\n"
+    "from incidentops.adapters.github import GitHubClient\n"
+    "from incidentops.errors import ApiError\n"
+    "client = GitHubClient('token', 'acme/ops', 'http://127.0.0.1:9', retries=0)\n"
+    "try:\n"
+    "    client.role_of('someone')\n"
+    "except ApiError:\n"
+    "    pass\n"
+)
+
+
+def run_probe(probe: str) -> list:
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SCRIPTS)}
+    )
+    return list(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
 def test_a_github_request_loads_pyjwt_and_cryptography_only_when_something_uses_them() -> None:
     # The client authenticates with a token; PyGithub's Auth module imports PyJWT only for GitHub App tokens.
     probe = (
-        "import json, sys\n"
-        "from incidentops.adapters.github import GitHubClient\n"
-        "from incidentops.errors import ApiError\n"
-        "client = GitHubClient('token', 'acme/ops', 'http://127.0.0.1:9', retries=0)\n"
-        "try:\n"
-        "    client.role_of('someone')\n"
-        "except ApiError:\n"
-        "    pass\n"
-        "before = sorted(m for m in ('github', 'requests', 'cryptography') if m in sys.modules)\n"
+        GITHUB_REQUEST + "before = sorted(m for m in ('github', 'requests', 'cryptography') if m in sys.modules)\n"
         "import jwt\n"
         "token = jwt.encode({'sub': 'x'}, 'k' * 32, algorithm='HS256')\n"
         "decoded = jwt.decode(token, 'k' * 32, algorithms=['HS256'])\n"
         "from jwt.algorithms import has_crypto\n"
         "print(json.dumps([before, decoded, has_crypto]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SCRIPTS)}
-    )
-    before, decoded, has_crypto = json.loads(done.stdout.strip().splitlines()[-1])
+    before, decoded, has_crypto = run_probe(probe)
     assert before == ["github", "requests"]  # the request went through PyGithub, without PyJWT's cryptography
     assert decoded == {"sub": "x"} and has_crypto  # and PyJWT, with cryptography, is all there once used
 
@@ -78,15 +88,7 @@ def test_a_github_request_loads_pynacl_only_when_something_encrypts_a_secret() -
     # which this product never writes. A run's GitHub request loads none of it; encrypting still works, with the real
     # library, and what it sealed opens with the matching private key.
     probe = (
-        "import json, sys\n"
-        "from incidentops.adapters.github import GitHubClient\n"
-        "from incidentops.errors import ApiError\n"
-        "client = GitHubClient('token', 'acme/ops', 'http://127.0.0.1:9', retries=0)\n"
-        "try:\n"
-        "    client.role_of('someone')\n"
-        "except ApiError:\n"
-        "    pass\n"
-        "publickey_loaded = 'github.PublicKey' in sys.modules\n"
+        GITHUB_REQUEST + "publickey_loaded = 'github.PublicKey' in sys.modules\n"
         "real = sorted(m for m in sys.modules if m.startswith('nacl.'))\n"
         "from github.PublicKey import encrypt\n"
         "from nacl import encoding, public\n"
@@ -95,9 +97,6 @@ def test_a_github_request_loads_pynacl_only_when_something_encrypts_a_secret() -
         "opened = public.SealedBox(key).decrypt(sealed.encode(), encoding.Base64Encoder).decode()\n"
         "print(json.dumps([publickey_loaded, real, opened]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(SCRIPTS)}
-    )
-    publickey_loaded, real_nacl, opened = json.loads(done.stdout.strip().splitlines()[-1])
+    publickey_loaded, real_nacl, opened = run_probe(probe)
     assert publickey_loaded and real_nacl == []  # PyGithub loaded its PublicKey module, without PyNaCl under it
     assert opened == "s3cret"
